@@ -1,0 +1,293 @@
+"""The `bench` command: run the conformance suite, validate it against the mutants,
+serve an emulated meter.
+
+Exit codes: 0 nothing failed or errored; 1 a FAIL or ERROR verdict (or, for
+validate, a test that kills no mutant); 2 bad configuration or usage; 5 no test
+selected.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bench.catalogue import aspect_title
+from bench.config import BenchConfig, ConfigError, load_bench
+from bench.record import RunRecord, Verdict, new_run_id
+from bench.station import Station
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFORMANCE = REPO_ROOT / "tests" / "conformance"
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_TESTS = 0, 1, 2, 5
+
+VERDICT_STYLE = {
+    Verdict.PASS: "bold green",
+    Verdict.FAIL: "bold red",
+    Verdict.ERROR: "bold magenta",
+    Verdict.SKIP: "yellow",
+}
+
+console = Console(highlight=False)
+error_console = Console(stderr=True, highlight=False)
+
+
+def checked_bench(path: str) -> BenchConfig:
+    """Load the bench and everything it names (profiles, secrets) or exit 2 with where and why."""
+    try:
+        config = load_bench(path)
+        Station(config)  # loads each profile and resolves each secret, without starting anything
+    except ConfigError as exc:
+        error_console.print(f"[bold red]bench configuration error[/]\n{escape(str(exc))}")
+        raise SystemExit(EXIT_USAGE) from None
+    return config
+
+
+# -- bench run ----------------------------------------------------------------
+class LiveProgress:
+    """A pytest plugin that shows each test's verdict as the run goes."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("collecting", total=None)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.progress.update(self.task, total=len(session.items), description="running")
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple) -> None:
+        self.progress.update(self.task, description=escape(nodeid.split("::")[-1]))
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple) -> None:
+        from bench.plugin import recorder_of
+
+        record = recorder_of(self.config).tests.get(nodeid)
+        if record is not None:
+            style = VERDICT_STYLE[record.verdict]
+            console.print(
+                f"[{style}]{record.verdict.value:5}[/] {escape(record.meter or '-'):10} "
+                f"{escape(aspect_title(record.aspect)):28} {escape(record.name)}"
+            )
+        self.progress.advance(self.task)
+
+
+def verdict_table(record: RunRecord) -> Table:
+    table = Table(title=f"Run {record.run_id} - station {record.station.get('station_id', '?')}", show_lines=False)
+    for column in ("Aspect", "Article", "Meter", "Test", "Verdict", "Diagnosis"):
+        table.add_column(column, overflow="fold")
+    for test in sorted(record.tests, key=lambda t: (t.aspect or 0, t.meter or "", t.id)):
+        table.add_row(
+            aspect_title(test.aspect), test.article or "-", test.meter or "-", test.name,
+            f"[{VERDICT_STYLE[test.verdict]}]{test.verdict.value}[/]", escape(test.diagnosis),
+        )
+    return table
+
+
+def command_run(args: argparse.Namespace) -> int:
+    checked_bench(args.bench)
+    run_dir = Path(args.reports) / new_run_id()
+    pytest_args = [
+        str(CONFORMANCE), f"--rootdir={REPO_ROOT}", "-p", "no:terminal", "-p", "no:cacheprovider",
+        "--bench", args.bench, "--run-dir", str(run_dir),
+        f"--junitxml={run_dir / 'junit.xml'}", f"--alluredir={run_dir / 'allure-results'}",
+    ]
+    if args.k:
+        pytest_args += ["-k", args.k]
+    if args.mutant:
+        pytest_args += ["--mutant", args.mutant]
+    console.print(f"[bold]smmc-bench[/] run on [cyan]{escape(args.bench)}[/] -> {escape(str(run_dir))}")
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        code = pytest.main(pytest_args, plugins=[LiveProgress(progress)])
+    record_path = run_dir / "record.json"
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED or not record_path.exists():
+        error_console.print("[yellow]no conformance test was selected[/]" if code in (0, 5) else
+                            f"[red]the run stopped before any verdict (pytest exit {int(code)})[/]")
+        return EXIT_NO_TESTS if code in (0, 5) else (EXIT_USAGE if code in (2, 4) else EXIT_FAILED)
+    record = RunRecord.read(record_path)
+    console.print(verdict_table(record))
+    for meter in record.meters:
+        who = ", ".join(f"{k}={v}" for k, v in meter.identity.items()) or f"identity unread: {meter.identity_error}"
+        console.print(f"meter [cyan]{escape(meter.id)}[/] ({escape(meter.profile)}): {escape(who)}")
+    counts = record.counts()
+    console.print(" ".join(f"[{VERDICT_STYLE[v]}]{counts[v.value]} {v.value}[/]" for v in Verdict))
+    console.print(f"record: {record_path}  junit: {run_dir / 'junit.xml'}  allure: {run_dir / 'allure-results'}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(record_path, args.json)
+    return EXIT_OK if record.ok else EXIT_FAILED
+
+
+# -- bench validate -------------------------------------------------------------
+def _run_against(bench: str, mutant: str | None, run_dir: Path) -> RunRecord | str:
+    command = [sys.executable, "-m", "pytest", str(CONFORMANCE), f"--rootdir={REPO_ROOT}", "-q",
+               "-p", "no:cacheprovider", "--bench", bench, "--run-dir", str(run_dir)]
+    if mutant:
+        command += ["--mutant", mutant]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=os.getcwd())
+    (run_dir).mkdir(parents=True, exist_ok=True)
+    (run_dir / "pytest.log").write_text(result.stdout + result.stderr)
+    record_path = run_dir / "record.json"
+    if not record_path.exists():
+        tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
+        return f"no record (pytest exit {result.returncode}): {' | '.join(tail)}"
+    return RunRecord.read(record_path)
+
+
+def command_validate(args: argparse.Namespace) -> int:
+    from fixtures.meter import MUTANTS
+
+    config = checked_bench(args.bench)
+    if not all(m.emulated for m in config.meter):
+        error_console.print("[red]bench validate needs a bench whose meters are all emulated[/]")
+        return EXIT_USAGE
+    names = [None, *sorted(MUTANTS)]
+    out = Path(args.reports) / f"validate-{new_run_id()}"
+    console.print(f"[bold]method validation[/]: conforming meter + {len(MUTANTS)} mutants -> {out}")
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        futures = {name: pool.submit(_run_against, args.bench, name, out / (name or "conforming")) for name in names}
+        results = {name: future.result() for name, future in futures.items()}
+
+    broken = {name: r for name, r in results.items() if isinstance(r, str)}
+    for name, why in broken.items():
+        error_console.print(f"[red]{name or 'conforming'}: {escape(why)}[/]")
+    if broken:
+        return EXIT_FAILED
+    conforming: RunRecord = results[None]  # type: ignore[assignment]
+    tests = [t.id for t in conforming.tests]
+    verdicts = {name: {t.id: t.verdict for t in r.tests} for name, r in results.items()}  # type: ignore[union-attr]
+
+    table = Table(title="Conformance tests x mutants (KILL = the test fails or errors against the mutant)")
+    table.add_column("Test", overflow="fold")
+    table.add_column("conforming")
+    mutant_names = names[1:]
+    for index, name in enumerate(mutant_names, 1):
+        table.add_column(f"M{index}", justify="center")
+    problems: list[str] = []
+    for test_id in tests:
+        row = [escape(test_id.split("::")[-1])]
+        own = verdicts[None][test_id]
+        row.append(f"[{VERDICT_STYLE[own]}]{own.value}[/]")
+        if own is not Verdict.PASS:
+            problems.append(f"{test_id}: {own.value} against the conforming meter")
+        kills = 0
+        for name in mutant_names:
+            verdict = verdicts[name].get(test_id, Verdict.ERROR)
+            killed = verdict in (Verdict.FAIL, Verdict.ERROR)
+            kills += killed
+            row.append("[bold green]KILL[/]" if killed else ("[yellow]skip[/]" if verdict is Verdict.SKIP else "[dim].[/]"))
+        if kills == 0:
+            problems.append(f"{test_id}: kills no mutant (a check that cannot fail)")
+        table.add_row(*row)
+    console.print(table)
+    for index, name in enumerate(mutant_names, 1):
+        console.print(f"  M{index} = [cyan]{name}[/]: {escape(MUTANTS[name].description)}")
+    unkilled = [name for name in mutant_names if not any(v in (Verdict.FAIL, Verdict.ERROR) for v in verdicts[name].values())]
+    for name in unkilled:
+        console.print(f"[yellow]mutant {name} is killed by no test[/] (a gap in the suite, not a validation failure)")
+    summary = {
+        "conforming": {t: v.value for t, v in verdicts[None].items()},
+        "mutants": {name: {t: v.value for t, v in verdicts[name].items()} for name in mutant_names},
+        "problems": problems,
+    }
+    (out / "validation.json").write_text(json.dumps(summary, indent=2))
+    if problems:
+        for problem in problems:
+            console.print(f"[bold red]{escape(problem)}[/]")
+        return EXIT_FAILED
+    console.print(f"[bold green]validated[/]: {len(tests)} tests pass on the conforming meter and each kills a mutant")
+    return EXIT_OK
+
+
+# -- bench emulate --------------------------------------------------------------
+def command_emulate(args: argparse.Namespace) -> int:
+    from fixtures.clock import VirtualClock
+    from fixtures.meter import MUTANTS, EmulatedMeter
+
+    if args.mutant and args.mutant not in MUTANTS:
+        error_console.print(f"[red]unknown mutant {escape(args.mutant)}; known: {', '.join(sorted(MUTANTS))}[/]")
+        return EXIT_USAGE
+    config = checked_bench(args.bench)
+    emulated = next((m for m in config.meter if m.emulated), None)
+    if emulated is None:
+        error_console.print(f"[red]{escape(args.bench)} declares no emulated meter to take the security from[/]")
+        return EXIT_USAGE
+    password = config.resolve_password(emulated)
+    meter = EmulatedMeter(
+        clock=VirtualClock(), mutant=args.mutant, lls_password=password.reveal() if password else b"",
+        host=args.host, port=args.port, initial_clock_offset=config.emulator.initial_clock_offset,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with meter:
+        host, port = meter.address
+        security = emulated.security
+        secret_from = (f"env {security.password_env}" if security.password_env
+                       else f"file {security.password_file}" if security.password_file else "none")
+        console.print(f"[bold]emulated meter[/] {'(mutant ' + args.mutant + ')' if args.mutant else '(conforming)'}"
+                      f" listening on [cyan]{host}:{port}[/] (DLMS/COSEM, TCP wrapper, LN referencing)")
+        console.print(f"  server wPort 1; management client SAP 1 with LLS (password: {escape(secret_from)});"
+                      " public client SAP 16 without authentication")
+        console.print(f"  bench.toml:  [meter.link] kind = \"tcp\"  host = \"{host}\"  port = {port}")
+        console.print("  Ctrl-C to stop")
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    console.print("emulated meter stopped")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="SMMC smart-meter homologation bench")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the conformance suite and print the verdicts")
+    run.add_argument("--bench", default="bench.toml", help="bench file (default: ./bench.toml)")
+    run.add_argument("-k", default=None, metavar="EXPR", help="only tests matching this pytest -k expression")
+    run.add_argument("--json", default=None, metavar="PATH", help="also write the run record here")
+    run.add_argument("--mutant", default=None, help="serve the emulated meters as this mutant")
+    run.add_argument("--reports", default="reports", help="where run folders go (default: ./reports)")
+    run.set_defaults(handler=command_run)
+
+    validate = commands.add_parser("validate", help="prove each conformance test fails against a mutant meter")
+    validate.add_argument("--bench", default="bench.toml")
+    validate.add_argument("--reports", default="reports")
+    validate.set_defaults(handler=command_validate)
+
+    emulate = commands.add_parser("emulate", help="serve an emulated meter until interrupted")
+    emulate.add_argument("--bench", default="bench.toml", help="bench file whose emulated meter gives the security")
+    emulate.add_argument("--mutant", default=None)
+    emulate.add_argument("--host", default="127.0.0.1")
+    emulate.add_argument("--port", type=int, default=4059)
+    emulate.set_defaults(handler=command_emulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        error_console.print("[yellow]interrupted[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""Meter profiles: what a meter model implements (features, OBIS codes, event codes)
+and the figures it is judged by (limits, each with the Anexo article it stands for).
+
+A profile is a TOML file; `bench.toml` names it by file name (looked up in
+`bench/profiles/`) or by path.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bench.config import ConfigError, format_validation_error, read_toml
+
+BUILTIN_PROFILES = Path(__file__).with_name("profiles")
+
+Feature = Literal[
+    "disconnector",
+    "clock_shift_time",
+    "clock_adjust_to_quarter",
+    "limiter",
+    "image_transfer",
+    "load_profile",
+]
+
+_OBIS = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limit(_Strict):
+    """A figure a test is judged by, traceable to the regulation."""
+
+    value: float
+    unit: str
+    article: str = Field(pattern=r"^\d+(-\d+)*$")
+    provisional: bool = False
+    note: str = ""
+
+    def describe(self) -> str:
+        mark = ", provisional" if self.provisional else ""
+        return f"{self.value:g} {self.unit} (art. {self.article}{mark})"
+
+
+class ProfileInfo(_Strict):
+    name: str
+    description: str = ""
+    maker: str = ""
+    model: str = ""
+
+
+class Clients(_Strict):
+    management_sap: int = Field(default=1, ge=1, le=0x7F)
+    public_sap: int = Field(default=16, ge=1, le=0x7F)
+
+
+class Objects(_Strict):
+    association: str = "0.0.40.0.0.255"
+    logical_device_name: str = "0.0.42.0.0.255"
+    serial_number: str = "0.0.96.1.0.255"
+    firmware_id: str = "1.0.0.2.0.255"
+    clock: str = "0.0.1.0.0.255"
+    active_energy_import: str = "1.0.1.8.0.255"
+    disconnect_control: str = "0.0.96.3.10.255"
+    standard_event_log: str = "0.0.99.98.0.255"
+    disconnector_event_log: str = "0.0.99.98.2.255"
+
+    @field_validator("*")
+    @classmethod
+    def _obis(cls, value: str) -> str:
+        if not _OBIS.match(value) or any(int(part) > 255 for part in value.split(".")):
+            raise ValueError(f"{value!r} is not an OBIS code like 0.0.1.0.0.255")
+        return value
+
+
+class EventCodes(_Strict):
+    clock_adjusted_old_time: int = 4
+    clock_adjusted_new_time: int = 5
+    remote_disconnect: int = 62
+    remote_reconnect: int = 63
+
+
+class Disconnector(_Strict):
+    control_modes: list[int] = Field(default=[1], min_length=1)
+
+    @field_validator("control_modes")
+    @classmethod
+    def _modes(cls, modes: list[int]) -> list[int]:
+        bad = [m for m in modes if not 0 <= m <= 6]
+        if bad:
+            raise ValueError(f"control modes are 0..6 (IEC 62056-6-2 IC 70); got {bad}")
+        return modes
+
+
+class Limits(_Strict):
+    clock_sync_tolerance: Limit
+    clock_shift_step: Limit
+    clock_shift_tolerance: Limit
+    event_timestamp_tolerance: Limit
+    disconnect_operation_time: Limit
+
+
+class MeterProfile(_Strict):
+    profile: ProfileInfo
+    features: dict[Feature, bool] = {}
+    clients: Clients = Clients()
+    objects: Objects = Objects()
+    events: EventCodes = EventCodes()
+    disconnector: Disconnector = Disconnector()
+    limits: Limits
+
+    def has(self, feature: str) -> bool:
+        return self.features.get(feature, False)  # type: ignore[call-overload]
+
+
+def profile_path(name_or_path: str, relative_to: Path) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or "/" in name_or_path:
+        return candidate if candidate.is_absolute() else relative_to / candidate
+    return BUILTIN_PROFILES / f"{name_or_path}.toml"
+
+
+def load_profile(name_or_path: str, relative_to: Path = Path(".")) -> MeterProfile:
+    path = profile_path(name_or_path, relative_to)
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in BUILTIN_PROFILES.glob("*.toml")))
+        raise ConfigError(f"{path}: meter profile not found (built-in profiles: {known})")
+    data = read_toml(path)
+    try:
+        return MeterProfile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc)) from None

@@ -1,0 +1,115 @@
+"""The run record: one JSON document a lab can archive and sign, with the station,
+each meter's identity as read from it, and every test's verdict and measurements."""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import secrets
+import subprocess
+from datetime import datetime, timezone
+from enum import Enum
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Verdict(str, Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    ERROR = "ERROR"
+    SKIP = "SKIP"
+
+
+class TestRecord(BaseModel):
+    id: str
+    name: str
+    aspect: int | None = None
+    article: str | None = None
+    meter: str | None = None
+    verdict: Verdict
+    duration: float = 0.0
+    diagnosis: str = ""
+    steps: list[dict[str, Any]] = Field(default_factory=list)
+    measurements: list[dict[str, Any]] = Field(default_factory=list)
+    trace: str | None = None
+
+
+class MeterRecord(BaseModel):
+    id: str
+    profile: str
+    emulated: bool
+    link: str | None = None
+    identity: dict[str, str] = Field(default_factory=dict)
+    identity_error: str | None = None
+
+
+class RunRecord(BaseModel):
+    run_id: str
+    started: str
+    finished: str | None = None
+    station: dict[str, str]
+    bench_file: str
+    bench_sha256: str | None = None
+    mutant: str | None = None
+    software: dict[str, str] = Field(default_factory=dict)
+    meters: list[MeterRecord] = Field(default_factory=list)
+    tests: list[TestRecord] = Field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {v.value: sum(t.verdict is v for t in self.tests) for v in Verdict}
+
+    @property
+    def ok(self) -> bool:
+        counts = self.counts()
+        return counts["FAIL"] == 0 and counts["ERROR"] == 0
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = self.model_dump(mode="json")
+        data["summary"] = self.counts()
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+        tmp.replace(path)  # a reader never sees half a record
+
+    @classmethod
+    def read(cls, path: Path) -> "RunRecord":
+        data = json.loads(path.read_text())
+        data.pop("summary", None)
+        return cls.model_validate(data)
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def software_identity() -> dict[str, str]:
+    info = {"python": platform.python_version()}
+    for dist in ("smmc-bench", "gurux-dlms", "dlms-cosem"):
+        try:
+            info[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            info[dist] = "not installed"
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+        if sha:
+            info["git"] = sha
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info

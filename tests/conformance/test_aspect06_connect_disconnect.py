@@ -1,0 +1,169 @@
+"""Aspect 6 (art. 3-3): remote connection and disconnection of the supply.
+
+Use case (Meter Remote Connect / Disconnect): the CIS asks the head-end to
+disconnect or reconnect a customer; the head-end invokes the disconnect control
+(IC 70) methods; the meter opens or closes its breaker as its control mode says,
+reports the new output and control state, and logs events 62 / 63.
+"""
+from __future__ import annotations
+
+import pytest
+
+from bench.cosem import ControlState, expected_transition, seconds_between
+from drivers.dlms.errors import ServiceError
+
+pytestmark = [pytest.mark.aspect(6), pytest.mark.ntd("3-3"), pytest.mark.feature("disconnector")]
+
+CIS = "CIS"
+HEAD_END = "Head-end (bench)"
+METER = "Meter"
+# Modes where remote_reconnect from 'disconnected' leads straight to 'connected' (transition d).
+MODES_WITH_DIRECT_RECONNECT = (1, 3, 5, 6)
+
+
+def restore_connected(dc, supported_modes, final_mode: int) -> None:
+    """Bring the breaker back to 'connected' through remote methods, then set `final_mode`."""
+    direct = [m for m in MODES_WITH_DIRECT_RECONNECT if m in supported_modes]
+    if dc.control_state() is not ControlState.CONNECTED:
+        if not direct:
+            pytest.fail("the profile's control modes cannot reconnect remotely: reconnect the meter by hand")
+        dc.set_control_mode(direct[0])
+        if dc.control_state() is ControlState.READY_FOR_RECONNECTION:
+            dc.remote_disconnect()  # transition b, so that d can follow
+        dc.remote_reconnect()  # transition d
+    if dc.control_mode() != final_mode:
+        dc.set_control_mode(final_mode)
+
+
+@pytest.fixture
+def disconnector(meter):
+    """The disconnect control, left connected and in its original control mode whatever the test does."""
+    dc = meter.disconnect_control
+    original_mode = dc.control_mode()
+    try:
+        yield dc
+    finally:
+        restore_connected(dc, meter.profile.disconnector.control_modes, original_mode)
+
+
+def wait_for_output(dc, wanted: bool, limit_s: float, bench_clock) -> float:
+    """Poll output_state until it is `wanted`; return the bench seconds it took (or more than the limit)."""
+    start = bench_clock.monotonic()
+    while True:
+        if dc.output_state() is wanted:
+            return bench_clock.monotonic() - start
+        elapsed = bench_clock.monotonic() - start
+        if elapsed > limit_s:
+            return elapsed
+        bench_clock.sleep(min(1.0, limit_s / 10))
+
+
+def remote_modes(profile) -> list[int]:
+    return [m for m in profile.disconnector.control_modes if m != 0]
+
+
+def test_remote_disconnect(meter, disconnector, bench_clock, usecase):
+    dc, log = disconnector, meter.disconnector_event_log
+    limits = meter.limits
+    modes = remote_modes(meter.profile)
+    if not modes:
+        pytest.skip("the profile declares no control mode that allows remote disconnection")
+    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {modes[0]}, breaker connected"):
+        restore_connected(dc, meter.profile.disconnector.control_modes, modes[0])
+        before = log.entries()
+        meter_time_before = meter.clock.read().time
+    with usecase.step("1", CIS, HEAD_END, "disconnect request (EndDeviceControls)"):
+        pass
+    with usecase.step("2", HEAD_END, METER, "ACTION disconnect_control.remote_disconnect"):
+        dc.remote_disconnect()
+    with usecase.step("3", HEAD_END, METER, "GET output_state until false"):
+        took = wait_for_output(dc, False, limits.disconnect_operation_time.value, bench_clock)
+    usecase.measure("time for output_state to become false", took, limit=limits.disconnect_operation_time)
+    with usecase.step("4", HEAD_END, METER, "GET output_state, control_state"):
+        usecase.expect("output_state", dc.output_state(), False, article="3-3")
+        usecase.expect("control_state", dc.control_state(), ControlState.DISCONNECTED, article="3-3")
+        meter_time_after = meter.clock.read().time
+    with usecase.step("5", HEAD_END, METER, "GET disconnector event log"):
+        added = log.new_since(before)
+    event = next((e for e in added if e.code == meter.events.remote_disconnect), None)
+    usecase.expect(f"event {meter.events.remote_disconnect} (remote disconnection) logged",
+                   event is not None, True, article="3-3")
+    late = max(seconds_between(event.time, meter_time_after), seconds_between(meter_time_before, event.time), 0.0)
+    usecase.measure("event 62 stamp outside the action's time window", late,
+                    limit=limits.event_timestamp_tolerance)
+    with usecase.step("6", HEAD_END, CIS, "disconnect confirmed (EndDeviceEvents)"):
+        pass
+
+
+def test_remote_reconnect_follows_control_mode(meter, disconnector, bench_clock, usecase):
+    dc, log = disconnector, meter.disconnector_event_log
+    modes = remote_modes(meter.profile)
+    if not modes:
+        pytest.skip("the profile declares no control mode that allows remote reconnection")
+    for mode in modes:
+        expected = expected_transition(mode, "remote_reconnect", ControlState.DISCONNECTED)
+        with usecase.step(f"{mode}.0", HEAD_END, METER, f"precondition: control_mode = {mode}, disconnected"):
+            restore_connected(dc, meter.profile.disconnector.control_modes, mode)
+            dc.remote_disconnect()
+            before = log.entries()
+        with usecase.step(f"{mode}.1", HEAD_END, METER, "ACTION disconnect_control.remote_reconnect"):
+            dc.remote_reconnect()
+        with usecase.step(f"{mode}.2", HEAD_END, METER, "GET control_state, output_state"):
+            took = wait_for_output(dc, expected is ControlState.CONNECTED, meter.limits.disconnect_operation_time.value,
+                                   bench_clock)
+            usecase.expect(f"mode {mode}: control_state after remote_reconnect", dc.control_state(), expected,
+                           article="3-3")
+            usecase.expect(f"mode {mode}: output_state after remote_reconnect", dc.output_state(),
+                           expected is ControlState.CONNECTED, article="3-3")
+        usecase.measure(f"mode {mode}: time for output_state to settle", took,
+                        limit=meter.limits.disconnect_operation_time)
+        with usecase.step(f"{mode}.3", HEAD_END, METER, "GET disconnector event log"):
+            logged = [e.code for e in log.new_since(before)]
+        usecase.expect(f"mode {mode}: event {meter.events.remote_reconnect} (remote reconnection) logged",
+                       meter.events.remote_reconnect in logged, True, article="3-3")
+
+
+# A trigger that asks for the state the breaker is already in is a no-op, not a transition.
+NO_OPS = {("remote_disconnect", ControlState.DISCONNECTED), ("remote_reconnect", ControlState.CONNECTED)}
+
+
+def forbidden_case(mode: int) -> tuple[list[str], str] | None:
+    """Remote triggers that reach a state from 'connected', and a trigger the mode forbids there."""
+    paths: list[list[str]] = [[], ["remote_disconnect"], ["remote_disconnect", "remote_reconnect"]]
+    for path in paths:
+        state: ControlState | None = ControlState.CONNECTED
+        for trigger in path:
+            state = expected_transition(mode, trigger, state)
+            if state is None:
+                break
+        if state is None:
+            continue
+        for trigger in ("remote_disconnect", "remote_reconnect"):
+            if (trigger, state) not in NO_OPS and expected_transition(mode, trigger, state) is None:
+                return path, trigger
+    return None
+
+
+def test_forbidden_transition_rejected(meter, disconnector, usecase):
+    dc = disconnector
+    cases = [(m, forbidden_case(m)) for m in meter.profile.disconnector.control_modes]
+    cases = [(m, case) for m, case in cases if case]
+    if not cases:
+        pytest.skip("no control mode of the profile forbids a remotely reachable transition")
+    for mode, (path, trigger) in cases:
+        with usecase.step(f"{mode}.0", HEAD_END, METER,
+                          f"precondition: control_mode = {mode}, then {' + '.join(path) or 'nothing'}"):
+            restore_connected(dc, meter.profile.disconnector.control_modes, mode)
+            for step in path:
+                dc.invoke(step)
+            state, output = dc.control_state(), dc.output_state()
+        with usecase.step(f"{mode}.1", HEAD_END, METER, f"ACTION {trigger} (forbidden in mode {mode} from {state.name})"):
+            try:
+                dc.invoke(trigger)
+                refused = False
+            except ServiceError:
+                refused = True
+        usecase.expect(f"mode {mode}: {trigger} from {state.name} refused", refused, True, article="3-3")
+        with usecase.step(f"{mode}.2", HEAD_END, METER, "GET control_state, output_state"):
+            usecase.expect(f"mode {mode}: control_state unchanged", dc.control_state(), state, article="3-3")
+            usecase.expect(f"mode {mode}: output_state unchanged", dc.output_state(), output, article="3-3")

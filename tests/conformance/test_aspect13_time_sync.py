@@ -1,0 +1,120 @@
+"""Aspect 13 (art. 3-11): remote time synchronisation of the meter.
+
+Use case: the head-end reads the meter's clock (IC 8), sets it from the bench's
+reference time with the round trip compensated, and the meter keeps the new
+time, logs the adjustment (events 4 old time / 5 new time) and refuses an
+invalid time without changing its clock.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bench.cosem import seconds_between
+from drivers.dlms import CosemDateTime
+from drivers.dlms.errors import ServiceError
+
+pytestmark = [pytest.mark.aspect(13), pytest.mark.ntd("3-11")]
+
+HEAD_END = "Head-end (bench)"
+METER = "Meter"
+REFERENCE = "Reference clock (bench)"
+
+
+def deviation_from_reference(meter, bench_clock) -> float:
+    """Meter time minus reference time, with half the round trip credited to the request."""
+    sent = bench_clock.now()
+    reading = meter.clock.read()
+    reference = sent + timedelta(seconds=meter.clock.last_round_trip / 2)
+    return seconds_between(reading.time, reference)
+
+
+def synchronise(meter, bench_clock) -> None:
+    """SET clock.time to the reference time the meter will see when the request arrives."""
+    meter.clock.read()  # one exchange to learn the round trip
+    one_way = timedelta(seconds=meter.clock.last_round_trip / 2)
+    meter.clock.write(bench_clock.now() + one_way, meter.clock.time_zone())
+
+
+def test_clock_reports_valid_time(meter, bench_clock, usecase):
+    with usecase.step("1", HEAD_END, METER, "GET clock.time and clock.status"):
+        reading = meter.clock.read()
+        status = meter.clock.status()
+    usecase.expect("clock.time status invalid-value bit", reading.invalid, False, article="3-11")
+    usecase.expect("clock.status invalid-value bit", bool(status & 0x01), False, article="3-11")
+    with usecase.step("2", REFERENCE, HEAD_END, "deviation of the meter clock before synchronisation"):
+        usecase.measure("clock deviation before sync (informative)", deviation_from_reference(meter, bench_clock),
+                        unit="s", article="3-11")
+
+
+def test_clock_sync_within_tolerance(meter, bench_clock, usecase):
+    tolerance = meter.limits.clock_sync_tolerance
+    with usecase.step("1", REFERENCE, HEAD_END, "reference time; round trip measured with GET clock.time"):
+        before = deviation_from_reference(meter, bench_clock)
+    usecase.measure("clock deviation before sync (informative)", before, unit="s", article="3-11")
+    with usecase.step("2", HEAD_END, METER, "SET clock.time = reference + one-way delay"):
+        synchronise(meter, bench_clock)
+    with usecase.step("3", HEAD_END, METER, "GET clock.time; deviation from reference"):
+        after = deviation_from_reference(meter, bench_clock)
+    usecase.measure("|clock deviation after sync|", abs(after), limit=tolerance)
+
+
+def test_clock_adjustment_logs_events_4_and_5(meter, bench_clock, usecase):
+    log, codes = meter.standard_event_log, meter.events
+    tolerance = meter.limits.event_timestamp_tolerance
+    with usecase.step("1", HEAD_END, METER, "GET standard event log; GET clock.time (old time)"):
+        before = log.entries()
+        old_time = meter.clock.read().time
+    with usecase.step("2", HEAD_END, METER, "SET clock.time = reference time"):
+        synchronise(meter, bench_clock)
+    with usecase.step("3", HEAD_END, METER, "GET clock.time (new time); GET standard event log"):
+        new_time = meter.clock.read().time
+        added = log.new_since(before)
+    logged = [e.code for e in added]
+    usecase.expect("event 'clock adjusted (old time)' logged",
+                   codes.clock_adjusted_old_time in logged, True, article="3-11")
+    usecase.expect("event 'clock adjusted (new time)' logged",
+                   codes.clock_adjusted_new_time in logged, True, article="3-11")
+    old_event = next(e for e in added if e.code == codes.clock_adjusted_old_time)
+    new_event = next(e for e in added if e.code == codes.clock_adjusted_new_time)
+    usecase.expect("old-time event logged before new-time event",
+                   added.index(old_event) < added.index(new_event), True, article="3-11")
+    usecase.measure("|old-time event stamp - meter time before set|",
+                    abs(seconds_between(old_event.time, old_time)), limit=tolerance)
+    usecase.measure("|new-time event stamp - meter time after set|",
+                    abs(seconds_between(new_event.time, new_time)), limit=tolerance)
+
+
+@pytest.mark.feature("clock_shift_time")
+def test_shift_time_moves_clock(meter, bench_clock, usecase):
+    step = int(meter.limits.clock_shift_step.value)
+    with usecase.step("1", HEAD_END, METER, "GET clock.time; deviation from reference"):
+        before = deviation_from_reference(meter, bench_clock)
+    with usecase.step("2", HEAD_END, METER, f"ACTION clock.shift_time({step} s)"):
+        meter.clock.shift_time(step)
+    with usecase.step("3", HEAD_END, METER, "GET clock.time; deviation from reference"):
+        after = deviation_from_reference(meter, bench_clock)
+    usecase.measure("|observed shift - requested shift|", abs((after - before) - step),
+                    limit=meter.limits.clock_shift_tolerance)
+    with usecase.step("4", HEAD_END, METER, f"ACTION clock.shift_time({-step} s) to undo"):
+        meter.clock.shift_time(-step)
+
+
+def test_invalid_time_rejected_and_clock_unchanged(meter, bench_clock, usecase):
+    tolerance = meter.limits.clock_sync_tolerance
+    with usecase.step("1", HEAD_END, METER, "GET clock.time; deviation from reference"):
+        before = deviation_from_reference(meter, bench_clock)
+        now = meter.clock.read().raw
+    invalid = CosemDateTime(year=now.year, month=13, day=1, weekday=0xFF, hour=12, minute=0, second=0,
+                            hundredths=0, deviation=now.deviation, status=0)
+    with usecase.step("2", HEAD_END, METER, "SET clock.time = month 13 (invalid date-time)"):
+        try:
+            meter.clock.write_raw(invalid)
+            refused = ""
+        except ServiceError as exc:
+            refused = exc.diagnosis
+    usecase.expect("invalid date-time refused by the meter", bool(refused), True, article="3-11")
+    with usecase.step("3", HEAD_END, METER, "GET clock.time; deviation from reference"):
+        after = deviation_from_reference(meter, bench_clock)
+    usecase.measure("|clock change caused by the refused SET|", abs(after - before), limit=tolerance)
