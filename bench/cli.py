@@ -102,7 +102,7 @@ def command_run(args: argparse.Namespace) -> int:
     checked_bench(args.bench)
     run_dir = Path(args.reports) / new_run_id()
     pytest_args = [
-        str(CONFORMANCE), f"--rootdir={REPO_ROOT}", "-p", "no:terminal", "-p", "no:cacheprovider",
+        args.suite, f"--rootdir={REPO_ROOT}", "-p", "no:terminal", "-p", "no:cacheprovider",
         "--bench", args.bench, "--run-dir", str(run_dir),
         f"--junitxml={run_dir / 'junit.xml'}", f"--alluredir={run_dir / 'allure-results'}",
     ]
@@ -134,8 +134,8 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 # -- bench validate -------------------------------------------------------------
-def _run_against(bench: str, mutant: str | None, run_dir: Path) -> RunRecord | str:
-    command = [sys.executable, "-m", "pytest", str(CONFORMANCE), f"--rootdir={REPO_ROOT}", "-q",
+def _run_against(suite: str, bench: str, mutant: str | None, run_dir: Path) -> RunRecord | str:
+    command = [sys.executable, "-m", "pytest", suite, f"--rootdir={REPO_ROOT}", "-q",
                "-p", "no:cacheprovider", "--bench", bench, "--run-dir", str(run_dir)]
     if mutant:
         command += ["--mutant", mutant]
@@ -160,7 +160,7 @@ def command_validate(args: argparse.Namespace) -> int:
     out = Path(args.reports) / f"validate-{new_run_id()}"
     console.print(f"[bold]method validation[/]: conforming meter + {len(MUTANTS)} mutants -> {out}")
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        futures = {name: pool.submit(_run_against, args.bench, name, out / (name or "conforming")) for name in names}
+        futures = {name: pool.submit(_run_against, args.suite, args.bench, name, out / (name or "conforming")) for name in names}
         results = {name: future.result() for name, future in futures.items()}
 
     broken = {name: r for name, r in results.items() if isinstance(r, str)}
@@ -264,11 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", default=None, metavar="PATH", help="also write the run record here")
     run.add_argument("--mutant", default=None, help="serve the emulated meters as this mutant")
     run.add_argument("--reports", default="reports", help="where run folders go (default: ./reports)")
+    run.add_argument("--suite", default=str(CONFORMANCE), help=argparse.SUPPRESS)
     run.set_defaults(handler=command_run)
 
     validate = commands.add_parser("validate", help="prove each conformance test fails against a mutant meter")
     validate.add_argument("--bench", default="bench.toml")
     validate.add_argument("--reports", default="reports")
+    validate.add_argument("--suite", default=str(CONFORMANCE), help="conformance test folder (default: the bench's)")
     validate.set_defaults(handler=command_validate)
 
     emulate = commands.add_parser("emulate", help="serve an emulated meter until interrupted")

@@ -1,0 +1,104 @@
+"""The `bench` command end to end, as a user runs it (subprocesses, real sockets)."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def bench(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # nobody listens once the probe is closed
+
+
+def test_run_default_bench_passes_and_writes_the_record(tmp_path):
+    result = bench("run", "--bench", str(REPO / "bench.toml"), "--reports", str(tmp_path / "reports"),
+                   "--json", str(tmp_path / "out.json"), cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = json.loads((tmp_path / "out.json").read_text())
+    assert record["summary"]["FAIL"] == 0 and record["summary"]["ERROR"] == 0
+    assert {t["aspect"] for t in record["tests"]} == {6, 13}
+    assert record["meters"][0]["identity"]["serial_number"].startswith("EMU")
+    assert record["station"]["station_id"] == "EMU-01"
+    sync = next(t for t in record["tests"] if t["name"] == "test_clock_sync_within_tolerance")
+    limits = [m for m in sync["measurements"] if m["high"] is not None]
+    assert limits and all(m["article"] == "3-11" and m["unit"] == "s" for m in limits)
+    assert sync["steps"] and sync["trace"] and Path(sync["trace"]).exists()
+    run_dir = Path(sync["trace"]).parents[2]
+    assert (run_dir / "junit.xml").exists() and any((run_dir / "allure-results").iterdir())
+    assert "Verdict" in result.stdout and "PASS" in result.stdout
+
+
+def test_run_against_closed_port_gives_error_verdicts(tmp_path):
+    bench_file = tmp_path / "bench.toml"
+    bench_file.write_text(f"""
+[bench]
+station_id = "T"
+
+[emulator]
+enabled = false
+
+[[meter]]
+id = "gone"
+profile = "emulated-idis"
+
+[meter.link]
+kind = "tcp"
+host = "127.0.0.1"
+port = {closed_port()}
+connect_timeout = 2.0
+timeout = 2.0
+
+[meter.security]
+authentication = "none"
+client_sap = 16
+""")
+    result = bench("run", "--bench", str(bench_file), "--reports", str(tmp_path / "reports"),
+                   "--json", str(tmp_path / "out.json"), cwd=tmp_path, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    record = json.loads((tmp_path / "out.json").read_text())
+    verdicts = {t["verdict"] for t in record["tests"]}
+    assert verdicts == {"ERROR"}
+    assert all("127.0.0.1" in t["diagnosis"] for t in record["tests"])
+
+
+def test_run_with_no_matching_test_exits_5(tmp_path):
+    result = bench("run", "--bench", str(REPO / "bench.toml"), "-k", "no_such_test",
+                   "--reports", str(tmp_path), cwd=REPO)
+    assert result.returncode == 5
+
+
+def test_validate_kills_a_mutant_with_every_test(tmp_path):
+    result = bench("validate", "--bench", str(REPO / "bench.toml"), "--reports", str(tmp_path), cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(next(tmp_path.glob("validate-*/validation.json")).read_text())
+    assert summary["problems"] == []
+    assert set(summary["conforming"].values()) == {"PASS"}
+
+
+def test_validate_rejects_a_test_that_cannot_fail(tmp_path):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_blind.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.aspect(13)\n"
+        "def test_reads_something(meter, usecase):\n"
+        "    meter.clock.read()\n"
+    )
+    result = bench("validate", "--bench", str(REPO / "bench.toml"), "--suite", str(suite),
+                   "--reports", str(tmp_path / "reports"), cwd=REPO, timeout=600)
+    assert result.returncode == 1
+    assert "kills no mutant" in result.stdout
