@@ -1,0 +1,263 @@
+"""Strict sans-IO parsing of the server APDUs the client expects.
+
+gurux accepts trailing garbage and half-parsed replies; this module checks the
+outer structure of every reply first, accounting for every byte, and decodes
+the data with our own A-XDR codec. Anything unexpected is a MalformedReply.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from .cosem_types import DataType, decode_data, decode_length, describe
+from .errors import MalformedReply, result_name
+
+GET_RESPONSE, SET_RESPONSE, ACTION_RESPONSE = 0xC4, 0xC5, 0xC7
+EXCEPTION_RESPONSE, CONFIRMED_SERVICE_ERROR = 0xD8, 0x0E
+AARE, RLRE = 0x61, 0x63
+_U32 = struct.Struct(">I")
+
+_STATE_ERRORS = {1: "service-not-allowed", 2: "service-unknown"}
+_EXCEPTION_SERVICE_ERRORS = {1: "operation-not-possible", 2: "service-not-supported", 3: "other-reason",
+                             4: "pdu-too-long", 5: "deciphering-error", 6: "invocation-counter-error"}
+_CONFIRMED_SERVICES = {1: "initiateError", 2: "getStatus", 3: "getNameList", 4: "getVariableAttribute",
+                       5: "read", 6: "write", 7: "getDataSetAttribute", 8: "getTIAttribute",
+                       9: "changeScope", 10: "start", 11: "stop", 12: "resume", 13: "makeUsable",
+                       14: "initiateLoad", 15: "loadSegment", 16: "terminateLoad",
+                       17: "initiateUpLoad", 18: "upLoadSegment", 19: "terminateUpLoad"}
+_SERVICE_ERROR_TYPES = {0: "application-reference", 1: "hardware-resource", 2: "vde-state-error",
+                        3: "service", 4: "definition", 5: "access", 6: "initiate",
+                        7: "load-data-set", 8: "change-scope", 9: "task", 10: "other"}
+_ACSE_USER_DIAGNOSTICS = {0: "null", 1: "no-reason-given", 2: "application-context-name-not-supported",
+                          11: "authentication-mechanism-name-not-recognised",
+                          12: "authentication-mechanism-name-required", 13: "authentication-failure",
+                          14: "authentication-required"}
+_ACSE_PROVIDER_DIAGNOSTICS = {0: "null", 1: "no-reason-given", 2: "no-common-acse-version"}
+_AARE_RESULTS = {0: "accepted", 1: "rejected-permanent", 2: "rejected-transient"}
+
+
+@dataclass
+class Reply:
+    """One parsed reply. `result` is 0 on success or the data-access/action result;
+    `value` is the decoded data (GET-normal, ACTION return) when present."""
+    kind: str                 # "get-normal", "get-block", "set-normal", "action-normal", "exception", "service-error"
+    invoke: int = 0
+    result: int = 0
+    value: Any = None
+    has_value: bool = False
+    summary_detail: str = ""  # e.g. "octet-string 12", for the trace
+    last_block: bool = True
+    block_number: int = 0
+    block_data: bytes = b""
+    state_error: int = 0
+    service_error: int = 0
+    invocation_counter: int | None = None
+    service: int = 0
+    error_type: int = 0
+    error_value: int = 0
+
+    def error_text(self) -> str:
+        if self.kind == "exception":
+            text = (f"EXCEPTION-Response state-error={_STATE_ERRORS.get(self.state_error, self.state_error)} "
+                    f"service-error={_EXCEPTION_SERVICE_ERRORS.get(self.service_error, self.service_error)}")
+            if self.invocation_counter is not None:
+                text += f" (expected invocation counter {self.invocation_counter})"
+            return text
+        if self.kind == "service-error":
+            return (f"confirmedServiceError service={_CONFIRMED_SERVICES.get(self.service, self.service)} "
+                    f"{_SERVICE_ERROR_TYPES.get(self.error_type, self.error_type)}={self.error_value}")
+        return result_name(self.result)
+
+
+def _need(apdu: bytes, n: int, what: str) -> None:
+    if len(apdu) < n:
+        raise MalformedReply(f"{what} truncated: {len(apdu)} bytes, at least {n} needed")
+
+
+def _exact(apdu: bytes, end: int, what: str) -> None:
+    if end != len(apdu):
+        raise MalformedReply(f"{len(apdu) - end} trailing bytes after a complete {what}")
+
+
+def _data_or_dar(apdu: bytes, pos: int, reply: Reply, what: str) -> int:
+    """Get-Data-Result ::= CHOICE { data [0] Data, data-access-result [1] enum }."""
+    _need(apdu, pos + 2, what)
+    choice = apdu[pos]
+    if choice == 0:
+        reply.value, end = decode_data(apdu, pos + 1)
+        reply.has_value = True
+        reply.summary_detail = describe(apdu[pos + 1], apdu, pos + 1)
+        return end
+    if choice == 1:
+        reply.result = apdu[pos + 1]
+        if reply.result == 0:
+            raise MalformedReply(f"{what} carries data-access-result success instead of data")
+        return pos + 2
+    raise MalformedReply(f"{what} has Get-Data-Result choice 0x{choice:02X} (expected 0 or 1)")
+
+
+def parse_service_reply(apdu: bytes) -> Reply:
+    """Parse a GET/SET/ACTION response, exception-response or confirmedServiceError."""
+    _need(apdu, 3, "reply APDU")
+    tag, sub = apdu[0], apdu[1]
+    if tag == GET_RESPONSE:
+        if sub == 1:
+            reply = Reply("get-normal", invoke=apdu[2])
+            _exact(apdu, _data_or_dar(apdu, 3, reply, "GET-Response-Normal"), "GET-Response-Normal")
+            return reply
+        if sub == 2:
+            _need(apdu, 10, "GET-Response-With-Datablock")
+            reply = Reply("get-block", invoke=apdu[2], last_block=apdu[3] != 0,
+                          block_number=_U32.unpack_from(apdu, 4)[0])
+            if apdu[3] not in (0, 1):
+                raise MalformedReply(f"GET-Response-With-Datablock last-block flag 0x{apdu[3]:02X} is not a boolean")
+            if apdu[8] == 0:
+                n, pos = decode_length(apdu, 9)
+                if pos + n != len(apdu):
+                    raise MalformedReply(f"GET-Response-With-Datablock raw-data announces {n} bytes, "
+                                         f"{len(apdu) - pos} present")
+                reply.block_data = apdu[pos:]
+            elif apdu[8] == 1:
+                reply.result = apdu[9]
+                _exact(apdu, 10, "GET-Response-With-Datablock")
+            else:
+                raise MalformedReply(f"GET-Response-With-Datablock result choice 0x{apdu[8]:02X}")
+            return reply
+        raise MalformedReply(f"unexpected GET-Response type {sub} (with-list was not requested)")
+    if tag == SET_RESPONSE:
+        if sub == 1:
+            _need(apdu, 4, "SET-Response-Normal")
+            _exact(apdu, 4, "SET-Response-Normal")
+            return Reply("set-normal", invoke=apdu[2], result=apdu[3])
+        raise MalformedReply(f"unexpected SET-Response type {sub} (only normal SETs are sent)")
+    if tag == ACTION_RESPONSE:
+        if sub == 1:
+            _need(apdu, 4, "ACTION-Response-Normal")
+            reply = Reply("action-normal", invoke=apdu[2], result=apdu[3])
+            if len(apdu) == 4:
+                raise MalformedReply("ACTION-Response-Normal lacks the return-parameters presence flag")
+            flag = apdu[4]
+            if flag == 0:
+                end = 5
+            elif flag == 1:
+                inner = Reply("action-return")
+                end = _data_or_dar(apdu, 5, inner, "ACTION-Response return-parameters")
+                reply.value, reply.has_value, reply.summary_detail = inner.value, inner.has_value, inner.summary_detail
+                if not inner.has_value and reply.result == 0:
+                    reply.result = inner.result
+            else:
+                raise MalformedReply(f"ACTION-Response-Normal return-parameters flag 0x{flag:02X}")
+            _exact(apdu, end, "ACTION-Response-Normal")
+            return reply
+        raise MalformedReply(f"unexpected ACTION-Response type {sub} (only normal ACTIONs are sent)")
+    if tag == EXCEPTION_RESPONSE:
+        reply = Reply("exception", state_error=apdu[1], service_error=apdu[2])
+        end = 3
+        if apdu[2] == 6:
+            _need(apdu, 7, "EXCEPTION-Response invocation-counter-error")
+            reply.invocation_counter = _U32.unpack_from(apdu, 3)[0]
+            end = 7
+        _exact(apdu, end, "EXCEPTION-Response")
+        return reply
+    if tag == CONFIRMED_SERVICE_ERROR:
+        _need(apdu, 4, "confirmedServiceError")
+        _exact(apdu, 4, "confirmedServiceError")
+        return Reply("service-error", service=apdu[1], error_type=apdu[2], error_value=apdu[3])
+    raise MalformedReply(f"unexpected APDU tag 0x{tag:02X}")
+
+
+# --- ACSE (BER) -------------------------------------------------------------------
+
+def _ber_items(buf: bytes, pos: int, end: int, what: str) -> list[tuple[int, bytes]]:
+    """Split BER TLVs in buf[pos:end]; they must fill the range exactly."""
+    items = []
+    while pos < end:
+        tag = buf[pos]
+        if pos + 1 >= end:
+            raise MalformedReply(f"{what}: element 0x{tag:02X} has no length")
+        n = buf[pos + 1]
+        pos += 2
+        if n & 0x80:
+            k = n & 0x7F
+            if k == 0 or k > 2 or pos + k > end:
+                raise MalformedReply(f"{what}: bad BER length in element 0x{tag:02X}")
+            n = int.from_bytes(buf[pos:pos + k], "big")
+            pos += k
+        if pos + n > end:
+            raise MalformedReply(f"{what}: element 0x{tag:02X} announces {n} bytes, {end - pos} present")
+        items.append((tag, bytes(buf[pos:pos + n])))
+        pos += n
+    return items
+
+
+def _outer(apdu: bytes, tag: int, what: str) -> list[tuple[int, bytes]]:
+    _need(apdu, 2, what)
+    if apdu[0] != tag:
+        raise MalformedReply(f"expected {what} (0x{tag:02X}), got APDU tag 0x{apdu[0]:02X}")
+    items = _ber_items(apdu, 0, len(apdu), what)
+    if len(items) != 1:
+        raise MalformedReply(f"{len(apdu) - (2 + len(items[0][1]))} trailing bytes after a complete {what}")
+    return _ber_items(items[0][1], 0, len(items[0][1]), what)
+
+
+@dataclass
+class Aare:
+    result: int
+    diagnostic: int
+    diagnostic_source: str          # "acse-service-user" | "acse-service-provider"
+    user_information: bytes = b""   # xDLMS InitiateResponse or confirmedServiceError
+
+    @property
+    def accepted(self) -> bool:
+        return self.result == 0
+
+    def describe(self) -> str:
+        names = _ACSE_USER_DIAGNOSTICS if self.diagnostic_source == "acse-service-user" else _ACSE_PROVIDER_DIAGNOSTICS
+        text = f"{_AARE_RESULTS.get(self.result, f'result-{self.result}')} ({self.diagnostic_source}: " \
+               f"{names.get(self.diagnostic, self.diagnostic)})"
+        if self.user_information[:1] == bytes((CONFIRMED_SERVICE_ERROR,)) and len(self.user_information) >= 4:
+            ui = self.user_information
+            text += (f", confirmedServiceError {_CONFIRMED_SERVICES.get(ui[1], ui[1])} "
+                     f"{_SERVICE_ERROR_TYPES.get(ui[2], ui[2])}={ui[3]}")
+        return text
+
+
+def _ber_int(content: bytes, what: str) -> int:
+    items = _ber_items(content, 0, len(content), what)
+    if len(items) != 1 or items[0][0] != 0x02 or len(items[0][1]) != 1:
+        raise MalformedReply(f"{what} is not a one-byte INTEGER")
+    return items[0][1][0]
+
+
+def parse_aare(apdu: bytes) -> Aare:
+    fields = dict(_outer(apdu, AARE, "AARE"))
+    if 0xA2 not in fields or 0xA3 not in fields:
+        raise MalformedReply("AARE lacks result (A2) or result-source-diagnostic (A3)")
+    result = _ber_int(fields[0xA2], "AARE result")
+    diag = _ber_items(fields[0xA3], 0, len(fields[0xA3]), "AARE result-source-diagnostic")
+    if len(diag) != 1 or diag[0][0] not in (0xA1, 0xA2):
+        raise MalformedReply("AARE result-source-diagnostic is not acse-service-user/provider")
+    source = "acse-service-user" if diag[0][0] == 0xA1 else "acse-service-provider"
+    aare = Aare(result, _ber_int(diag[0][1], "AARE diagnostic"), source)
+    if 0xBE in fields:
+        inner = _ber_items(fields[0xBE], 0, len(fields[0xBE]), "AARE user-information")
+        if len(inner) != 1 or inner[0][0] != 0x04:
+            raise MalformedReply("AARE user-information is not one OCTET STRING")
+        aare.user_information = inner[0][1]
+    if aare.accepted and aare.user_information[:1] != b"\x08":
+        raise MalformedReply("accepted AARE carries no xDLMS InitiateResponse")
+    return aare
+
+
+def parse_rlre(apdu: bytes) -> int | None:
+    """RLRE reason (0 normal), or None if absent."""
+    fields = dict(_outer(apdu, RLRE, "RLRE"))
+    if 0x80 in fields:
+        if len(fields[0x80]) != 1:
+            raise MalformedReply("RLRE reason is not one byte")
+        return fields[0x80][0]
+    return None
+
+
+RLRE_REASONS = {0: "normal", 1: "not-finished", 30: "user-defined"}

@@ -1,0 +1,436 @@
+"""DlmsSession: a strict DLMS/COSEM client session over any Transport.
+
+gurux-dlms (GXDLMSClient, in plain-PDU mode) builds requests, negotiates the
+association and keeps the block-transfer state; this module owns all I/O,
+checks every reply strictly with our own parser (apdu.py) and returns plain
+Python values decoded by our own codec (cosem_types.py).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import IntEnum
+from types import SimpleNamespace
+from typing import Any
+
+from gurux_dlms import GXDLMSClient, GXReplyData
+from gurux_dlms.enums import Authentication as GxAuthentication
+from gurux_dlms.enums import DataType as GxDataType
+from gurux_dlms.enums import InterfaceType
+
+from ..secret import Secret
+from . import apdu as pdu
+from ._gurux_quiet import gurux_to_log
+from .cosem_types import DataType, Typed, decode_exact, describe, encode_data
+from .errors import (AssociationRejected, ConfirmedServiceFailure, DlmsError, ExceptionResponse,
+                     LinkClosed, LinkError, MalformedReply, UnsupportedFeature, result_name,
+                     service_error_for)
+from .trace import FrameTrace
+from .transport import Transport
+
+log = logging.getLogger("drivers.dlms")
+
+ASSOCIATION_LN = "0.0.40.0.0.255"
+_MAX_BLOCKS = 100_000  # a peer streaming blocks forever must not loop us forever
+
+
+class Authentication(IntEnum):
+    """Authentication mechanism ids (mechanism-name last arc)."""
+    NONE = 0
+    LOW = 1
+    HIGH_GMAC = 5
+
+
+_AUTH_LABELS = {Authentication.NONE: "no-auth", Authentication.LOW: "LLS", Authentication.HIGH_GMAC: "HLS-GMAC"}
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    client_sap: int
+    server_logical: int
+    authentication: Authentication = Authentication.NONE
+    password: Secret | None = None
+    timeout: float = 5.0
+    max_pdu: int = 1024
+
+    def __post_init__(self) -> None:
+        if isinstance(self.password, (bytes, bytearray)):
+            object.__setattr__(self, "password", Secret(self.password))
+        if self.password is not None and not isinstance(self.password, Secret):
+            raise TypeError("password must be a drivers.secret.Secret (or bytes)")
+        object.__setattr__(self, "authentication", Authentication(self.authentication))
+        if self.authentication == Authentication.LOW and self.password is None:
+            raise ValueError("LOW authentication needs a password")
+        if not 0 <= self.client_sap <= 0xFFFF or not 0 <= self.server_logical <= 0xFFFF:
+            raise ValueError("client_sap and server_logical must fit a 16-bit wPort")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if not 12 <= self.max_pdu <= 0xFFFF:
+            raise ValueError("max_pdu must be within 12..65535")
+
+
+@dataclass(frozen=True)
+class ObjectListEntry:
+    class_id: int
+    version: int
+    logical_name: str
+    attribute_access: dict[int, int] = field(default_factory=dict)
+    method_access: dict[int, int] = field(default_factory=dict)
+
+
+def _check_logical_name(ln: str) -> str:
+    parts = ln.split(".")
+    if len(parts) != 6 or not all(p.isdigit() and 0 <= int(p) <= 255 for p in parts):
+        raise ValueError(f"logical name {ln!r} is not six dot-separated bytes like '0.0.1.0.0.255'")
+    return ln
+
+
+# --- security strategies: the seam where HLS will plug in ---------------------------
+
+class _Security:
+    gurux_mechanism = GxAuthentication.NONE
+
+    def __init__(self, settings: SessionSettings) -> None:
+        self.settings = settings
+
+    def password(self) -> bytes | None:
+        return None
+
+    def after_aare(self, session: "DlmsSession") -> None:
+        """Pass 3/4 of HLS would run here; NONE and LLS are done once the AARE is accepted."""
+
+
+class _LowLevelSecurity(_Security):
+    gurux_mechanism = GxAuthentication.LOW
+
+    def password(self) -> bytes | None:
+        return self.settings.password.reveal()
+
+
+class _HighLevelGmac(_Security):
+    def __init__(self, settings: SessionSettings) -> None:
+        # When this lands, the facade verifies GCM tags and frame counters itself:
+        # gurux does neither (domain notes, section 5).
+        raise UnsupportedFeature("HLS-GMAC association is not implemented in drivers.dlms yet "
+                                 "(it needs our own GCM tag and frame-counter checks)")
+
+
+_SECURITY = {Authentication.NONE: _Security, Authentication.LOW: _LowLevelSecurity,
+             Authentication.HIGH_GMAC: _HighLevelGmac}
+
+
+class DlmsSession:
+    def __init__(self, transport: Transport, settings: SessionSettings, trace: FrameTrace | None = None) -> None:
+        self.transport = transport
+        self.settings = settings
+        self.trace = trace if trace is not None else FrameTrace()
+        if settings.password is not None:
+            self.trace.redact(settings.password.reveal())
+        self._lock = threading.RLock()
+        self._client: GXDLMSClient | None = None
+        self._associated = False
+        self.last_round_trip: float | None = None
+        self.negotiated_max_pdu: int | None = None
+        self.negotiated_conformance: int | None = None
+
+    def __repr__(self) -> str:
+        state = "associated" if self._associated else "idle"
+        return f"DlmsSession({self.transport.peer}, SAP {self.settings.client_sap}, {state})"
+
+    @property
+    def is_associated(self) -> bool:
+        return self._associated
+
+    # --- association ---------------------------------------------------------------
+
+    def connect(self) -> None:
+        with self._lock, gurux_to_log():
+            if self._associated:
+                return
+            s = self.settings
+            security = _SECURITY[s.authentication](s)  # raises UnsupportedFeature before any I/O
+            client = GXDLMSClient(True, s.client_sap, s.server_logical, security.gurux_mechanism,
+                                  security.password(), InterfaceType.PDU)
+            client.maxReceivePDUSize = s.max_pdu
+            self.transport.open(s.client_sap, s.server_logical)
+            try:
+                self._client = client
+                summary = f"AARQ SAP{s.client_sap} {_AUTH_LABELS[s.authentication]}"
+                frame, reply = self._exchange(bytes(client.aarqRequest()[0]), summary)
+                try:
+                    aare = pdu.parse_aare(reply)
+                except MalformedReply as exc:
+                    raise self._malformed(exc, frame, summary)
+                self.trace.record("rx", frame, f"AARE {aare.describe()}")
+                if not aare.accepted:
+                    raise AssociationRejected(
+                        f"{summary} to {self.transport.peer}: association {aare.describe()}",
+                        result=aare.result, diagnostic=aare.diagnostic, source=aare.diagnostic_source)
+                try:
+                    gx_reply = GXReplyData()
+                    client.getData(reply, gx_reply)
+                    client.parseAareResponse(gx_reply.data)
+                except Exception as exc:  # gurux raises bare Exception/ValueError
+                    raise MalformedReply(f"{summary} to {self.transport.peer}: AARE not understood: {exc}",
+                                         raw=frame) from None
+                self.negotiated_max_pdu = client.settings.maxPduSize
+                self.negotiated_conformance = int(client.negotiatedConformance)
+                security.after_aare(self)
+                self._associated = True
+            except BaseException:
+                self._client = None
+                self.transport.close()
+                raise
+
+    def release(self) -> int | None:
+        """Send RLRQ; return the RLRE reason (0 normal). A dead link counts as released."""
+        with self._lock, gurux_to_log():
+            if not self._associated or self._client is None:
+                return None
+            self._associated = False
+            request = self._client.releaseRequest()
+            try:
+                frame, reply = self._exchange(bytes(request[0]), "RLRQ")
+            except LinkError as exc:
+                log.info("release on a dead link: %s", exc.diagnosis)
+                return None
+            try:
+                reason = pdu.parse_rlre(reply)
+            except MalformedReply as exc:
+                raise self._malformed(exc, frame, "RLRQ")
+            self.trace.record("rx", frame, f"RLRE {pdu.RLRE_REASONS.get(reason, reason)}")
+            return reason
+
+    def close(self) -> None:
+        with self._lock:
+            self._associated = False
+            self._client = None
+            self.transport.close()
+
+    def __enter__(self) -> "DlmsSession":
+        self.connect()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.release()
+        except DlmsError as release_error:
+            if exc_type is None:
+                raise
+            log.info("release after an error failed: %s", release_error.diagnosis)
+        finally:
+            self.close()
+
+    # --- services ----------------------------------------------------------------
+
+    def get(self, class_id: int, logical_name: str, attribute: int) -> Any:
+        """Read one attribute; returns a plain Python value (see cosem_types.decode_data)."""
+        desc = f"{class_id}/{_check_logical_name(logical_name)}/{attribute}"
+        with self._lock, gurux_to_log():
+            client = self._require_client()
+            request = bytes(client._read(logical_name, class_id, attribute)[0])
+            return self._get_exchange(client, request, f"GET {desc}")
+
+    def set(self, class_id: int, logical_name: str, attribute: int, value: Typed) -> None:
+        desc = f"{class_id}/{_check_logical_name(logical_name)}/{attribute}"
+        payload = self._encode(value)
+        with self._lock, gurux_to_log():
+            client = self._require_client()
+            # gurux copies STRUCTURE-typed bytes verbatim: our encoding goes out untouched.
+            messages = client._GXDLMSClient__write(logical_name, payload, GxDataType.STRUCTURE, class_id, attribute)
+            summary = f"SET {desc} ({describe(payload[0], payload)})"
+            if len(messages) != 1:
+                raise UnsupportedFeature(f"{summary}: {len(payload)} bytes need SET-with-datablock, "
+                                         f"not implemented yet")
+            request = bytes(messages[0])
+            frame, reply_apdu = self._exchange(request, summary)
+            reply = self._parse(frame, reply_apdu, request, summary, ("set-normal",))
+            self.trace.record("rx", frame, f"SET-Response-Normal {_outcome(reply.result)}")
+            if reply.result != 0:
+                raise self._refused(summary, reply)
+
+    def action(self, class_id: int, logical_name: str, method: int, parameter: Typed | None = None) -> Any:
+        """Invoke a method; returns the returned data (plain value) or None."""
+        desc = f"{class_id}/{_check_logical_name(logical_name)}/{method}"
+        payload = self._encode(parameter) if parameter is not None else b"\x00"
+        with self._lock, gurux_to_log():
+            client = self._require_client()
+            messages = client.method(SimpleNamespace(name=logical_name, objectType=class_id), method,
+                                     payload, GxDataType.STRUCTURE)
+            summary = f"ACTION {desc}" + (f" ({describe(payload[0], payload)})" if parameter is not None else "")
+            if len(messages) != 1:
+                raise UnsupportedFeature(f"{summary}: {len(payload)} bytes need ACTION with parameter "
+                                         f"blocks, not implemented yet")
+            request = bytes(messages[0])
+            if parameter is None:
+                # gurux always marks parameters present; the header is tag, type, invoke,
+                # class(2), LN(6), method(1): cut at the flag and send "absent".
+                request = request[:12] + b"\x00"
+            frame, reply_apdu = self._exchange(request, summary)
+            reply = self._parse(frame, reply_apdu, request, summary, ("action-normal",))
+            detail = f" ({reply.summary_detail})" if reply.has_value else ""
+            self.trace.record("rx", frame, f"ACTION-Response {desc} {_outcome(reply.result)}{detail}")
+            if reply.result != 0:
+                raise self._refused(summary, reply)
+            return reply.value
+
+    def object_list(self) -> list[ObjectListEntry]:
+        """Association LN object_list (15/0.0.40.0.0.255/2), via block transfer if needed."""
+        value = self.get(15, ASSOCIATION_LN, 2)
+        summary = f"GET 15/{ASSOCIATION_LN}/2"
+        if not isinstance(value, list):
+            raise MalformedReply(f"{summary}: object_list is {type(value).__name__}, expected an array")
+        return [_object_list_entry(item, i, summary) for i, item in enumerate(value)]
+
+    # --- internals -----------------------------------------------------------------
+
+    def _require_client(self) -> GXDLMSClient:
+        if not self._associated or self._client is None:
+            raise LinkClosed(f"session with {self.transport.peer} is not associated: "
+                             f"call connect() or use 'with session'")
+        return self._client
+
+    def _encode(self, value: Typed) -> bytes:
+        if not isinstance(value, Typed):
+            raise TypeError(f"SET/ACTION values must be Typed, got {type(value).__name__}")
+        secrets: list[bytes] = []
+        payload = encode_data(value, secrets)
+        for secret in secrets:  # e.g. a new LLS secret written to the association
+            self.trace.redact(secret)
+        return payload
+
+    def _exchange(self, request: bytes, summary: str) -> tuple[bytes, bytes]:
+        """Send one APDU, wait for one reply; every transport failure names the request."""
+        transport = self.transport
+        try:
+            frame = transport.send(request)
+            sent = time.perf_counter()
+            self.trace.record("tx", frame, summary)
+            reply = transport.receive(self.settings.timeout)
+        except MalformedReply as exc:
+            raise self._malformed(exc, exc.raw, summary)
+        except LinkError as exc:
+            if isinstance(exc, LinkClosed):
+                self._associated = False
+                transport.close()
+            raise exc.with_context(summary) from None
+        self.last_round_trip = time.perf_counter() - sent
+        return reply
+
+    def _malformed(self, exc: MalformedReply, frame: bytes, summary: str) -> MalformedReply:
+        self.trace.record("rx", frame, f"malformed: {exc.diagnosis}")
+        return exc.with_context(f"{summary} to {self.transport.peer}")
+
+    def _parse(self, frame: bytes, reply_apdu: bytes, request: bytes, summary: str,
+               expected: tuple[str, ...]) -> pdu.Reply:
+        try:
+            if len(reply_apdu) > self.settings.max_pdu:
+                raise MalformedReply(f"reply APDU of {len(reply_apdu)} bytes exceeds the client's "
+                                     f"max-receive-pdu-size {self.settings.max_pdu}")
+            reply = pdu.parse_service_reply(reply_apdu)
+            if reply.kind in ("exception", "service-error"):
+                self.trace.record("rx", frame, reply.error_text())
+                raise self._refused(summary, reply)
+            if reply.kind not in expected:
+                raise MalformedReply(f"got {reply.kind} reply, expected {' or '.join(expected)}")
+            if (reply.invoke & 0x0F) != (request[2] & 0x0F):
+                raise MalformedReply(f"reply invoke-id {reply.invoke & 0x0F} does not match the request's "
+                                     f"{request[2] & 0x0F}")
+        except MalformedReply as exc:
+            exc.raw = frame
+            raise self._malformed(exc, frame, summary)
+        return reply
+
+    def _refused(self, summary: str, reply: pdu.Reply) -> DlmsError:
+        where = f"{summary} on {self.transport.peer} (SAP {self.settings.client_sap})"
+        if reply.kind == "exception":
+            return ExceptionResponse(f"{where}: meter answered {reply.error_text()}",
+                                     state_error=reply.state_error, service_error=reply.service_error,
+                                     invocation_counter=reply.invocation_counter)
+        if reply.kind == "service-error":
+            return ConfirmedServiceFailure(f"{where}: meter answered {reply.error_text()}",
+                                           service=reply.service, error_type=reply.error_type,
+                                           value=reply.error_value)
+        return service_error_for(reply.result, f"{where}: meter answered {result_name(reply.result)} "
+                                               f"({reply.result})")
+
+    def _get_exchange(self, client: GXDLMSClient, request: bytes, summary: str) -> Any:
+        frame, reply_apdu = self._exchange(request, summary)
+        reply = self._parse(frame, reply_apdu, request, summary, ("get-normal", "get-block"))
+        if reply.kind == "get-normal":
+            if reply.result != 0:
+                self.trace.record("rx", frame, f"GET-Response-Normal {result_name(reply.result)}")
+                raise self._refused(summary, reply)
+            self.trace.record("rx", frame, f"GET-Response-Normal ok ({reply.summary_detail})")
+            return reply.value
+        return self._get_blocks(client, frame, reply_apdu, reply, summary)
+
+    def _get_blocks(self, client: GXDLMSClient, frame: bytes, reply_apdu: bytes,
+                    reply: pdu.Reply, summary: str) -> Any:
+        """GET block transfer: gurux keeps the block state and builds each
+        next-block request; we check numbering and assemble the raw data ourselves."""
+        gx_reply = GXReplyData()
+        chunks: list[bytes] = []
+        expected_block = 1
+        while True:
+            last = " last" if reply.last_block else ""
+            if reply.result != 0:
+                self.trace.record("rx", frame, f"GET-Response-With-Datablock block {reply.block_number}"
+                                               f" {result_name(reply.result)}")
+                raise self._refused(f"{summary} block {reply.block_number}", reply)
+            self.trace.record("rx", frame, f"GET-Response-With-Datablock block {reply.block_number}{last} "
+                                           f"({len(reply.block_data)} bytes)")
+            if reply.block_number != expected_block:
+                raise self._malformed(MalformedReply(f"block number {reply.block_number}, expected "
+                                                     f"{expected_block}", raw=frame), frame, summary)
+            chunks.append(reply.block_data)
+            try:
+                client.getData(reply_apdu, gx_reply)
+            except Exception as exc:  # gurux raises bare Exception/ValueError
+                raise self._malformed(MalformedReply(f"block {reply.block_number} not understood by "
+                                                     f"gurux: {exc}", raw=frame), frame, summary)
+            if reply.last_block:
+                break
+            if expected_block >= _MAX_BLOCKS:
+                raise self._malformed(MalformedReply(f"more than {_MAX_BLOCKS} blocks"), frame, summary)
+            expected_block += 1
+            request = bytes(client.receiverReady(gx_reply))
+            step = f"{summary} next block {expected_block - 1}"
+            frame, reply_apdu = self._exchange(request, step)
+            reply = self._parse(frame, reply_apdu, request, step, ("get-block",))
+        data = b"".join(chunks)
+        try:
+            return decode_exact(data)
+        except MalformedReply as exc:
+            raise exc.with_context(f"{summary} to {self.transport.peer}: reassembled {len(data)} bytes") from None
+
+
+def _outcome(result: int) -> str:
+    return "ok" if result == 0 else result_name(result)
+
+
+def _object_list_entry(item: Any, index: int, summary: str) -> ObjectListEntry:
+    def bad(why: str) -> MalformedReply:
+        return MalformedReply(f"{summary}: object_list element {index} {why}")
+    if not (isinstance(item, list) and len(item) == 4):
+        raise bad("is not a structure of 4 (class_id, version, logical_name, access_rights)")
+    class_id, version, ln, rights = item
+    if not isinstance(class_id, int) or not isinstance(version, int):
+        raise bad("has a non-integer class_id or version")
+    if not (isinstance(ln, bytes) and len(ln) == 6):
+        raise bad("has a logical_name that is not a 6-byte octet-string")
+    if not (isinstance(rights, list) and len(rights) == 2 and all(isinstance(r, list) for r in rights)):
+        raise bad("has access_rights that are not (attribute_access, method_access) arrays")
+    attributes: dict[int, int] = {}
+    for a in rights[0]:
+        if not (isinstance(a, list) and len(a) == 3 and isinstance(a[0], int) and isinstance(a[1], int)):
+            raise bad("has an attribute_access item that is not (id, access_mode, selectors)")
+        attributes[a[0]] = int(a[1])
+    methods: dict[int, int] = {}
+    for m in rights[1]:
+        if not (isinstance(m, list) and len(m) == 2 and isinstance(m[0], int) and isinstance(m[1], int)):
+            raise bad("has a method_access item that is not (id, access_mode)")
+        methods[m[0]] = int(m[1])  # boolean in version 0/1 associations, enum later
+    return ObjectListEntry(class_id, version, ".".join(str(b) for b in ln), attributes, methods)
