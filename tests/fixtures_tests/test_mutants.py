@@ -1,0 +1,157 @@
+"""Each mutant differs from the conforming meter in its one declared way."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from fixtures.clock import VirtualClock
+from fixtures.meter import MUTANTS, EmulatedMeter, axdr
+from fixtures.meter.cosem_objects import ControlState, CosemError
+
+START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
+ZERO = axdr.integer(0)
+TARGET_LOCAL = datetime(2025, 3, 10, 8, 30, 0)
+TARGET_UTC = datetime(2025, 3, 10, 12, 30, 0, tzinfo=timezone.utc)
+
+
+def build(mutant: str | None, control_mode: int = 1) -> EmulatedMeter:
+    """Not started: these tests drive the objects directly."""
+    return EmulatedMeter(clock=VirtualClock(START), mutant=mutant, control_mode=control_mode)
+
+
+def time_octets(local: datetime, month: int | None = None) -> bytes:
+    return (local.year.to_bytes(2, "big") + bytes([month or local.month, local.day, 0xFF, local.hour,
+            local.minute, local.second, 0xFF]) + (240).to_bytes(2, "big") + b"\x00")
+
+
+def set_time(meter: EmulatedMeter, raw: bytes) -> bool:
+    try:
+        meter.clock.set(2, axdr.octet_string(raw))
+        return True
+    except CosemError:
+        return False
+
+
+def codes(events) -> list[int]:
+    return [code for _, code in events]
+
+
+def observe_clock_set(meter):
+    accepted = set_time(meter, time_octets(TARGET_LOCAL))
+    return accepted, round((meter.clock.now() - TARGET_UTC).total_seconds()), codes(meter.state.standard_events)
+
+
+def observe_invalid_set(meter):
+    offset = meter.clock.offset_s
+    return set_time(meter, time_octets(TARGET_LOCAL, month=13)), meter.clock.offset_s == offset
+
+
+def observe_shift(meter):
+    before = meter.clock.offset_s
+    meter.clock.invoke(6, axdr.long(300))
+    return round(meter.clock.offset_s - before)
+
+
+def observe_status(meter):
+    return meter.clock.get(2).value[11], meter.clock.get(4).value
+
+
+def observe_remote_disconnect(meter):
+    meter.disconnect_control.invoke(1, ZERO)
+    state = meter.state
+    ((when, code),) = state.disconnector_events or ((None, None),)
+    late = None if when is None else round((when - state.meter_time).total_seconds() / 60)
+    return state.control_state, state.output_state, code, late
+
+
+def observe_remote_reconnect(mode: int, start: ControlState):
+    def observe(meter):
+        meter.disconnect_control.set(4, axdr.enum(mode))
+        meter.disconnect_control.control_state = start
+        meter.disconnect_control.output_state = start == ControlState.CONNECTED
+        try:
+            meter.disconnect_control.invoke(2, ZERO)
+            accepted = True
+        except CosemError:
+            accepted = False
+        return accepted, meter.state.control_state, codes(meter.state.disconnector_events)
+    return observe
+
+
+def observe_energy_while_disconnected(meter):
+    meter.disconnect_control.invoke(1, ZERO)
+    before = meter.state.energy_wh
+    meter.bench_clock.sleep(3600)
+    return meter.state.energy_wh - before
+
+
+# mutant -> an observation that differs between it and the conforming meter
+OBSERVATIONS = {
+    "clock-ignores-set": observe_clock_set,
+    "clock-set-without-events": observe_clock_set,
+    "clock-accepts-invalid-time": observe_invalid_set,
+    "clock-shift-ignored": observe_shift,
+    "clock-set-off-by-30s": observe_clock_set,
+    "clock-reports-invalid": observe_status,
+    "disconnect-output-stays-on": observe_remote_disconnect,
+    "disconnect-without-event": observe_remote_disconnect,
+    "disconnect-event-late": observe_remote_disconnect,
+    "reconnect-ignores-control-mode": observe_remote_reconnect(2, ControlState.READY_FOR_RECONNECTION),
+    "reconnect-always-ready": observe_remote_reconnect(1, ControlState.DISCONNECTED),
+    "reconnect-without-event": observe_remote_reconnect(1, ControlState.DISCONNECTED),
+    "energy-counts-while-disconnected": observe_energy_while_disconnected,
+}
+
+EXPECTED_CONFORMING = {
+    observe_clock_set: (True, 0, [4, 5]),
+    observe_invalid_set: (False, True),
+    observe_shift: 300,
+    observe_status: (0, 0),
+    observe_remote_disconnect: (ControlState.DISCONNECTED, False, 62, 0),
+    observe_energy_while_disconnected: 0,
+}
+
+
+def test_every_mutant_has_an_observation_and_metadata():
+    assert set(OBSERVATIONS) == set(MUTANTS)
+    for name, mutant in MUTANTS.items():
+        assert mutant.name == name and mutant.description and 1 <= mutant.aspect <= 15
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_mutant_differs_from_conforming_meter(name):
+    observe = OBSERVATIONS[name]
+    conforming = observe(build(None))
+    mutated = observe(build(name))
+    if observe in EXPECTED_CONFORMING:
+        assert conforming == EXPECTED_CONFORMING[observe]
+    assert mutated != conforming
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_mutant_is_otherwise_conforming_on_a_basic_session(name):
+    """Checks outside each mutant's own aspect-object still pass (one defect only)."""
+    meter = build(name, control_mode=1)
+    mutant = MUTANTS[name]
+    if mutant.aspect == 6 and "energy" not in name:
+        assert observe_clock_set(meter) == (True, 0, [4, 5])
+    if mutant.aspect == 13 or "energy" in name:
+        assert observe_remote_disconnect(meter) == (ControlState.DISCONNECTED, False, 62, 0)
+
+
+def test_mutant_specific_values():
+    assert observe_clock_set(build("clock-set-off-by-30s"))[1] == 30
+    assert observe_clock_set(build("clock-set-without-events")) == (True, 0, [])
+    assert observe_remote_disconnect(build("disconnect-event-late"))[3] == 10
+    assert observe_remote_disconnect(build("disconnect-output-stays-on"))[:2] == (ControlState.DISCONNECTED, True)
+    assert observe_remote_reconnect(1, ControlState.DISCONNECTED)(build("reconnect-always-ready"))[1] == \
+        ControlState.READY_FOR_RECONNECTION
+    assert observe_energy_while_disconnected(build("energy-counts-while-disconnected")) == pytest.approx(1000, abs=1)
+
+
+def test_mutant_by_name_and_object_and_unknown_name():
+    assert build("clock-ignores-set").mutant is MUTANTS["clock-ignores-set"]
+    assert EmulatedMeter(mutant=MUTANTS["reconnect-without-event"]).mutant.name == "reconnect-without-event"
+    with pytest.raises(KeyError):
+        EmulatedMeter(mutant="no-such-mutant")
