@@ -23,7 +23,7 @@ from gurux_dlms.enums import InterfaceType
 from ..secret import Secret
 from . import apdu as pdu
 from ._gurux_quiet import gurux_to_log
-from .cosem_types import DataType, Typed, decode_exact, describe, encode_data
+from .cosem_types import Typed, decode_exact, describe, encode_data
 from .errors import (AssociationRejected, ConfirmedServiceFailure, DlmsError, ExceptionResponse,
                      LinkClosed, LinkError, MalformedReply, UnsupportedFeature, result_name,
                      service_error_for)

@@ -7,7 +7,7 @@ import pytest
 
 from drivers.dlms import (Authentication, CosemDateTime, DataType, DlmsSession, SessionSettings,
                           TcpWrapperTransport, Typed)
-from drivers.dlms.errors import AccessDenied, AssociationRejected, ServiceError
+from drivers.dlms.errors import AccessDenied, AssociationRejected
 from drivers.secret import Secret
 
 meter_module = pytest.importorskip("fixtures.meter")
@@ -82,7 +82,7 @@ def test_object_list_by_block_transfer(meter):
 def test_public_client_reads_but_cannot_write(meter):
     with session_for(meter, sap=16, auth=Authentication.NONE) as session:
         assert len(session.get(*CLOCK, 2)) == 12
-        with pytest.raises(ServiceError) as info:
+        with pytest.raises(AccessDenied) as info:
             session.set(*DISCONNECT, 4, Typed(DataType.ENUM, 1))
     assert "SET 70/0.0.96.3.10.255/4" in str(info.value)
     assert [e.summary for e in session.trace][-2:] == ["RLRQ", "RLRE normal"]
