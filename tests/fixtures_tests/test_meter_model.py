@@ -219,3 +219,15 @@ def test_event_log_is_fifo_with_capacity_and_encodes_buffer():
     assert log.get(8) == axdr.double_long_unsigned(100)
     captured = [item.value[1].value for item in log.get(3).value]
     assert captured == [bytes([0, 0, 1, 0, 0, 255]), bytes([0, 0, 96, 11, 0, 255])]
+
+
+def test_meter_buttons_follow_the_mode():
+    from fixtures.meter import EmulatedMeter
+
+    meter = EmulatedMeter(clock=VirtualClock(START), control_mode=5)
+    assert meter.local_disconnect() and meter.state.control_state == ControlState.READY_FOR_RECONNECTION
+    assert [code for _, code in meter.state.disconnector_events] == [64]
+    assert meter.local_reconnect() and meter.state.output_state
+    assert meter.manual_disconnect() and meter.manual_reconnect()
+    assert [code for _, code in meter.state.disconnector_events] == [64, 69, 60, 61]
+    assert not meter.manual_reconnect()  # already connected
