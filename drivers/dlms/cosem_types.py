@@ -278,7 +278,7 @@ class CosemDateTime:
     minute: int
     second: int
     hundredths: int = 0
-    day_of_week: int = NOT_SPECIFIED
+    weekday: int = NOT_SPECIFIED
     deviation: int = DEVIATION_NOT_SPECIFIED
     status: int = 0
 
@@ -290,13 +290,13 @@ class CosemDateTime:
         if dev != DEVIATION_NOT_SPECIFIED and dev >= 0x8000:
             dev -= 0x10000
         value = cls(year=y, month=mo, day=d, hour=h, minute=mi, second=s, hundredths=hs,
-                    day_of_week=dow, deviation=dev, status=st)
+                    weekday=dow, deviation=dev, status=st)
         if validate:
             value.validate(raw=bytes(data))
         return value
 
     def to_bytes(self) -> bytes:
-        return _DATETIME.pack(self.year, self.month, self.day, self.day_of_week, self.hour,
+        return _DATETIME.pack(self.year, self.month, self.day, self.weekday, self.hour,
                               self.minute, self.second, self.hundredths,
                               self.deviation & 0xFFFF, self.status)
 
@@ -308,7 +308,7 @@ class CosemDateTime:
         check("year", self.year, 0, 0xFFFE, (YEAR_NOT_SPECIFIED,))
         check("month", self.month, 1, 12, (0xFD, 0xFE, 0xFF))       # FD/FE: DST end/begin
         check("day", self.day, 1, 31, (0xFD, 0xFE, 0xFF))           # FD/FE: 2nd last/last day
-        check("day_of_week", self.day_of_week, 1, 7)
+        check("weekday", self.weekday, 1, 7)
         check("hour", self.hour, 0, 23)
         check("minute", self.minute, 0, 59)
         check("second", self.second, 0, 59)
@@ -319,10 +319,10 @@ class CosemDateTime:
             last = calendar.monthrange(self.year, self.month)[1]
             if self.day > last:
                 out.append(f"day={self.day} (month {self.month} of {self.year} has {last})")
-            elif self.day_of_week != NOT_SPECIFIED:
+            elif self.weekday != NOT_SPECIFIED:
                 actual = calendar.weekday(self.year, self.month, self.day) + 1
-                if actual != self.day_of_week:
-                    out.append(f"day_of_week={self.day_of_week} ({self.year:04}-{self.month:02}-{self.day:02} is {actual})")
+                if actual != self.weekday:
+                    out.append(f"weekday={self.weekday} ({self.year:04}-{self.month:02}-{self.day:02} is {actual})")
         return out
 
     def validate(self, raw: bytes | None = None) -> "CosemDateTime":
@@ -339,7 +339,7 @@ class CosemDateTime:
         local = dt.astimezone(timezone.utc) - timedelta(minutes=deviation_minutes)
         return cls(year=local.year, month=local.month, day=local.day, hour=local.hour,
                    minute=local.minute, second=local.second,
-                   hundredths=local.microsecond // 10000, day_of_week=local.isoweekday(),
+                   hundredths=local.microsecond // 10000, weekday=local.isoweekday(),
                    deviation=deviation_minutes, status=status)
 
     def to_datetime(self) -> datetime:

@@ -14,7 +14,7 @@ def test_datetime_round_trip_chile_deviation():
     utc = datetime(2026, 3, 1, 2, 30, 15, 250000, tzinfo=timezone.utc)
     value = CosemDateTime.from_datetime(utc, deviation_minutes=180, status=0x80)
     assert (value.year, value.month, value.day, value.hour) == (2026, 2, 28, 23)   # local = UTC - 3 h
-    assert value.day_of_week == 6 and value.hundredths == 25
+    assert value.weekday == 6 and value.hundredths == 25
     raw = value.to_bytes()
     assert len(raw) == 12 and raw[9:11] == b"\x00\xb4"
     back = CosemDateTime.from_bytes(raw)
@@ -35,10 +35,10 @@ def test_negative_deviation_and_unspecified():
     (dict(month=13), "month=13"), (dict(day=0), "day=0"), (dict(hour=24), "hour=24"),
     (dict(minute=60), "minute=60"), (dict(second=61), "second=61"), (dict(hundredths=100), "hundredths=100"),
     (dict(deviation=721), "deviation=721"), (dict(month=2, day=30), "has 28"),
-    (dict(day_of_week=1), "day_of_week=1"),
+    (dict(weekday=1), "weekday=1"),
 ])
 def test_invalid_values_encode_but_do_not_decode(fields, problem):
-    base = dict(year=2026, month=11, day=26, hour=6, minute=0, second=0, day_of_week=4, deviation=180)
+    base = dict(year=2026, month=11, day=26, hour=6, minute=0, second=0, weekday=4, deviation=180)
     base.update(fields)
     raw = CosemDateTime(**base).to_bytes()          # deliberately invalid, for negative tests
     with pytest.raises(InvalidCosemValue, match=problem) as info:
