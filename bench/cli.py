@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -79,20 +80,25 @@ class LiveProgress:
         record = recorder_of(self.config).tests.get(nodeid)
         if record is not None:
             style = VERDICT_STYLE[record.verdict]
+            aspect = f"aspect {record.aspect}" if record.aspect else "-"
             console.print(
-                f"[{style}]{record.verdict.value:5}[/] {escape(record.meter or '-'):10} "
-                f"{escape(aspect_title(record.aspect)):28} {escape(record.name)}"
+                f"[{style}]{record.verdict.value:5}[/] {escape(record.meter or '-')} {aspect:9} {escape(record.name)}",
+                no_wrap=True, overflow="ellipsis",
             )
         self.progress.advance(self.task)
 
 
 def verdict_table(record: RunRecord) -> Table:
-    table = Table(title=f"Run {record.run_id} - station {record.station.get('station_id', '?')}", show_lines=False)
-    for column in ("Aspect", "Article", "Meter", "Test", "Verdict", "Diagnosis"):
-        table.add_column(column, overflow="fold")
+    table = Table(title=f"Run {record.run_id} - station {record.station.get('station_id', '?')}")
+    table.add_column("Aspect", no_wrap=True)
+    table.add_column("Art.", no_wrap=True)
+    table.add_column("Meter", no_wrap=True)
+    table.add_column("Test", overflow="fold", ratio=2)
+    table.add_column("Verdict", no_wrap=True)
+    table.add_column("Diagnosis", overflow="fold", ratio=3)
     for test in sorted(record.tests, key=lambda t: (t.aspect or 0, t.meter or "", t.id)):
         table.add_row(
-            aspect_title(test.aspect), test.article or "-", test.meter or "-", test.name,
+            str(test.aspect or "-"), test.article or "-", test.meter or "-", escape(test.name.removeprefix("test_")),
             f"[{VERDICT_STYLE[test.verdict]}]{test.verdict.value}[/]", escape(test.diagnosis),
         )
     return table
@@ -121,6 +127,8 @@ def command_run(args: argparse.Namespace) -> int:
         return EXIT_NO_TESTS if code in (0, 5) else (EXIT_USAGE if code in (2, 4) else EXIT_FAILED)
     record = RunRecord.read(record_path)
     console.print(verdict_table(record))
+    aspects = sorted({t.aspect for t in record.tests if t.aspect})
+    console.print("aspects: " + "; ".join(escape(aspect_title(a)) for a in aspects))
     for meter in record.meters:
         who = ", ".join(f"{k}={v}" for k, v in meter.identity.items()) or f"identity unread: {meter.identity_error}"
         console.print(f"meter [cyan]{escape(meter.id)}[/] ({escape(meter.profile)}): {escape(who)}")
@@ -172,17 +180,17 @@ def command_validate(args: argparse.Namespace) -> int:
     tests = [t.id for t in conforming.tests]
     verdicts = {name: {t.id: t.verdict for t in r.tests} for name, r in results.items()}  # type: ignore[union-attr]
 
-    table = Table(title="Conformance tests x mutants (KILL = the test fails or errors against the mutant)")
-    table.add_column("Test", overflow="fold")
-    table.add_column("conforming")
     mutant_names = names[1:]
-    for index, name in enumerate(mutant_names, 1):
-        table.add_column(f"M{index}", justify="center")
+    table = Table(title="Method validation: tests (rows) x mutants (columns)", box=box.SIMPLE_HEAD,
+                  caption="X = killed (FAIL or ERROR), . = survived, s = skipped")
+    table.add_column("Test", no_wrap=True)
+    table.add_column("Conf.", no_wrap=True)
+    for index, _ in enumerate(mutant_names, 1):
+        table.add_column(f"{index}", justify="center", no_wrap=True)
     problems: list[str] = []
-    for test_id in tests:
-        row = [escape(test_id.split("::")[-1])]
+    for number, test_id in enumerate(tests, 1):
         own = verdicts[None][test_id]
-        row.append(f"[{VERDICT_STYLE[own]}]{own.value}[/]")
+        row = [f"T{number}", f"[{VERDICT_STYLE[own]}]{own.value}[/]"]
         if own is not Verdict.PASS:
             problems.append(f"{test_id}: {own.value} against the conforming meter")
         kills = 0
@@ -190,13 +198,16 @@ def command_validate(args: argparse.Namespace) -> int:
             verdict = verdicts[name].get(test_id, Verdict.ERROR)
             killed = verdict in (Verdict.FAIL, Verdict.ERROR)
             kills += killed
-            row.append("[bold green]KILL[/]" if killed else ("[yellow]skip[/]" if verdict is Verdict.SKIP else "[dim].[/]"))
+            row.append("[bold green]X[/]" if killed else ("[yellow]s[/]" if verdict is Verdict.SKIP else "[dim].[/]"))
         if kills == 0:
             problems.append(f"{test_id}: kills no mutant (a check that cannot fail)")
         table.add_row(*row)
     console.print(table)
+    for number, test_id in enumerate(tests, 1):
+        console.print(f"  T{number} = {escape(test_id.split('::')[-1])}", no_wrap=True, overflow="ellipsis")
     for index, name in enumerate(mutant_names, 1):
-        console.print(f"  M{index} = [cyan]{name}[/]: {escape(MUTANTS[name].description)}")
+        console.print(f"  M{index} = [cyan]{name}[/]: {escape(MUTANTS[name].description)}", no_wrap=True,
+                      overflow="ellipsis")
     unkilled = [name for name in mutant_names if not any(v in (Verdict.FAIL, Verdict.ERROR) for v in verdicts[name].values())]
     for name in unkilled:
         console.print(f"[yellow]mutant {name} is killed by no test[/] (a gap in the suite, not a validation failure)")

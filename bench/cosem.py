@@ -162,11 +162,18 @@ class EventLog:
         return events
 
     def new_since(self, before: list[Event]) -> list[Event]:
-        """Entries added since `before` was read (FIFO buffers may have dropped old rows)."""
+        """Entries appended since `before` was read.
+
+        Rows are matched by position, not by value: two rows can be equal (same
+        second, same code). A FIFO buffer that wrapped has dropped rows from the
+        front, so the longest tail of `before` that still heads the buffer is the overlap.
+        """
         now = self.entries()
-        if before and before[-1] in now:
-            return now[len(now) - now[::-1].index(before[-1]) :]
-        return now if not before else [e for e in now if e not in before]
+        for dropped in range(len(before) + 1):
+            kept = before[dropped:]
+            if now[: len(kept)] == kept:
+                return now[len(kept) :]
+        return now
 
 
 def seconds_between(a: datetime, b: datetime) -> float:

@@ -82,10 +82,11 @@ class BenchRecorder:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.run_id = new_run_id()
-        self.started = now_iso()
         option = config.getoption("run_dir")
+        # A run folder chosen by the caller names the run, so folder and record agree.
+        self.run_id = Path(option).name if option else new_run_id()
         self.run_dir = Path(option) if option else Path("reports") / self.run_id
+        self.started = now_iso()
         self.mutant = config.getoption("mutant")
         self.station: Station | None = None
         self.tests: dict[str, TestRecord] = {}
