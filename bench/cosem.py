@@ -69,6 +69,30 @@ class Clock:
         return self._session.last_round_trip
 
 
+REGISTER = 3
+# A subset of the DLMS unit enumeration (IEC 62056-6-2): the units a bench test reads.
+UNITS = {27: "W", 28: "VA", 29: "var", 30: "Wh", 31: "VAh", 32: "varh", 33: "A", 35: "V", 44: "Hz"}
+
+
+class Register:
+    """IC 3: a value with a scaler and a unit."""
+
+    def __init__(self, session: DlmsSession, obis: str) -> None:
+        self._session, self.obis = session, obis
+
+    def read(self) -> tuple[float, str]:
+        raw = self._session.get(REGISTER, self.obis, 2)
+        scaler_unit = self._session.get(REGISTER, self.obis, 3)
+        try:
+            scaler, unit = int(scaler_unit[0]), int(scaler_unit[1])
+            value = float(raw) * 10.0**scaler
+        except (TypeError, IndexError, ValueError):
+            raise MalformedReply(
+                f"register {self.obis}: value {raw!r} with scaler_unit {scaler_unit!r} is not a scaled number"
+            ) from None
+        return value, UNITS.get(unit, f"unit {unit}")
+
+
 class ControlState(IntEnum):
     DISCONNECTED = 0
     CONNECTED = 1

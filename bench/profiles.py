@@ -102,6 +102,8 @@ class Limits(_Strict):
     clock_shift_tolerance: Limit
     event_timestamp_tolerance: Limit
     disconnect_operation_time: Limit
+    disconnected_observation_time: Limit
+    energy_while_disconnected: Limit
 
 
 class MeterProfile(_Strict):

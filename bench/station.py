@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.clock import BenchClock, RealClock
 from bench.config import BenchConfig, Authentication, MeterSettings, TcpWrapperLink
-from bench.cosem import Clock, DisconnectControl, EventLog
+from bench.cosem import Clock, DisconnectControl, EventLog, Register
 from bench.profiles import MeterProfile, load_profile
 from drivers.dlms import Authentication as DlmsAuthentication
 from drivers.dlms import DlmsSession, FrameTrace, SessionSettings, TcpWrapperTransport
@@ -112,6 +112,7 @@ class MeterUnderTest:
         objects = self.profile.objects
         self.clock = Clock(session, objects.clock)
         self.disconnect_control = DisconnectControl(session, objects.disconnect_control)
+        self.active_energy_import = Register(session, objects.active_energy_import)
         self.standard_event_log = EventLog(session, objects.standard_event_log)
         self.disconnector_event_log = EventLog(session, objects.disconnector_event_log)
 

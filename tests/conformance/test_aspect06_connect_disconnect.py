@@ -95,6 +95,26 @@ def test_remote_disconnect(meter, disconnector, bench_clock, usecase):
         pass
 
 
+def test_no_energy_registered_while_disconnected(meter, disconnector, bench_clock, usecase):
+    dc, limits = disconnector, meter.limits
+    modes = remote_modes(meter.profile)
+    if not modes:
+        pytest.skip("the profile declares no control mode that allows remote disconnection")
+    watch = limits.disconnected_observation_time
+    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {modes[0]}, breaker connected"):
+        restore_connected(dc, meter.profile.disconnector.control_modes, modes[0])
+    with usecase.step("1", HEAD_END, METER, "ACTION remote_disconnect; GET active energy import"):
+        dc.remote_disconnect()
+        wait_for_output(dc, False, limits.disconnect_operation_time.value, bench_clock)
+        start_value, unit = meter.active_energy_import.read()
+    with usecase.step("2", HEAD_END, METER, f"wait {watch.value:g} {watch.unit}; GET active energy import"):
+        bench_clock.sleep(watch.value)
+        end_value, end_unit = meter.active_energy_import.read()
+    usecase.expect("energy register unit", end_unit, unit, article="3-3")
+    usecase.measure(f"active energy registered while disconnected ({unit})", end_value - start_value,
+                    limit=limits.energy_while_disconnected)
+
+
 def test_remote_reconnect_follows_control_mode(meter, disconnector, bench_clock, usecase):
     dc, log = disconnector, meter.disconnector_event_log
     modes = remote_modes(meter.profile)
