@@ -254,7 +254,7 @@ def command_emulate(args: argparse.Namespace) -> int:
                       f" listening on [cyan]{host}:{port}[/] (DLMS/COSEM, TCP wrapper, LN referencing)")
         console.print(f"  server wPort 1; management client SAP 1 with LLS (password: {escape(secret_from)});"
                       " public client SAP 16 without authentication")
-        console.print(f"  bench.toml:  [meter.link] kind = \"tcp\"  host = \"{host}\"  port = {port}")
+        console.print(escape(f'  bench.toml:  [meter.link] kind = "tcp"  host = "{host}"  port = {port}'))
         console.print("  Ctrl-C to stop")
         try:
             while not stop.wait(0.5):

@@ -127,9 +127,11 @@ class BenchRecorder:
         elif call.when == "call" and report.passed:
             state.verdict = Verdict.PASS
         if call.when == "teardown":
-            self._finish(item, state)
+            record = self._finish(item, state)
+            # JUnit consumers see the bench's verdict and its reason beside pytest's outcome.
+            report.user_properties += [("verdict", record.verdict.value), ("diagnosis", record.diagnosis)]
 
-    def _finish(self, item: pytest.Item, state: _TestState) -> None:
+    def _finish(self, item: pytest.Item, state: _TestState) -> TestRecord:
         aspect = item.get_closest_marker("aspect")
         article = item.get_closest_marker("ntd")
         callspec = getattr(item, "callspec", None)
@@ -146,8 +148,13 @@ class BenchRecorder:
             trace=state.trace,
             **evidence,
         )
+        return self.tests[item.nodeid]
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        for name in ("aspect", "ntd"):
+            marker = item.get_closest_marker(name)
+            if marker:
+                item.user_properties.append((name, str(marker.args[0])))
         aspect = item.get_closest_marker("aspect")
         if aspect and aspect.args[0] in ASPECTS:
             info = ASPECTS[aspect.args[0]]

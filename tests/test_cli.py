@@ -102,3 +102,28 @@ def test_validate_rejects_a_test_that_cannot_fail(tmp_path):
                    "--reports", str(tmp_path / "reports"), cwd=REPO, timeout=600)
     assert result.returncode == 1
     assert "kills no mutant" in result.stdout
+
+
+def test_emulate_serves_a_meter_until_interrupted(tmp_path):
+    import re
+    import signal
+
+    from drivers.dlms import DlmsSession, SessionSettings, Authentication, TcpWrapperTransport
+
+    process = subprocess.Popen([sys.executable, "-m", "bench.cli", "emulate", "--port", "0"], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        while "listening on" not in line:
+            line = process.stdout.readline()
+            assert line, process.stderr.read()
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
+        settings = SessionSettings(client_sap=16, server_logical=1, authentication=Authentication.NONE, timeout=5.0)
+        with DlmsSession(TcpWrapperTransport("127.0.0.1", port), settings) as session:
+            assert session.get(1, "0.0.96.1.0.255", 2).startswith(b"EMU")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "stopped" in out and "SMMC-EMU" not in out + err
