@@ -9,10 +9,11 @@ import os
 import tomllib
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from bench.instruments import AcSourceSettings, LoadSettings
+from bench.links import Link
 from drivers.secret import Secret
 
 
@@ -35,20 +36,6 @@ class EmulatorSettings(_Strict):
     enabled: bool = True
     # Seconds the emulated meter's clock starts off the reference, so a clock sync has work to do.
     initial_clock_offset: float = -437.0
-
-
-class TcpWrapperLink(_Strict):
-    """IEC 62056-47 TCP wrapper, as spoken by meters with a LAN/cellular modem and by gateways."""
-
-    kind: Literal["tcp"] = "tcp"
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
-    server_wport: int = Field(default=1, ge=0, le=0xFFFF)
-    connect_timeout: float = Field(default=5.0, gt=0)
-    timeout: float = Field(default=5.0, gt=0, description="seconds to wait for each reply")
-
-
-Link = Annotated[Union[TcpWrapperLink], Field(discriminator="kind")]
 
 
 class Authentication(str, Enum):
@@ -77,22 +64,42 @@ class SecuritySettings(_Strict):
 class MeterSettings(_Strict):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     profile: str = Field(min_length=1)
-    # An emulated meter is served by the bench itself; its link is filled in at run time.
+    # An emulated meter is served by the bench itself; its link addresses are filled in at run time.
     emulated: bool = False
+    # One link ([meter.link]) or several ([[meter.links]]): the suite runs over each.
     link: Link | None = None
+    links: list[Link] = []
     security: SecuritySettings = SecuritySettings(authentication=Authentication.NONE, client_sap=16)
 
     @model_validator(mode="after")
-    def _link_unless_emulated(self) -> "MeterSettings":
-        if not self.emulated and self.link is None:
-            raise ValueError("a meter that is not emulated needs a [meter.link] table")
+    def _links(self) -> "MeterSettings":
+        if self.link is not None and self.links:
+            raise ValueError("give [meter.link] or [[meter.links]], not both")
+        if not self.emulated:
+            if not self.all_links:
+                raise ValueError("a meter that is not emulated needs a [meter.link] table")
+            for index, link in enumerate(self.all_links):
+                missing = link.missing_address()
+                if missing:
+                    where = "link" if self.link is not None else f"links[{index}]"
+                    raise ValueError(f"{where}: a meter that is not emulated needs {', '.join(missing)}")
+        labels = [link.name or link.kind for link in self.all_links]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"links need distinct names; give each a name = ... (repeated: {', '.join(repeated)})")
         return self
+
+    @property
+    def all_links(self) -> list[Link]:
+        return [self.link] if self.link is not None else list(self.links)
 
 
 class BenchConfig(_Strict):
     bench: StationInfo
     emulator: EmulatorSettings = EmulatorSettings()
     meter: list[MeterSettings] = Field(min_length=1)
+    ac_source: AcSourceSettings | None = None
+    load: LoadSettings | None = None
 
     # Where the file was read from: relative key-file paths are taken from there.
     _source: Path = PrivateAttr(default=Path("bench.toml"))
@@ -141,13 +148,15 @@ def format_validation_error(source: Path, error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
         path = ""
+        previous: object = None
         for part in problem["loc"]:
             if isinstance(part, int):
                 path += f"[{part}]"
-            elif part in ("tcp",):  # discriminator tags are not keys the user wrote
-                continue
+            elif previous == "link" or (isinstance(previous, int) and path.endswith(f"links[{previous}]")):
+                pass  # the link kind pydantic picked the model by: not a key the user wrote
             else:
                 path += f".{part}" if path else str(part)
+            previous = part
         message = problem["msg"].removeprefix("Value error, ")
         lines.append(f"{source}: {path or '(top level)'}: {message}")
     return "\n".join(lines)

@@ -15,11 +15,12 @@ from typing import Iterator
 import allure
 import pytest
 
+from bench import instrument_fixtures, link_fixtures
 from bench.catalogue import ASPECTS
 from bench.config import BenchConfig, ConfigError, load_bench
 from bench.evidence import UseCase
 from bench.record import MeterRecord, RunRecord, TestRecord, Verdict, file_sha256, new_run_id, now_iso, software_identity
-from bench.station import MeterUnderTest, Station, StationMeter, read_identity, trace_path
+from bench.station import MeterUnderTest, Station, StationMeter, read_identity, target_ids, trace_path
 from drivers.dlms import FrameTrace
 from drivers.dlms.errors import ConnectFailed, DlmsError, DlmsTimeout, LinkError, ServiceError
 
@@ -41,6 +42,10 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     config.pluginmanager.register(BenchRecorder(config), BenchRecorder.name)
+    # Fixtures for links and instruments live beside the drivers they wrap.
+    for module in (link_fixtures, instrument_fixtures):
+        if not config.pluginmanager.is_registered(module):
+            config.pluginmanager.register(module)
 
 
 def recorder_of(config: pytest.Config) -> "BenchRecorder":
@@ -103,7 +108,7 @@ class BenchRecorder:
     # -- collection ---------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "meter" in metafunc.fixturenames:
-            ids = [m.id for m in self.bench_config().meter]
+            ids = [test_id for m in self.bench_config().meter for test_id in target_ids(m)]
             metafunc.parametrize("meter", ids, indirect=True, ids=ids, scope="function")
 
     # -- verdicts -----------------------------------------------------------
@@ -141,7 +146,7 @@ class BenchRecorder:
             name=getattr(item, "originalname", item.name),
             aspect=aspect.args[0] if aspect else None,
             article=article.args[0] if article else None,
-            meter=callspec.params.get("meter") if callspec else None,
+            meter=callspec.params.get("meter") if callspec else None,  # meter id, or meter-link
             verdict=state.verdict or Verdict.ERROR,
             duration=round(state.duration, 3),
             diagnosis=state.diagnosis,
@@ -171,11 +176,11 @@ class BenchRecorder:
         meters = []
         if self.station is not None:
             for meter in self.station.meters.values():
-                link = f"tcp://{meter.link.host}:{meter.link.port}" if meter.link else None
                 meters.append(
                     MeterRecord(
                         id=meter.id, profile=meter.settings.profile, emulated=meter.settings.emulated,
-                        link=link, identity=meter.identity, identity_error=meter.identity_error,
+                        links=[link.describe() for link in meter.links],
+                        identity=meter.identity, identity_error=meter.identity_error,
                     )
                 )
         bench_file = Path(self.config.getoption("bench"))
@@ -247,7 +252,7 @@ def usecase(request: pytest.FixtureRequest) -> UseCase:
 
 @pytest.fixture
 def meter(request: pytest.FixtureRequest, bench_station: Station, usecase: UseCase) -> Iterator[MeterUnderTest]:
-    station_meter = bench_station.meters[request.param]
+    station_meter, link_index = bench_station.targets()[request.param]
     for mark in request.node.iter_markers("feature"):
         feature = mark.args[0]
         if not station_meter.profile.has(feature):
@@ -256,13 +261,13 @@ def meter(request: pytest.FixtureRequest, bench_station: Station, usecase: UseCa
         # Waiting out the same link timeout in every test would only repeat what the start of the run found.
         raise ConnectFailed(f"meter {station_meter.id} unreachable since the start of the run: {station_meter.identity_error}")
     trace = FrameTrace()
-    session = bench_station.session(station_meter, trace)
+    session = bench_station.session(station_meter, trace, link_index)
     recorder = recorder_of(request.config)
     try:
         with session:
-            yield MeterUnderTest(station_meter, session)
+            yield MeterUnderTest(station_meter, session, station_meter.links[link_index])
     finally:
-        path = trace_path(recorder.run_dir, station_meter.id, request.node.name)
+        path = trace_path(recorder.run_dir, request.param, request.node.name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             trace.write_text(path)

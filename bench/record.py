@@ -41,7 +41,7 @@ class MeterRecord(BaseModel):
     id: str
     profile: str
     emulated: bool
-    link: str | None = None
+    links: list[str] = Field(default_factory=list)
     identity: dict[str, str] = Field(default_factory=dict)
     identity_error: str | None = None
 

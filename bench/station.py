@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.clock import BenchClock, RealClock
-from bench.config import BenchConfig, Authentication, MeterSettings, TcpWrapperLink
+from bench.config import Authentication, BenchConfig, MeterSettings
+from bench.links import EmulatedLinkServers, EmulatedMeterLinks, Link, link_label, open_transport, serve_emulated_links
 from bench.cosem import Clock, DisconnectControl, EventLog, Register
 from bench.profiles import MeterProfile, load_profile
 from drivers.dlms import Authentication as DlmsAuthentication
-from drivers.dlms import DlmsSession, FrameTrace, SessionSettings, TcpWrapperTransport
+from drivers.dlms import DlmsSession, FrameTrace, SessionSettings
 from drivers.secret import Secret
 from fixtures.clock import VirtualClock
 
@@ -25,12 +26,21 @@ _AUTHENTICATION = {
 }
 
 
+def target_ids(settings: MeterSettings) -> list[str]:
+    """Test ids for a meter: its id, or id-link for each link when it declares several."""
+    declared = settings.all_links
+    if len(declared) <= 1:
+        return [settings.id]
+    return [f"{settings.id}-{link_label(link)}" for link in declared]
+
+
 @dataclass
 class StationMeter:
     settings: MeterSettings
     profile: MeterProfile
     password: Secret | None
-    link: TcpWrapperLink | None = None
+    # The links the bench dials (for an emulated meter, known once its servers run).
+    links: list[Link] = field(default_factory=list)
     identity: dict[str, str] = field(default_factory=dict)
     identity_error: str | None = None
     unreachable: bool = False
@@ -39,13 +49,17 @@ class StationMeter:
     def id(self) -> str:
         return self.settings.id
 
+    def link_ids(self) -> list[str]:
+        return target_ids(self.settings)
+
 
 class Station:
     def __init__(self, config: BenchConfig, mutant: str | None = None) -> None:
         self.config = config
         self.mutant = mutant
         self.meters = {
-            m.id: StationMeter(m, load_profile(m.profile, config.source.parent), config.resolve_password(m), m.link)
+            m.id: StationMeter(m, load_profile(m.profile, config.source.parent), config.resolve_password(m),
+                               links=[] if m.emulated else m.all_links)
             for m in config.meter
         }
         emulated = [m for m in self.meters.values() if m.settings.emulated]
@@ -53,11 +67,13 @@ class Station:
         self._virtual = VirtualClock()
         self.clock: BenchClock = self._virtual if len(emulated) == len(self.meters) else RealClock()
         self._emulators: list = []
+        self._link_servers: EmulatedLinkServers | None = None
 
     def start(self) -> "Station":
         from fixtures.meter import EmulatedMeter  # the emulator is only loaded on benches that use it
 
         try:
+            served = []
             for index, meter in enumerate(m for m in self.meters.values() if m.settings.emulated):
                 password = meter.password.reveal() if meter.password else b""
                 emulator = EmulatedMeter(
@@ -67,15 +83,21 @@ class Station:
                     lls_password=password,
                     initial_clock_offset=self.config.emulator.initial_clock_offset,
                 )
-                host, port = emulator.start()
+                emulator.start()
                 self._emulators.append(emulator)
-                meter.link = TcpWrapperLink(host=host, port=port)
+                served.append(EmulatedMeterLinks(meter.id, meter.settings.all_links, emulator))
+            self._link_servers = serve_emulated_links(served)
+            for meter_id, links in self._link_servers.links.items():
+                self.meters[meter_id].links = links
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        if self._link_servers is not None:
+            self._link_servers.stop()
+            self._link_servers = None
         while self._emulators:
             self._emulators.pop().stop()
 
@@ -85,28 +107,38 @@ class Station:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def session(self, meter: StationMeter, trace: FrameTrace, client_sap: int | None = None) -> DlmsSession:
-        """An unconnected session to `meter` with its configured security (or another client SAP)."""
-        link = meter.link
-        assert link is not None, f"meter {meter.id} has no link"
+    def targets(self) -> dict[str, tuple[StationMeter, int]]:
+        """Every (meter, link) the suite runs over, by test id."""
+        return {
+            test_id: (meter, index)
+            for meter in self.meters.values()
+            for index, test_id in enumerate(meter.link_ids())
+        }
+
+    def session(self, meter: StationMeter, trace: FrameTrace, link_index: int = 0,
+                client_sap: int | None = None) -> DlmsSession:
+        """An unconnected session to `meter` over one of its links, with its configured security
+        (or as another client SAP, without authentication)."""
+        link = meter.links[link_index]
         security = meter.settings.security
         public = client_sap is not None and client_sap != security.client_sap
         settings = SessionSettings(
             client_sap=client_sap or security.client_sap,
-            server_logical=link.server_wport,
+            server_logical=link.server_logical,
             authentication=DlmsAuthentication.NONE if public else _AUTHENTICATION[security.authentication],
             password=None if public else meter.password,
             timeout=link.timeout,
         )
-        transport = TcpWrapperTransport(link.host, link.port, connect_timeout=link.connect_timeout)
-        return DlmsSession(transport, settings, trace=trace)
+        return DlmsSession(open_transport(link), settings, trace=trace)
 
 
 class MeterUnderTest:
     """What a conformance test holds: the meter's profile and its COSEM objects over one session."""
 
-    def __init__(self, station_meter: StationMeter, session: DlmsSession) -> None:
+    def __init__(self, station_meter: StationMeter, session: DlmsSession, link: Link) -> None:
         self.id = station_meter.id
+        self.station_meter = station_meter
+        self.link = link
         self.profile = station_meter.profile
         self.session = session
         objects = self.profile.objects

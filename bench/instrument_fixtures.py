@@ -1,0 +1,1 @@
+"""pytest fixtures for the bench's instruments (registered by bench.plugin)."""

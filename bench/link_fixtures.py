@@ -1,0 +1,1 @@
+"""pytest fixtures for link-level tests (registered by bench.plugin)."""
