@@ -8,57 +8,42 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from bench.config import ConfigError, format_validation_error, read_toml
+from bench.profile_base import Limit, StrictModel
+from bench.profile_links import LINK_FEATURES, LinkProfile
+from bench.profile_supply import SUPPLY_FEATURES, SupplyProfile
 
 BUILTIN_PROFILES = Path(__file__).with_name("profiles")
 
-Feature = Literal[
+CORE_FEATURES = (
     "disconnector",
     "clock_shift_time",
     "clock_adjust_to_quarter",
     "limiter",
     "image_transfer",
     "load_profile",
-]
+)
+KNOWN_FEATURES = frozenset(CORE_FEATURES + LINK_FEATURES + SUPPLY_FEATURES)
 
 _OBIS = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Limit(_Strict):
-    """A figure a test is judged by, traceable to the regulation."""
-
-    value: float
-    unit: str
-    article: str = Field(pattern=r"^\d+(-\d+)*$")
-    provisional: bool = False
-    note: str = ""
-
-    def describe(self) -> str:
-        mark = ", provisional" if self.provisional else ""
-        return f"{self.value:g} {self.unit} (art. {self.article}{mark})"
-
-
-class ProfileInfo(_Strict):
+class ProfileInfo(StrictModel):
     name: str
     description: str = ""
     maker: str = ""
     model: str = ""
 
 
-class Clients(_Strict):
+class Clients(StrictModel):
     management_sap: int = Field(default=1, ge=1, le=0x7F)
     public_sap: int = Field(default=16, ge=1, le=0x7F)
 
 
-class Objects(_Strict):
+class Objects(StrictModel):
     association: str = "0.0.40.0.0.255"
     logical_device_name: str = "0.0.42.0.0.255"
     serial_number: str = "0.0.96.1.0.255"
@@ -77,14 +62,14 @@ class Objects(_Strict):
         return value
 
 
-class EventCodes(_Strict):
+class EventCodes(StrictModel):
     clock_adjusted_old_time: int = 4
     clock_adjusted_new_time: int = 5
     remote_disconnect: int = 62
     remote_reconnect: int = 63
 
 
-class Disconnector(_Strict):
+class Disconnector(StrictModel):
     control_modes: list[int] = Field(default=[1], min_length=1)
 
     @field_validator("control_modes")
@@ -96,7 +81,7 @@ class Disconnector(_Strict):
         return modes
 
 
-class Limits(_Strict):
+class Limits(StrictModel):
     clock_sync_tolerance: Limit
     clock_shift_step: Limit
     clock_shift_tolerance: Limit
@@ -106,17 +91,28 @@ class Limits(_Strict):
     energy_while_disconnected: Limit
 
 
-class MeterProfile(_Strict):
+class MeterProfile(StrictModel):
     profile: ProfileInfo
-    features: dict[Feature, bool] = {}
+    features: dict[str, bool] = {}
     clients: Clients = Clients()
     objects: Objects = Objects()
     events: EventCodes = EventCodes()
     disconnector: Disconnector = Disconnector()
     limits: Limits
+    # Sections owned by the link and supply-side tests (their own modules say what they hold).
+    links: LinkProfile = LinkProfile()
+    supply: SupplyProfile = SupplyProfile()
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, features: dict[str, bool]) -> dict[str, bool]:
+        unknown = sorted(set(features) - KNOWN_FEATURES)
+        if unknown:
+            raise ValueError(f"unknown feature(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_FEATURES))}")
+        return features
 
     def has(self, feature: str) -> bool:
-        return self.features.get(feature, False)  # type: ignore[call-overload]
+        return self.features.get(feature, False)
 
 
 def profile_path(name_or_path: str, relative_to: Path) -> Path:
