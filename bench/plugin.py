@@ -15,7 +15,7 @@ from typing import Iterator
 import allure
 import pytest
 
-from bench import instrument_fixtures, link_fixtures
+from bench import instrument_fixtures, link_fixtures, supply_fixtures
 from bench.catalogue import ASPECTS
 from bench.config import BenchConfig, ConfigError, load_bench
 from bench.evidence import UseCase
@@ -43,7 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     config.pluginmanager.register(BenchRecorder(config), BenchRecorder.name)
     # Fixtures for links and instruments live beside the drivers they wrap.
-    for module in (link_fixtures, instrument_fixtures):
+    for module in (link_fixtures, instrument_fixtures, supply_fixtures):
         if not config.pluginmanager.is_registered(module):
             config.pluginmanager.register(module)
 

@@ -66,7 +66,7 @@ class Station:
         # Virtual time only when every meter is emulated: a real meter lives in real time.
         self._virtual = VirtualClock()
         self.clock: BenchClock = self._virtual if len(emulated) == len(self.meters) else RealClock()
-        self._emulators: list = []
+        self._emulators: dict[str, object] = {}  # meter id -> fixtures.meter.EmulatedMeter
         self._link_servers: EmulatedLinkServers | None = None
 
     def start(self) -> "Station":
@@ -84,7 +84,7 @@ class Station:
                     initial_clock_offset=self.config.emulator.initial_clock_offset,
                 )
                 emulator.start()
-                self._emulators.append(emulator)
+                self._emulators[meter.id] = emulator
                 served.append(EmulatedMeterLinks(meter.id, meter.settings.all_links, emulator))
             self._link_servers = serve_emulated_links(served)
             for meter_id, links in self._link_servers.links.items():
@@ -99,13 +99,17 @@ class Station:
             self._link_servers.stop()
             self._link_servers = None
         while self._emulators:
-            self._emulators.pop().stop()
+            self._emulators.popitem()[1].stop()
 
     def __enter__(self) -> "Station":
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def emulator(self, meter_id: str):
+        """The emulated meter behind `meter_id` (for emulated-only actions such as its button), or None."""
+        return self._emulators.get(meter_id)
 
     def targets(self) -> dict[str, tuple[StationMeter, int]]:
         """Every (meter, link) the suite runs over, by test id."""

@@ -1,0 +1,1 @@
+"""pytest fixtures for supply-side tests: head-end listener, local operator (registered by bench.plugin)."""
