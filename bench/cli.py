@@ -225,6 +225,41 @@ def command_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- bench doctor ---------------------------------------------------------------
+def command_doctor(args: argparse.Namespace) -> int:
+    """Probe every meter link of the bench and say what answered, or why not."""
+    import time
+
+    from bench.links import link_label
+    from bench.station import read_identity
+    from drivers.dlms import FrameTrace
+    from drivers.dlms.errors import DlmsError
+
+    config = checked_bench(args.bench)
+    table = Table(title=f"bench doctor - {escape(args.bench)}")
+    for column in ("Meter", "Link", "Answer", "Details"):
+        table.add_column(column, overflow="fold")
+    failures = 0
+    with Station(config) as station:
+        for test_id, (meter, index) in station.targets().items():
+            link = meter.links[index]
+            started = time.monotonic()
+            try:
+                with station.session(meter, FrameTrace(), index) as session:
+                    identity = read_identity(session, meter.profile)
+                    details = ", ".join(f"{k}={v}" for k, v in identity.items())
+                    details += f"; max PDU {session.negotiated_max_pdu}"
+                answer = "[green]OK[/]"
+            except DlmsError as exc:
+                failures += 1
+                answer, details = "[red]NO[/]", exc.diagnosis
+            elapsed = time.monotonic() - started
+            table.add_row(escape(test_id), escape(f"{link_label(link)}: {link.describe()}"), answer,
+                          escape(f"{details} ({elapsed:.2f} s)"))
+    console.print(table)
+    return EXIT_OK if failures == 0 else EXIT_FAILED
+
+
 # -- bench emulate --------------------------------------------------------------
 def command_emulate(args: argparse.Namespace) -> int:
     from fixtures.clock import VirtualClock
@@ -283,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--reports", default="reports")
     validate.add_argument("--suite", default=str(CONFORMANCE), help="conformance test folder (default: the bench's)")
     validate.set_defaults(handler=command_validate)
+
+    doctor = commands.add_parser("doctor", help="probe every link of the bench and say what answered")
+    doctor.add_argument("--bench", default="bench.toml")
+    doctor.set_defaults(handler=command_doctor)
 
     emulate = commands.add_parser("emulate", help="serve an emulated meter until interrupted")
     emulate.add_argument("--bench", default="bench.toml", help="bench file whose emulated meter gives the security")

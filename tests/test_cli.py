@@ -41,7 +41,7 @@ def test_run_default_bench_passes_and_writes_the_record(tmp_path):
     assert "Verdict" in result.stdout and "PASS" in result.stdout
 
 
-def test_run_against_closed_port_gives_error_verdicts(tmp_path):
+def closed_port_bench(tmp_path: Path) -> Path:
     bench_file = tmp_path / "bench.toml"
     bench_file.write_text(f"""
 [bench]
@@ -65,6 +65,11 @@ timeout = 2.0
 authentication = "none"
 client_sap = 16
 """)
+    return bench_file
+
+
+def test_run_against_closed_port_gives_error_verdicts(tmp_path):
+    bench_file = closed_port_bench(tmp_path)
     result = bench("run", "--bench", str(bench_file), "--reports", str(tmp_path / "reports"),
                    "--json", str(tmp_path / "out.json"), cwd=tmp_path, timeout=120)
     assert result.returncode == 1
@@ -127,3 +132,12 @@ def test_emulate_serves_a_meter_until_interrupted(tmp_path):
         process.kill()
     assert process.returncode == 0, err
     assert "stopped" in out and "SMMC-EMU" not in out + err
+
+
+def test_doctor_says_what_answered_and_why_not(tmp_path):
+    good = bench("doctor", "--bench", str(REPO / "bench.toml"), cwd=REPO, timeout=60)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "serial_number=EMU" in good.stdout
+    bad = bench("doctor", "--bench", str(closed_port_bench(tmp_path)), cwd=tmp_path, timeout=60)
+    assert bad.returncode == 1
+    assert "NO" in bad.stdout and "refused" in bad.stdout.lower()
