@@ -126,6 +126,10 @@ def command_run(args: argparse.Namespace) -> int:
                             f"[red]the run stopped before any verdict (pytest exit {int(code)})[/]")
         return EXIT_NO_TESTS if code in (0, 5) else (EXIT_USAGE if code in (2, 4) else EXIT_FAILED)
     record = RunRecord.read(record_path)
+    if code == pytest.ExitCode.INTERRUPTED:
+        console.print(verdict_table(record))
+        error_console.print(f"[yellow]interrupted: the verdicts above are those judged so far ({record_path})[/]")
+        return 130
     console.print(verdict_table(record))
     aspects = sorted({t.aspect for t in record.tests if t.aspect})
     console.print("aspects: " + "; ".join(escape(aspect_title(a)) for a in aspects))

@@ -133,6 +133,8 @@ class BenchRecorder:
             state.verdict = Verdict.PASS
         if call.when == "teardown":
             record = self._finish(item, state)
+            # Written after every test, so an interrupted or killed run keeps what it had judged.
+            self.record().write(self.run_dir / "record.json")
             # JUnit consumers see the bench's verdict and its reason beside pytest's outcome.
             report.user_properties += [("verdict", record.verdict.value), ("diagnosis", record.diagnosis)]
 

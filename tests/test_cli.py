@@ -141,3 +141,77 @@ def test_doctor_says_what_answered_and_why_not(tmp_path):
     bad = bench("doctor", "--bench", str(closed_port_bench(tmp_path)), cwd=tmp_path, timeout=60)
     assert bad.returncode == 1
     assert "NO" in bad.stdout and "refused" in bad.stdout.lower()
+
+
+class MisbehavingMeter:
+    """Accepts every association, then answers each request with `reply(apdu)` (None: silence)."""
+
+    def __init__(self, reply) -> None:
+        import threading
+
+        from tests.drivers.scripted_peer import aare, frame
+
+        self._aare = frame(aare(), destination=16)  # the bench below associates as the public client
+        self._frame = frame
+        self._reply = reply
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import struct
+        import threading
+
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._talk, args=(conn, struct), daemon=True).start()
+
+    def _talk(self, conn, struct) -> None:
+        with conn:
+            try:
+                while True:
+                    header = conn.recv(8, socket.MSG_WAITALL)
+                    if len(header) < 8:
+                        return
+                    apdu = conn.recv(struct.unpack(">HHHH", header)[3], socket.MSG_WAITALL)
+                    answer = self._aare if apdu[:1] == b"\x60" else self._reply(apdu)
+                    if answer is not None:
+                        conn.sendall(answer)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.mark.parametrize(
+    "behaviour, reply, expected",
+    [
+        ("garbage", lambda apdu: b"\x00\x01\x00\x01\x00\x10\x00\x04\xde\xad\xbe\xef", "unexpected|malformed|not understood"),
+        ("trailing bytes", lambda apdu: b"\x00\x01\x00\x01\x00\x10\x00\x07\xc4\x01\xc1\x00\x11\x05\xff", "trailing"),
+        ("silence", lambda apdu: None, "no reply"),
+    ],
+)
+def test_misbehaving_meter_gives_error_verdicts_with_a_diagnosis(tmp_path, behaviour, reply, expected):
+    import re
+
+    meter = MisbehavingMeter(reply)
+    try:
+        bench_file = tmp_path / "bench.toml"
+        bench_file.write_text(closed_port_bench(tmp_path).read_text().replace(
+            "connect_timeout = 2.0", "connect_timeout = 1.0").replace("timeout = 2.0", "timeout = 0.5")
+            .replace("port = ", f"port = {meter.port}\n# was: port = "))
+        result = bench("run", "--bench", str(bench_file), "--reports", str(tmp_path / "reports"),
+                       "--json", str(tmp_path / "out.json"), cwd=tmp_path, timeout=120)
+    finally:
+        meter.close()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    record = json.loads((tmp_path / "out.json").read_text())
+    for test in record["tests"]:
+        assert test["verdict"] in ("ERROR", "FAIL"), test
+        assert re.search(expected, test["diagnosis"], re.IGNORECASE), (behaviour, test["diagnosis"])
