@@ -96,6 +96,7 @@ class BenchRecorder:
         self.station: Station | None = None
         self.tests: dict[str, TestRecord] = {}
         self._bench: BenchConfig | None = None
+        self._software: dict[str, str] | None = None
 
     def bench_config(self) -> BenchConfig:
         if self._bench is None:
@@ -174,6 +175,8 @@ class BenchRecorder:
 
     # -- the record ---------------------------------------------------------
     def record(self) -> RunRecord:
+        if self._software is None:
+            self._software = software_identity()
         config = self.bench_config() if self._bench is not None else None
         meters = []
         if self.station is not None:
@@ -194,7 +197,7 @@ class BenchRecorder:
             bench_file=str(bench_file),
             bench_sha256=file_sha256(bench_file),
             mutant=self.mutant,
-            software=software_identity(),
+            software=self._software,
             meters=meters,
             tests=list(self.tests.values()),
         )
