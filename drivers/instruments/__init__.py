@@ -1,0 +1,31 @@
+"""Drivers for the bench's instruments: the programmable AC source and the load.
+
+They know nothing of pytest or of `bench.toml`; `bench.instruments` builds them
+from the configuration.
+"""
+from drivers.instruments.ac_source import (
+    AcMeasurement,
+    AcSource,
+    DropoutResult,
+    PowerSource,
+    SafeStateGuard,
+    Terminated,
+    WaitClock,
+)
+from drivers.instruments.ac_tables import MODELS as AC_MODELS
+from drivers.instruments.errors import (
+    InstrumentCommandError,
+    InstrumentError,
+    InstrumentReplyError,
+    InstrumentTimeout,
+    InstrumentUnreachable,
+    NotSupported,
+)
+from drivers.instruments.load import Load, ModbusLoadBank, ScpiElectronicLoad
+
+__all__ = [
+    "AcMeasurement", "AcSource", "DropoutResult", "PowerSource", "SafeStateGuard", "Terminated", "WaitClock",
+    "AC_MODELS", "Load", "ModbusLoadBank", "ScpiElectronicLoad",
+    "InstrumentError", "InstrumentUnreachable", "InstrumentTimeout", "InstrumentCommandError",
+    "InstrumentReplyError", "NotSupported",
+]

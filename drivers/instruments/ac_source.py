@@ -1,0 +1,408 @@
+"""Programmable AC source: one driver for every model, through its command table.
+
+    source = AcSource("TCPIP::192.0.2.20::5025::SOCKET", model="chroma-61500")
+    with source, SafeStateGuard(source):
+        source.identify()
+        result = source.dropout(0.2, clock)    # LIST mode on a Chroma: 10 cycles at 50 Hz, cycle-exact
+        result.describe()
+
+Every command is followed by an error-queue read, so a command the source
+rejects raises `InstrumentCommandError` naming it. Dropouts and sags run in
+the model's sequencer when its table has one (`method="list"`,
+`cycle_exact=True`), otherwise the bench times them (`method="software"`,
+`cycle_exact=False`) and the result says so. The wait goes through the bench
+clock, so on the emulated bench a 3-minute outage costs no wall time.
+
+The safe state is nominal voltage and frequency with the output on (the
+meters under test stay powered); `SafeStateGuard` puts the source there on
+leaving its block however it is left: normally, by an exception, by Ctrl-C
+or SIGTERM.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal, Protocol, Sequence, runtime_checkable
+
+from drivers.instruments.ac_tables import AcCommandTable, SupplyStep, TransientProgram, table_for
+from drivers.instruments.errors import InstrumentError, InstrumentReplyError, NotSupported
+from drivers.instruments.scpi import ScpiConnection
+
+log = logging.getLogger(__name__)
+
+# How long past its programmed end a hardware sequence may still report "running" before we give up.
+_SEQUENCE_GRACE_S = 2.0
+_POLL_S = 0.02
+
+
+class WaitClock(Protocol):
+    """What the driver needs of the bench clock (bench.clock.BenchClock and VirtualClock qualify)."""
+
+    def monotonic(self) -> float: ...
+    def sleep(self, seconds: float) -> None: ...
+
+
+class _WallClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class AcMeasurement:
+    voltage_v: float
+    current_a: float
+    power_w: float
+
+
+@dataclass(frozen=True)
+class DropoutResult:
+    """What a dropout or sag did, as evidence: how it was timed and when, in bench time."""
+
+    kind: Literal["dropout", "sag"]
+    method: Literal["list", "software"]
+    cycle_exact: bool
+    model: str
+    residual_v: float  # the voltage during the event (0 for a dropout)
+    restored_v: float  # the voltage before and after
+    frequency_hz: float
+    requested_s: float
+    programmed_s: float  # what the source was told (whole cycles in LIST mode), or the bench's sleep
+    started_at: float  # bench monotonic seconds: the command that starts the event was sent
+    ended_at: float  # bench monotonic seconds: the supply is back (LIST: start + programmed; software: ON acked)
+    # Bench seconds between sending a start/stop command and its acknowledgement: the timing
+    # uncertainty of a software event (for a LIST event, of its start only).
+    uncertainty_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.ended_at - self.started_at
+
+    def describe(self) -> str:
+        how = ("source LIST sequencer, whole cycles" if self.method == "list"
+               else "bench-timed OUTP/VOLT commands, NOT cycle-exact")
+        level = "0 V" if self.kind == "dropout" else f"{self.residual_v:.1f} V"
+        return (f"{self.kind} to {level} for {self.programmed_s * 1000:.1f} ms "
+                f"(asked {self.requested_s * 1000:.1f} ms; {how}; +/-{self.uncertainty_s * 1000:.1f} ms; "
+                f"{self.model})")
+
+
+@runtime_checkable
+class PowerSource(Protocol):
+    """The supply as the rest of the bench sees it (labgrid-style tiny protocol)."""
+
+    def on(self) -> None: ...
+    def off(self) -> None: ...
+    def set_voltage(self, volts: float) -> None: ...
+    def measure(self) -> AcMeasurement: ...
+    def safe_state(self) -> None: ...
+
+
+class AcSource:
+    """A programmable AC source over PyVISA, driven through its model's command table."""
+
+    def __init__(self, resource: str, *, model: str = "generic", nominal_voltage: float = 220.0,
+                 nominal_frequency: float = 50.0, timeout: float = 2.0, backend: str = "@py",
+                 read_termination: str = "\n", write_termination: str = "\n",
+                 name: str = "AC source") -> None:
+        self.table: AcCommandTable = table_for(model)
+        self.nominal_voltage = nominal_voltage
+        self.nominal_frequency = nominal_frequency
+        self.name = name
+        self.link = ScpiConnection(resource, name=f"{name} ({model})", backend=backend, timeout=timeout,
+                                   read_termination=read_termination, write_termination=write_termination,
+                                   error_query=self.table.error_query)
+        self.identification: str | None = None
+
+    @property
+    def model(self) -> str:
+        return self.table.model
+
+    @property
+    def resource(self) -> str:
+        return self.link.resource
+
+    # -- lifecycle ------------------------------------------------------------
+    def open(self) -> "AcSource":
+        """Connect, clear stale status (old errors must not be blamed on our first command), identify."""
+        self.link.open()
+        try:
+            self.link.write(self.table.clear_status, check=False)
+            for command in self.table.on_open:
+                self.link.write(command)
+            self.identify()
+        except BaseException:
+            self.link.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        self.link.close()
+
+    def __enter__(self) -> "AcSource":
+        return self.open() if not self.link.is_open else self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- basic operations -----------------------------------------------------
+    def identify(self) -> str:
+        self.identification = self.link.query(self.table.identify)
+        if not self.table.idn_matches(self.identification):
+            log.warning("%s answers *IDN? %r, which does not look like a %s", self.name,
+                        self.identification, self.table.description)
+        return self.identification
+
+    def output(self, on: bool) -> None:
+        self.link.write(self.table.output_on if on else self.table.output_off)
+
+    def on(self) -> None:
+        self.output(True)
+
+    def off(self) -> None:
+        self.output(False)
+
+    def is_on(self) -> bool:
+        reply = self.link.query(self.table.output_query).strip().upper()
+        if reply in ("1", "ON"):
+            return True
+        if reply in ("0", "OFF"):
+            return False
+        raise InstrumentReplyError(f"{self.name}: {self.table.output_query!r} answered {reply!r}, not 0/1/ON/OFF",
+                                   raw=reply)
+
+    def set_voltage(self, volts: float) -> None:
+        if volts < 0:
+            raise ValueError(f"voltage must be >= 0 V, not {volts}")
+        self.link.write(self.table.set_voltage.format(v=volts))
+
+    def voltage(self) -> float:
+        """The programmed (setpoint) voltage."""
+        return self.link.query_number(self.table.voltage_query)
+
+    def set_frequency(self, hz: float) -> None:
+        if hz <= 0:
+            raise ValueError(f"frequency must be > 0 Hz, not {hz}")
+        self.link.write(self.table.set_frequency.format(f=hz))
+
+    def frequency(self) -> float:
+        return self.link.query_number(self.table.frequency_query)
+
+    def measure(self) -> AcMeasurement:
+        return AcMeasurement(
+            voltage_v=self.link.query_number(self.table.measure_voltage),
+            current_a=self.link.query_number(self.table.measure_current),
+            power_w=self.link.query_number(self.table.measure_power),
+        )
+
+    def errors(self) -> list[tuple[int, str]]:
+        """Drain the error queue (normally empty: every command already checks it)."""
+        return self.link.read_errors()
+
+    # -- safe state -----------------------------------------------------------
+    def safe_state(self) -> None:
+        """Nominal voltage and frequency, output on; every step is tried even if one fails."""
+        failures = []
+        steps = [(command, lambda c=command: self.link.write(c)) for command in self.table.abort]
+        steps += [
+            ("set nominal voltage", lambda: self.set_voltage(self.nominal_voltage)),
+            ("set nominal frequency", lambda: self.set_frequency(self.nominal_frequency)),
+            ("output on", self.on),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except InstrumentError as exc:
+                failures.append(f"{what}: {exc.diagnosis}")
+        if failures:
+            raise InstrumentError(f"{self.name}: safe state not reached ({'; '.join(failures)})")
+
+    def abort_transient(self) -> None:
+        for command in self.table.abort:
+            self.link.write(command)
+
+    # -- dropouts and sags ----------------------------------------------------
+    def dropout(self, duration_s: float, clock: WaitClock | None = None, *,
+                method: Literal["auto", "list", "software"] = "auto") -> DropoutResult:
+        """Cut the supply for `duration_s`, then restore the voltage it had."""
+        return self._event("dropout", 0.0, duration_s, clock, method)
+
+    def sag(self, percent: float, duration_s: float, clock: WaitClock | None = None, *,
+            method: Literal["auto", "list", "software"] = "auto") -> DropoutResult:
+        """Lower the supply to `percent` % of its present voltage (the residual voltage, as
+        IEC 61000-4-11 names dips: 70 leaves 70 %) for `duration_s`, then restore it."""
+        if not 0 <= percent < 100:
+            raise ValueError(f"sag percent is the residual voltage, 0 <= percent < 100, not {percent}")
+        return self._event("sag", percent, duration_s, clock, method)
+
+    def _event(self, kind: Literal["dropout", "sag"], percent: float, duration_s: float,
+               clock: WaitClock | None, method: str) -> DropoutResult:
+        if duration_s <= 0:
+            raise ValueError(f"{kind} duration must be > 0 s, not {duration_s}")
+        if method not in ("auto", "list", "software"):
+            raise ValueError(f"method must be auto, list or software, not {method!r}")
+        if method == "list" and not self.table.has_transient:
+            raise NotSupported(f"{self.name}: model {self.model} has no LIST/transient mode in its command table")
+        clock = clock or _WallClock()
+        restored = self.voltage()
+        frequency = self.frequency()
+        residual = restored * percent / 100.0
+        use_list = self.table.has_transient and method != "software"
+        if use_list:
+            return self._list_event(kind, residual, restored, frequency, duration_s, clock)
+        return self._software_event(kind, residual, restored, frequency, duration_s, clock)
+
+    def _list_event(self, kind, residual: float, restored: float, frequency: float,
+                    duration_s: float, clock: WaitClock) -> DropoutResult:
+        # A trailing step at the restored voltage: whatever the model does when a list ends
+        # (hold the last point or go back to the fixed level), the supply comes back.
+        program: TransientProgram = self.table.transient((
+            SupplyStep(residual, frequency, duration_s),
+            SupplyStep(restored, frequency, 1.0 / frequency),
+        ))
+        for command in program.setup:
+            self.link.write(command)
+        try:
+            sent = clock.monotonic()
+            for command in program.start:
+                self.link.write(command)
+            acked = clock.monotonic()
+            self._wait_sequence(program, sent, clock)
+        except BaseException:
+            # Never leave a half-run sequence behind, whatever interrupted it.
+            self._try(program.finish)
+            raise
+        for command in program.finish:
+            self.link.write(command)
+        self.set_voltage(restored)
+        event_s = program.durations_s[0]
+        return DropoutResult(kind=kind, method="list", cycle_exact=program.cycle_exact, model=self.model,
+                             residual_v=residual, restored_v=restored, frequency_hz=frequency,
+                             requested_s=duration_s, programmed_s=event_s, started_at=sent,
+                             ended_at=sent + event_s, uncertainty_s=acked - sent)
+
+    def _wait_sequence(self, program: TransientProgram, started: float, clock: WaitClock) -> None:
+        total = sum(program.durations_s)
+        remaining = started + total - clock.monotonic()
+        if remaining > 0:
+            clock.sleep(remaining)
+        if program.busy_query is None:
+            return
+        deadline = started + total + _SEQUENCE_GRACE_S
+        idle = {reply.upper() for reply in program.idle_replies}
+        while self.link.query(program.busy_query).strip().upper() not in idle:
+            if clock.monotonic() > deadline:
+                raise InstrumentError(
+                    f"{self.name}: sequence still running {_SEQUENCE_GRACE_S:g} s after its programmed end "
+                    f"({total:.3f} s); {program.busy_query!r} never answered {'/'.join(program.idle_replies)}")
+            clock.sleep(_POLL_S)
+
+    def _software_event(self, kind, residual: float, restored: float, frequency: float,
+                        duration_s: float, clock: WaitClock) -> DropoutResult:
+        sent = clock.monotonic()
+        if kind == "dropout":
+            self.off()
+        else:
+            self.set_voltage(residual)
+        acked = clock.monotonic()
+        try:
+            clock.sleep(max(0.0, sent + duration_s - clock.monotonic()))
+        finally:
+            # Restore even when the wait is interrupted: the guard would too, but this is sooner.
+            before = clock.monotonic()
+            if kind == "dropout":
+                self.on()
+            else:
+                self.set_voltage(restored)
+            ended = clock.monotonic()
+        return DropoutResult(kind=kind, method="software", cycle_exact=False, model=self.model,
+                             residual_v=residual, restored_v=restored, frequency_hz=frequency,
+                             requested_s=duration_s, programmed_s=duration_s, started_at=sent,
+                             ended_at=ended, uncertainty_s=max(acked - sent, ended - before))
+
+    def _try(self, commands: Sequence[str]) -> None:
+        for command in commands:
+            try:
+                self.link.write(command)
+            except InstrumentError as exc:
+                log.warning("%s: %s failed while cleaning up: %s", self.name, command, exc.diagnosis)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered as an interruption so every layer (pytest included) unwinds and tears down."""
+
+
+class SafeStateGuard:
+    """Puts `source` in its safe state when the block ends: normally, by an exception, by
+    SIGINT or by SIGTERM. Previous signal handlers are restored afterwards.
+
+    The handlers do no I/O: they turn the signal into an exception (KeyboardInterrupt, or
+    `Terminated` for SIGTERM) so the exchange the signal interrupted unwinds first; the
+    restoration then runs in `__exit__` on a fresh session. A signal arriving during the
+    restoration is held until it is done, then raised.
+
+    Signal handlers can only be installed from the main thread; elsewhere the guard still
+    restores on exit and on exceptions.
+    """
+
+    def __init__(self, source: PowerSource, *, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) -> None:
+        self.source = source
+        self.signals = tuple(signals)
+        self._previous: dict[int, object] = {}
+        self._restoring = False
+        self._pending: int | None = None
+
+    def __enter__(self) -> PowerSource:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.signals:
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self.source
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # From here until the old handlers are back, a signal waits for us instead of interrupting.
+        self._restoring = True
+        try:
+            self.source.safe_state()
+        except InstrumentError as failure:
+            if exc is None:
+                raise
+            # Keep the original exception: it says why we are here; add the restore failure to it.
+            exc.add_note(f"and the safe state could not be restored: {failure.diagnosis}")
+            log.error("safe state not restored after %s: %s", exc_type.__name__, failure.diagnosis)
+        finally:
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
+            self._previous.clear()
+            self._restoring = False
+            self._raise_pending(exc)
+
+    def restore(self) -> None:
+        """The safe state now (signals wait until it is reached)."""
+        self._restoring = True
+        try:
+            self.source.safe_state()
+        finally:
+            self._restoring = False
+            self._raise_pending(None)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self._restoring:
+            self._pending = signum
+            return
+        raise self._exception_for(signum)
+
+    def _raise_pending(self, in_flight: BaseException | None) -> None:
+        signum, self._pending = self._pending, None
+        if signum is not None and not isinstance(in_flight, KeyboardInterrupt):
+            raise self._exception_for(signum)
+
+    @staticmethod
+    def _exception_for(signum: int) -> BaseException:
+        if signum == signal.SIGINT:
+            return KeyboardInterrupt()
+        return Terminated(f"signal {signal.Signals(signum).name}")

@@ -1,0 +1,65 @@
+"""AMETEK Programmable Power / California Instruments (Sequoia, CSW, MX, RS, Asterion).
+
+Source: the Sequoia Series manual, 4.21 "Source Subsystem - List" and the
+list example (LIST:VOLTage / LIST:FREQuency point lists, `LIST:DWELl` in
+seconds, `LIST:COUNt`, `LIST:STEP AUTO` = dwell-paced, `VOLTage:MODE LIST`
+activates the list, then the transient trigger system starts it); the BPS/MX
+SCPI manual (transient modes FIXED/STEP/PULSE/LIST; when a list completes the
+output returns to the immediate level).
+
+The list's dwell is in seconds, programmed here as whole cycles of the output
+and timed by the source, so it is recorded as cycle-exact (whole cycles,
+hardware-timed); the start phase is not synchronised (`TRIG:SYNC:PHAS` could
+add it; untested).
+
+Uncertain: `TRIG:SOUR IMM` + `INIT` as the start (some models want
+`INIT:SEQ1` or a `TRIG` after `INIT`), the measurement headers (`MEAS:VOLT:AC?`
+etc.; older CI units answer `MEAS:VOLT?`), and no trusted "list running"
+query: the driver waits out the programmed time instead.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from drivers.instruments.ac_tables.base import AcCommandTable, SupplyStep, TransientProgram, number_list
+
+
+def list_program(steps: Sequence[SupplyStep]) -> TransientProgram:
+    cycles = [max(1, round(step.duration_s * step.frequency)) for step in steps]
+    durations = [n / step.frequency for n, step in zip(cycles, steps)]
+    return TransientProgram(
+        setup=(
+            "ABOR",
+            f"LIST:VOLT {number_list([step.voltage for step in steps], 2)}",
+            f"LIST:FREQ {number_list([step.frequency for step in steps], 2)}",
+            f"LIST:DWEL {number_list(durations, 5)}",
+            "LIST:COUN 1",
+            "LIST:STEP AUTO",
+            "VOLT:MODE LIST",
+            "FREQ:MODE LIST",
+            "TRIG:SOUR IMM",
+        ),
+        start=("INIT",),
+        finish=("ABOR", "VOLT:MODE FIX", "FREQ:MODE FIX"),
+        durations_s=tuple(durations),
+        cycle_exact=True,
+    )
+
+
+TABLE = AcCommandTable(
+    model="ametek-ci",
+    description="AMETEK / California Instruments (LIST transients)",
+    set_voltage="VOLT {v:.2f}",
+    voltage_query="VOLT?",
+    set_frequency="FREQ {f:.2f}",
+    frequency_query="FREQ?",
+    output_on="OUTP ON",
+    output_off="OUTP OFF",
+    output_query="OUTP?",
+    measure_voltage="MEAS:VOLT:AC?",
+    measure_current="MEAS:CURR:AC?",
+    measure_power="MEAS:POW:AC?",
+    abort=("ABOR", "VOLT:MODE FIX", "FREQ:MODE FIX"),
+    transient=list_program,
+    idn_words=("AMETEK", "CALIFORNIA INSTRUMENTS"),
+)

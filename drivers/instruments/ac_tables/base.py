@@ -1,0 +1,80 @@
+"""What a per-model command table is (the libsigrok scpi-pps pattern).
+
+A table is data: the strings one model wants for each operation, plus, when
+the model has a hardware sequencer (LIST / transient mode), a function that
+turns a list of supply steps into the commands that program, start and end
+it. The driver (`drivers.instruments.ac_source`) does the rest, identically
+for every model; a new source is a new table module, nothing else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+
+@dataclass(frozen=True)
+class SupplyStep:
+    """One step of a sequence: hold `voltage` (V rms) at `frequency` (Hz) for `duration_s`."""
+
+    voltage: float
+    frequency: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class TransientProgram:
+    """A sequence as one model's sequencer runs it."""
+
+    setup: tuple[str, ...]  # programs the steps; each is sent and checked against the error queue
+    start: tuple[str, ...]  # arms and starts it; the sequence begins while the last of these is processed
+    finish: tuple[str, ...]  # back to fixed (immediate) mode after the sequence
+    # Seconds each step really lasts once the model's time base has rounded it (e.g. whole cycles).
+    durations_s: tuple[float, ...]
+    # True when the source's own sequencer times the steps in whole cycles of the output.
+    cycle_exact: bool
+    # A query that tells whether the sequence still runs, and the replies that mean it is over
+    # (None: the model gives no such query we trust; the driver waits out the programmed time).
+    busy_query: str | None = None
+    idle_replies: tuple[str, ...] = ()
+
+
+TransientBuilder = Callable[[Sequence[SupplyStep]], TransientProgram]
+
+
+@dataclass(frozen=True)
+class AcCommandTable:
+    model: str
+    description: str
+    # Format strings: {v} volts, {f} hertz.
+    set_voltage: str
+    voltage_query: str
+    set_frequency: str
+    frequency_query: str
+    output_on: str
+    output_off: str
+    output_query: str
+    measure_voltage: str
+    measure_current: str
+    measure_power: str
+    identify: str = "*IDN?"
+    clear_status: str = "*CLS"
+    error_query: str = "SYST:ERR?"
+    # Sent before anything else on open (e.g. remote mode); each checked.
+    on_open: tuple[str, ...] = ()
+    # Stops any running sequence and returns to fixed mode (part of the safe state).
+    abort: tuple[str, ...] = ()
+    transient: TransientBuilder | None = None
+    # Words expected in the *IDN? reply of this model (case-insensitive), to warn on a mismatch.
+    idn_words: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def has_transient(self) -> bool:
+        return self.transient is not None
+
+    def idn_matches(self, identification: str) -> bool:
+        text = identification.upper()
+        return not self.idn_words or any(word.upper() in text for word in self.idn_words)
+
+
+def number_list(values: Sequence[float], decimals: int) -> str:
+    return ",".join(f"{value:.{decimals}f}" for value in values)

@@ -1,0 +1,72 @@
+"""Chroma 61500 / 61600 programmable AC sources.
+
+Sources: the 61501-61504 User's Manual, ch. 8 (remote operation), and
+libsigrok's scpi-pps profile for the Chroma 61604 (tested on hardware), which
+gives the set/measure strings used here (`:SOUR:VOLT:AC`, `:FETC:CURR:AC?`,
+`:FETC:VOLT:ACDC?`, `:FETC:POW:AC?`, `:OUTP ON|OFF`).
+
+LIST mode (manual 8.6.2): `OUTPut:MODE FIXED|LIST|PULSE|STEP|SYNTH|INTERHAR`;
+`[SOURce:]LIST:BASE TIME|CYCLE`; per-point lists
+`LIST:VOLTage:AC:STARt|END` and `LIST:FREQuency:STARt|END` (a point with
+START = END is a step, START != END a ramp); `TRIG ON|OFF` runs and stops it,
+`TRIG:STATE?` answers OFF|RUNNING. With `LIST:BASE CYCLE` the dwell is
+counted in cycles of the output, so a dropout of n cycles is exactly n cycles.
+
+Uncertain (not confirmed in the manual pages we could read; check against
+your unit's manual and fix here if its error queue complains):
+- the dwell list header `LIST:DWELl` and that its unit is cycles under
+  `LIST:BASE CYCLE` (milliseconds under TIME);
+- `LIST:COUNt 1` (run the list once);
+- that `TRIG:STATE?` also reports LIST runs (the manual shows it for SYNTH);
+- whether the unit also wants `LIST:SHAPe A,...` per point (error -109 would say so).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from drivers.instruments.ac_tables.base import AcCommandTable, SupplyStep, TransientProgram, number_list
+
+
+def list_program(steps: Sequence[SupplyStep]) -> TransientProgram:
+    cycles = [max(1, round(step.duration_s * step.frequency)) for step in steps]
+    volts = number_list([step.voltage for step in steps], 1)
+    freqs = number_list([step.frequency for step in steps], 2)
+    return TransientProgram(
+        setup=(
+            "TRIG OFF",
+            "OUTP:MODE FIXED",
+            "LIST:BASE CYCLE",
+            f"LIST:VOLT:AC:STAR {volts}",
+            f"LIST:VOLT:AC:END {volts}",
+            f"LIST:FREQ:STAR {freqs}",
+            f"LIST:FREQ:END {freqs}",
+            f"LIST:DWEL {','.join(str(n) for n in cycles)}",
+            "LIST:COUN 1",
+            "OUTP:MODE LIST",
+        ),
+        start=("TRIG ON",),
+        finish=("TRIG OFF", "OUTP:MODE FIXED"),
+        durations_s=tuple(n / step.frequency for n, step in zip(cycles, steps)),
+        cycle_exact=True,
+        busy_query="TRIG:STAT?",
+        idle_replies=("OFF", "0"),
+    )
+
+
+TABLE = AcCommandTable(
+    model="chroma-61500",
+    description="Chroma 61500/61600 (LIST mode, cycle time base)",
+    set_voltage=":SOUR:VOLT:AC {v:.1f}",
+    voltage_query=":SOUR:VOLT:AC?",
+    set_frequency=":SOUR:FREQ {f:.2f}",
+    frequency_query=":SOUR:FREQ?",
+    output_on=":OUTP ON",
+    output_off=":OUTP OFF",
+    output_query=":OUTP?",
+    measure_voltage=":FETC:VOLT:ACDC?",
+    measure_current=":FETC:CURR:AC?",
+    measure_power=":FETC:POW:AC?",
+    abort=("TRIG OFF", "OUTP:MODE FIXED"),
+    transient=list_program,
+    idn_words=("CHROMA",),
+)

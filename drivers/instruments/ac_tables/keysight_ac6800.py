@@ -1,0 +1,31 @@
+"""Keysight AC6800 (AC6801B-AC6804B) basic AC sources.
+
+Source: the AC6800B Operating and Service Guide, ch. 3 (SCPI): subsystems
+ABORt, CURRent, FETCh/MEASure, FREQuency, INITiate, OUTPut, TRIGger,
+VOLTage... and no LIST subsystem. Its triggered step changes cannot time a
+dropout's end, so this table has no sequencer: dropouts and sags are timed by
+the bench and recorded as not cycle-exact.
+
+Uncertain: the measurement headers (`MEAS:VOLT:AC?`, `MEAS:CURR:AC?`,
+`MEAS:POW:AC?`; the guide lists FETCh/MEASure with AC/DC/ACDC variants),
+and that `FREQ <f>` alone is accepted (the guide's example
+`FREQuency 100,90,110` also sets soft limits).
+"""
+from drivers.instruments.ac_tables.base import AcCommandTable
+
+TABLE = AcCommandTable(
+    model="keysight-ac6800",
+    description="Keysight AC6800 (no hardware sequencer)",
+    set_voltage="VOLT {v:.2f}",
+    voltage_query="VOLT?",
+    set_frequency="FREQ {f:.2f}",
+    frequency_query="FREQ?",
+    output_on="OUTP ON",
+    output_off="OUTP OFF",
+    output_query="OUTP?",
+    measure_voltage="MEAS:VOLT:AC?",
+    measure_current="MEAS:CURR:AC?",
+    measure_power="MEAS:POW:AC?",
+    abort=("ABOR",),
+    idn_words=("KEYSIGHT", "AGILENT"),
+)
