@@ -1,1 +1,79 @@
-"""pytest fixtures for the bench's instruments (registered by bench.plugin)."""
+"""pytest fixtures for the bench's instruments (registered by bench.plugin).
+
+- `ac_source`: the AC source driver (`drivers.instruments.AcSource`), opened once
+  per session from the station's instrument settings and held in a
+  `SafeStateGuard` for the whole session (nominal voltage and frequency, output
+  on, restored at the end, after an exception, on Ctrl-C and on SIGTERM); after
+  each test that used it, it is put back in the safe state.
+- `load`: the load driver (`drivers.instruments.Load`), opened once per session;
+  switched off after each test that used it and at the end.
+
+Both read `bench_station.instruments` (`.ac_source` / `.load` settings, already
+pointing at the emulators on the emulated bench) and skip, saying why, when the
+bench has no such instrument.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import pytest
+
+from bench.instruments import open_ac_source, open_load
+from drivers.instruments import AcSource, InstrumentError, Load, SafeStateGuard
+
+log = logging.getLogger(__name__)
+
+
+def _settings(request: pytest.FixtureRequest, name: str):
+    station = request.getfixturevalue("bench_station")
+    instruments = getattr(station, "instruments", None)
+    return getattr(instruments, name, None) if instruments is not None else None
+
+
+@pytest.fixture(scope="session")
+def _ac_source_guard(request: pytest.FixtureRequest) -> Iterator[SafeStateGuard]:
+    settings = _settings(request, "ac_source")
+    if settings is None:
+        pytest.skip("the bench has no AC source ([ac_source] in bench.toml)")
+    source = open_ac_source(settings)
+    try:
+        guard = SafeStateGuard(source)
+        with guard:
+            guard.restore()  # start every run from the same place
+            yield guard
+    finally:
+        source.close()
+
+
+@pytest.fixture
+def ac_source(_ac_source_guard: SafeStateGuard) -> Iterator[AcSource]:
+    try:
+        yield _ac_source_guard.source
+    finally:
+        _ac_source_guard.restore()  # a Ctrl-C meanwhile waits until the source is safe
+
+
+@pytest.fixture(scope="session")
+def _load_session(request: pytest.FixtureRequest) -> Iterator[Load]:
+    settings = _settings(request, "load")
+    if settings is None:
+        pytest.skip("the bench has no load ([load] in bench.toml)")
+    driver = open_load(settings)
+    try:
+        driver.off()
+        yield driver
+    finally:
+        try:
+            driver.off()
+        except InstrumentError as exc:
+            log.error("load not switched off at the end of the session: %s", exc.diagnosis)
+        driver.close()
+
+
+@pytest.fixture
+def load(_load_session: Load) -> Iterator[Load]:
+    try:
+        yield _load_session
+    finally:
+        _load_session.off()
