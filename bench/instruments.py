@@ -2,7 +2,7 @@
 
     [ac_source]                       # optional
     model = "chroma-61500"            # generic | chroma-61500 | keysight-ac6800 | ametek-ci
-    resource = "TCPIP::192.0.2.20::2101::SOCKET"
+    resource = "GPIB0::30::INSTR"     # or "ASRL/dev/ttyUSB0::INSTR" with baud_rate, "TCPIP::host::5025::SOCKET"
     nominal_voltage = 220.0
     nominal_frequency = 50.0
 
@@ -39,7 +39,7 @@ class _Strict(BaseModel):
 
 class AcSourceSettings(_Strict):
     emulated: bool = False
-    # VISA resource string; e.g. "TCPIP::192.0.2.20::5025::SOCKET", "GPIB0::30::INSTR", "ASRL/dev/ttyUSB0::INSTR".
+    # VISA resource string: "TCPIP::192.0.2.20::5025::SOCKET", "GPIB0::30::INSTR", "ASRL/dev/ttyUSB0::INSTR".
     resource: str | None = Field(default=None, min_length=1)
     model: AcModel = "generic"
     nominal_voltage: float = Field(default=220.0, gt=0, le=300)
@@ -48,6 +48,7 @@ class AcSourceSettings(_Strict):
     visa_backend: str = Field(default="@py", min_length=1)
     read_termination: str = "\n"
     write_termination: str = "\n"
+    baud_rate: int | None = Field(default=None, gt=0, description="serial (ASRL) resources only")
 
     @model_validator(mode="after")
     def _needs_address(self) -> "AcSourceSettings":
@@ -109,7 +110,7 @@ def open_ac_source(settings: AcSourceSettings) -> AcSource:
     source = AcSource(settings.resource, model=settings.model, nominal_voltage=settings.nominal_voltage,
                       nominal_frequency=settings.nominal_frequency, timeout=settings.timeout,
                       backend=settings.visa_backend, read_termination=settings.read_termination,
-                      write_termination=settings.write_termination)
+                      write_termination=settings.write_termination, baud_rate=settings.baud_rate)
     return source.open()
 
 

@@ -109,14 +109,14 @@ class AcSource:
     def __init__(self, resource: str, *, model: str = "generic", nominal_voltage: float = 220.0,
                  nominal_frequency: float = 50.0, timeout: float = 2.0, backend: str = "@py",
                  read_termination: str = "\n", write_termination: str = "\n",
-                 name: str = "AC source") -> None:
+                 baud_rate: int | None = None, name: str = "AC source") -> None:
         self.table: AcCommandTable = table_for(model)
         self.nominal_voltage = nominal_voltage
         self.nominal_frequency = nominal_frequency
         self.name = name
         self.link = ScpiConnection(resource, name=f"{name} ({model})", backend=backend, timeout=timeout,
                                    read_termination=read_termination, write_termination=write_termination,
-                                   error_query=self.table.error_query)
+                                   error_query=self.table.error_query, baud_rate=baud_rate)
         self.identification: str | None = None
 
     @property

@@ -100,7 +100,7 @@ class ScpiConnection:
     def __init__(self, resource: str, *, name: str = "instrument", backend: str = "@py",
                  timeout: float = 2.0, open_timeout: float | None = None,
                  read_termination: str = "\n", write_termination: str = "\n",
-                 error_query: str | None = "SYST:ERR?") -> None:
+                 error_query: str | None = "SYST:ERR?", baud_rate: int | None = None) -> None:
         self.resource = resource
         self.name = name
         self.backend = backend
@@ -109,6 +109,7 @@ class ScpiConnection:
         self.read_termination = read_termination
         self.write_termination = write_termination
         self.error_query = error_query
+        self.baud_rate = baud_rate  # serial (ASRL) resources only
         self._session = None
         self._dirty = False
         self._lock = threading.RLock()
@@ -123,6 +124,9 @@ class ScpiConnection:
             if self._session is not None:
                 return
             manager = resource_manager(self.backend)
+            options = {}
+            if self.baud_rate is not None and self.resource.upper().startswith("ASRL"):
+                options["baud_rate"] = self.baud_rate
             try:
                 session = manager.open_resource(
                     self.resource,
@@ -130,6 +134,7 @@ class ScpiConnection:
                     timeout=int(self.timeout * 1000),
                     read_termination=self.read_termination,
                     write_termination=self.write_termination,
+                    **options,
                 )
             except VisaIOError as exc:
                 raise InstrumentUnreachable(

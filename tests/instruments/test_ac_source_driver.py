@@ -181,3 +181,8 @@ def test_checked_command_is_fast_nagle_off(driven):
     for _ in range(10):
         source.set_voltage(220.0)
     assert (time.monotonic() - wall) / 10 < 0.02
+
+
+def test_missing_serial_port_is_unreachable():
+    with pytest.raises(InstrumentUnreachable, match="cannot open"):
+        AcSource("ASRL/dev/smmc-no-such-tty::INSTR", model="chroma-61500", baud_rate=9600, timeout=0.3).open()

@@ -38,7 +38,7 @@ emulated = true
 CHROMA = """
 [ac_source]
 model = "chroma-61500"
-resource = "TCPIP::192.0.2.20::2101::SOCKET"
+resource = "GPIB0::30::INSTR"
 nominal_voltage = 220.0
 nominal_frequency = 50.0
 timeout = 3.0

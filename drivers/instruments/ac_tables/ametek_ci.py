@@ -12,6 +12,9 @@ and timed by the source, so it is recorded as cycle-exact (whole cycles,
 hardware-timed); the start phase is not synchronised (`TRIG:SYNC:PHAS` could
 add it; untested).
 
+LAN: the Sequoia manual (3.5.3) gives the SCPI socket as TCP port 5025,
+factory set: resource "TCPIP::<ip>::5025::SOCKET".
+
 Uncertain: `TRIG:SOUR IMM` + `INIT` as the start (some models want
 `INIT:SEQ1` or a `TRIG` after `INIT`), the measurement headers (`MEAS:VOLT:AC?`
 etc.; older CI units answer `MEAS:VOLT?`), and no trusted "list running"

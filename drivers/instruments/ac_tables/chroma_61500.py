@@ -66,6 +66,7 @@ TABLE = AcCommandTable(
     measure_voltage=":FETC:VOLT:ACDC?",
     measure_current=":FETC:CURR:AC?",
     measure_power=":FETC:POW:AC?",
+    on_open=("SYST:REM",),  # remote mode (needed on RS-232; harmless on GPIB), as libsigrok does
     abort=("TRIG OFF", "OUTP:MODE FIXED"),
     transient=list_program,
     idn_words=("CHROMA",),
