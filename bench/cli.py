@@ -234,6 +234,7 @@ def command_doctor(args: argparse.Namespace) -> int:
     """Probe every meter link of the bench and say what answered, or why not."""
     import time
 
+    from bench.instruments import probe_instruments
     from bench.links import link_label
     from bench.station import read_identity
     from drivers.dlms import FrameTrace
@@ -241,7 +242,7 @@ def command_doctor(args: argparse.Namespace) -> int:
 
     config = checked_bench(args.bench)
     table = Table(title=f"bench doctor - {escape(args.bench)}")
-    for column in ("Meter", "Link", "Answer", "Details"):
+    for column in ("Device", "Link", "Answer", "Details"):
         table.add_column(column, overflow="fold")
     failures = 0
     with Station(config) as station:
@@ -260,6 +261,11 @@ def command_doctor(args: argparse.Namespace) -> int:
             elapsed = time.monotonic() - started
             table.add_row(escape(test_id), escape(f"{link_label(link)}: {link.describe()}"), answer,
                           escape(f"{details} ({elapsed:.2f} s)"))
+        instruments = station.instruments
+        for probe in probe_instruments(instruments.ac_source, instruments.load, station.clock):
+            failures += not probe.ok
+            table.add_row(escape(probe.name), "instrument", "[green]OK[/]" if probe.ok else "[red]NO[/]",
+                          escape(probe.identification if probe.ok else probe.diagnosis))
     console.print(table)
     return EXIT_OK if failures == 0 else EXIT_FAILED
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from bench.clock import BenchClock, RealClock
 from bench.config import Authentication, BenchConfig, MeterSettings
 from bench.links import EmulatedLinkServers, EmulatedMeterLinks, Link, link_label, open_transport, serve_emulated_links
+from bench.instruments import EmulatedInstruments, serve_emulated_instruments
 from bench.cosem import Clock, DisconnectControl, EventLog, Register
 from bench.profiles import MeterProfile, load_profile
 from drivers.dlms import Authentication as DlmsAuthentication
@@ -68,6 +69,8 @@ class Station:
         self.clock: BenchClock = self._virtual if len(emulated) == len(self.meters) else RealClock()
         self._emulators: dict[str, object] = {}  # meter id -> fixtures.meter.EmulatedMeter
         self._link_servers: EmulatedLinkServers | None = None
+        # The instruments the tests drive; emulated ones are rewritten to their servers by start().
+        self.instruments = EmulatedInstruments(ac_source=config.ac_source, load=config.load)
 
     def start(self) -> "Station":
         from fixtures.meter import EmulatedMeter  # the emulator is only loaded on benches that use it
@@ -89,12 +92,35 @@ class Station:
             self._link_servers = serve_emulated_links(served)
             for meter_id, links in self._link_servers.links.items():
                 self.meters[meter_id].links = links
+            self._serve_instruments()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _serve_instruments(self) -> None:
+        """Emulated instruments are wired to the emulated meters as on a real bench: the source
+        feeds every meter, the load hangs on the first meter's output."""
+        meters = list(self._emulators.values())
+
+        def supply(volts: float, hertz: float) -> None:
+            for meter in meters:
+                meter.set_supply(volts, hertz)
+
+        def demand(amps: float) -> None:
+            if meters:
+                meters[0].set_load_demand(amps)
+
+        self.instruments = serve_emulated_instruments(
+            self.config.ac_source, self.config.load, self._virtual,
+            on_supply=supply,
+            measured_current=lambda: sum(meter.load_current_a() for meter in meters),
+            on_demand=demand,
+            load_current=(lambda: meters[0].load_current_a()) if meters else None,
+        )
+
     def stop(self) -> None:
+        self.instruments.stop()
         if self._link_servers is not None:
             self._link_servers.stop()
             self._link_servers = None
