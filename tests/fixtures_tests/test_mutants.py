@@ -1,13 +1,17 @@
 """Each mutant differs from the conforming meter in its one declared way."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from drivers.headend import HeadEndListener
 from fixtures.clock import VirtualClock
 from fixtures.meter import MUTANTS, EmulatedMeter, axdr
+from fixtures.meter.axdr import Data, DataType
+from fixtures.meter import cosem_time
 from fixtures.meter.cosem_objects import ControlState, CosemError
+from fixtures.meter.supply_objects import Limiter
 
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
 ZERO = axdr.integer(0)
@@ -86,6 +90,86 @@ def observe_energy_while_disconnected(meter):
     return meter.state.energy_wh - before
 
 
+def outage(meter, seconds: float) -> None:
+    meter.set_supply(0.0)
+    meter.bench_clock.sleep(seconds)
+    meter.set_supply(220.0)
+
+
+def observe_breaker_current(meter):
+    meter.set_load_demand(10.0)
+    meter.disconnect_control.invoke(1, ZERO)
+    return meter.state.output_state, round(meter.load_current_a(), 3)
+
+
+def observe_power_events(meter):
+    down = meter.clock.now()
+    outage(meter, 300)
+    events = meter.state.standard_events
+    stamp = next((round((when - down).total_seconds()) for when, code in events if code == 1), None)
+    return codes(events), stamp
+
+
+def observe_power_failure_log(seconds: float):
+    def observe(meter):
+        outage(meter, seconds)
+        return [duration for _, duration in meter.state.power_failures]
+    return observe
+
+
+def observe_answers_after_outage(meter):
+    outage(meter, 300)
+    meter.bench_clock.sleep(10)
+    return meter.communicating
+
+
+def observe_pushes(alarm_filter: int):
+    def observe(meter):
+        with HeadEndListener(meter.bench_clock) as head_end:
+            meter.model.alarm_filter.value = alarm_filter
+            meter.push_setup.destination = head_end.destination
+            outage(meter, 300)
+            head_end.wait_for(timeout_s=30)
+            return len(head_end.notifications)
+    return observe
+
+
+def configure_limiter(meter, threshold_w: int = 3000, over_s: int = 60, under_s: int = 30) -> None:
+    limiter = meter.limiter
+    limiter.set(4, Data(DataType.DOUBLE_LONG, threshold_w))
+    limiter.set(6, axdr.double_long_unsigned(over_s))
+    limiter.set(7, axdr.double_long_unsigned(under_s))
+
+
+def observe_limiter_trip(meter):
+    configure_limiter(meter)
+    meter.set_load_demand(20.0)  # 4400 W
+    meter.bench_clock.sleep(30)
+    early = meter.state.output_state
+    meter.bench_clock.sleep(31)
+    return early, meter.state.output_state, codes(meter.state.disconnector_events)
+
+
+def observe_limiter_reconnect(meter):
+    configure_limiter(meter)
+    meter.set_load_demand(20.0)
+    meter.bench_clock.sleep(61)
+    meter.set_load_demand(5.0)
+    meter.bench_clock.sleep(31)
+    return meter.state.control_state
+
+
+def observe_emergency(meter):
+    limiter = meter.limiter
+    limiter.set(5, Data(DataType.DOUBLE_LONG, 1000))
+    limiter.set(9, axdr.array([axdr.long_unsigned(7)]))
+    start = meter.clock.now() + timedelta(seconds=60)
+    limiter.set(8, axdr.structure(axdr.long_unsigned(7), axdr.octet_string(cosem_time.encode(start, 240)),
+                                  axdr.double_long_unsigned(600)))
+    meter.bench_clock.sleep(61)
+    return limiter.get(3).value, limiter.get(10).value
+
+
 # mutant -> an observation that differs between it and the conforming meter
 OBSERVATIONS = {
     "clock-ignores-set": observe_clock_set,
@@ -101,6 +185,21 @@ OBSERVATIONS = {
     "reconnect-always-ready": observe_remote_reconnect(1, ControlState.DISCONNECTED),
     "reconnect-without-event": observe_remote_reconnect(1, ControlState.DISCONNECTED),
     "energy-counts-while-disconnected": observe_energy_while_disconnected,
+    "breaker-open-current-flows": observe_breaker_current,
+    "power-events-missing": observe_power_events,
+    "power-down-stamped-at-power-up": observe_power_events,
+    "no-power-failure-entry": observe_power_failure_log(300),
+    "power-failure-duration-in-minutes": observe_power_failure_log(300),
+    "short-interruption-logged-as-long": observe_power_failure_log(10),
+    "no-answer-after-outage": observe_answers_after_outage,
+    "push-never-sent": observe_pushes(1 << 2),
+    "alarm-filter-ignored": observe_pushes(0),
+    "limiter-never-trips": observe_limiter_trip,
+    "limiter-trips-at-once": observe_limiter_trip,
+    "limiter-no-event-65": observe_limiter_trip,
+    "limiter-change-not-logged": observe_limiter_trip,
+    "limiter-reconnects-in-any-mode": observe_limiter_reconnect,
+    "emergency-profile-ignored": observe_emergency,
 }
 
 EXPECTED_CONFORMING = {
@@ -110,6 +209,18 @@ EXPECTED_CONFORMING = {
     observe_status: (0, 0),
     observe_remote_disconnect: (ControlState.DISCONNECTED, False, 62, 0),
     observe_energy_while_disconnected: 0,
+    observe_breaker_current: (False, 0.0),
+    observe_power_events: ([1, 2], 0),
+    observe_answers_after_outage: True,
+    observe_limiter_trip: (True, False, [67, 67, 67, 65, 64]),
+    observe_limiter_reconnect: ControlState.READY_FOR_RECONNECTION,
+    observe_emergency: (1000, True),
+}
+EXPECTED_CONFORMING_BY_NAME = {
+    "no-power-failure-entry": [300],
+    "short-interruption-logged-as-long": [],
+    "push-never-sent": 1,
+    "alarm-filter-ignored": 0,
 }
 
 
@@ -126,6 +237,8 @@ def test_mutant_differs_from_conforming_meter(name):
     mutated = observe(build(name))
     if observe in EXPECTED_CONFORMING:
         assert conforming == EXPECTED_CONFORMING[observe]
+    if name in EXPECTED_CONFORMING_BY_NAME:
+        assert conforming == EXPECTED_CONFORMING_BY_NAME[name]
     assert mutated != conforming
 
 
@@ -136,7 +249,10 @@ def test_mutant_is_otherwise_conforming_on_a_basic_session(name):
     mutant = MUTANTS[name]
     if mutant.aspect == 6 and "energy" not in name:
         assert observe_clock_set(meter) == (True, 0, [4, 5])
-    if mutant.aspect == 13 or "energy" in name:
+    if mutant.aspect in (7, 14):
+        assert observe_clock_set(meter) == (True, 0, [4, 5])
+        meter = build(name, control_mode=1)
+    if mutant.aspect in (7, 13, 14) or "energy" in name:
         assert observe_remote_disconnect(meter) == (ControlState.DISCONNECTED, False, 62, 0)
 
 
@@ -148,6 +264,15 @@ def test_mutant_specific_values():
     assert observe_remote_reconnect(1, ControlState.DISCONNECTED)(build("reconnect-always-ready"))[1] == \
         ControlState.READY_FOR_RECONNECTION
     assert observe_energy_while_disconnected(build("energy-counts-while-disconnected")) == pytest.approx(1000, abs=1)
+    assert observe_power_failure_log(300)(build("power-failure-duration-in-minutes")) == [5]
+    assert observe_power_failure_log(10)(build("short-interruption-logged-as-long")) == [10]
+    assert observe_power_events(build("power-down-stamped-at-power-up"))[1] == 300
+    assert observe_limiter_trip(build("limiter-trips-at-once"))[0] is False
+    assert observe_limiter_trip(build("limiter-never-trips"))[1] is True
+    assert observe_limiter_trip(build("limiter-no-event-65"))[2] == [67, 67, 67, 64]
+    assert observe_limiter_trip(build("limiter-change-not-logged"))[2] == [65, 64]
+    assert observe_emergency(build("emergency-profile-ignored")) == (Limiter.NOT_SET, False)
+    assert observe_breaker_current(build("breaker-open-current-flows"))[1] == pytest.approx(10.0)
 
 
 def test_mutant_by_name_and_object_and_unknown_name():
