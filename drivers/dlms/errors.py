@@ -47,6 +47,12 @@ class DlmsTimeout(LinkError):
         self.timeout = timeout
 
 
+class LinkOutOfStep(LinkError):
+    """Frames were lost or garbled and the data link could not put itself right
+    (HDLC retransmission exhausted, or the meter rejected a frame): only a new
+    connection and association can recover."""
+
+
 # --- protocol level ---------------------------------------------------------
 
 class MalformedReply(DlmsError):
@@ -148,7 +154,7 @@ def service_error_for(code: int, diagnosis: str) -> ServiceError:
 
 
 __all__ = [
-    "DlmsError", "LinkError", "ConnectFailed", "LinkClosed", "DlmsTimeout",
+    "DlmsError", "LinkError", "ConnectFailed", "LinkClosed", "DlmsTimeout", "LinkOutOfStep",
     "MalformedReply", "InvalidCosemValue", "UnsupportedFeature", "AssociationRejected",
     "ServiceError", "TemporaryFailure", "AccessDenied", "ObjectUndefined",
     "ObjectUnavailable", "TypeUnmatched", "OtherReason", "ExceptionResponse",

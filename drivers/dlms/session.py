@@ -25,7 +25,7 @@ from . import apdu as pdu
 from ._gurux_quiet import gurux_to_log
 from .cosem_types import Typed, decode_exact, describe, encode_data
 from .errors import (AssociationRejected, ConfirmedServiceFailure, DlmsError, ExceptionResponse,
-                     LinkClosed, LinkError, MalformedReply, UnsupportedFeature, result_name,
+                     LinkClosed, LinkError, LinkOutOfStep, MalformedReply, UnsupportedFeature, result_name,
                      service_error_for)
 from .trace import FrameTrace
 from .transport import Transport
@@ -127,13 +127,15 @@ class DlmsSession:
         self.settings = settings
         self.trace = trace if trace is not None else FrameTrace()
         if settings.password is not None:
-            self.trace.redact(settings.password.reveal())
+            self._redact(settings.password.reveal())
         self._lock = threading.RLock()
         self._client: GXDLMSClient | None = None
         self._associated = False
         self.last_round_trip: float | None = None
         self.negotiated_max_pdu: int | None = None
         self.negotiated_conformance: int | None = None
+        # Link recoveries (DISC/SNRM and re-association) this session needed; each request gets at most one.
+        self.recoveries = 0
 
     def __repr__(self) -> str:
         state = "associated" if self._associated else "idle"
@@ -146,6 +148,15 @@ class DlmsSession:
     # --- association ---------------------------------------------------------------
 
     def connect(self) -> None:
+        with self._lock:
+            try:
+                self._connect()
+            except LinkOutOfStep as exc:
+                # The data link lost step during the association itself: one fresh start.
+                self._note_recovery(exc)
+                self._connect()
+
+    def _connect(self) -> None:
         with self._lock, gurux_to_log():
             if self._associated:
                 return
@@ -231,7 +242,14 @@ class DlmsSession:
         with self._lock, gurux_to_log():
             client = self._require_client()
             request = bytes(client._read(logical_name, class_id, attribute)[0])
-            return self._get_exchange(client, request, f"GET {desc}")
+            try:
+                return self._get_exchange(client, request, f"GET {desc}")
+            except LinkOutOfStep as exc:
+                # A read changes nothing in the meter: recover the link and read once more.
+                self._recover(exc)
+                client = self._require_client()
+                request = bytes(client._read(logical_name, class_id, attribute)[0])
+                return self._get_exchange(client, request, f"GET {desc} (again, after link recovery)")
 
     def set(self, class_id: int, logical_name: str, attribute: int, value: Typed) -> None:
         desc = f"{class_id}/{_check_logical_name(logical_name)}/{attribute}"
@@ -245,7 +263,7 @@ class DlmsSession:
                 raise UnsupportedFeature(f"{summary}: {len(payload)} bytes need SET-with-datablock, "
                                          f"not implemented yet")
             request = bytes(messages[0])
-            frame, reply_apdu = self._exchange(request, summary)
+            frame, reply_apdu = self._exchange_once(request, summary)
             reply = self._parse(frame, reply_apdu, request, summary, ("set-normal",))
             self.trace.record("rx", frame, f"SET-Response-Normal {_outcome(reply.result)}")
             if reply.result != 0:
@@ -268,7 +286,7 @@ class DlmsSession:
                 # gurux always marks parameters present; the header is tag, type, invoke,
                 # class(2), LN(6), method(1): cut at the flag and send "absent".
                 request = request[:12] + b"\x00"
-            frame, reply_apdu = self._exchange(request, summary)
+            frame, reply_apdu = self._exchange_once(request, summary)
             reply = self._parse(frame, reply_apdu, request, summary, ("action-normal",))
             detail = f" ({reply.summary_detail})" if reply.has_value else ""
             self.trace.record("rx", frame, f"ACTION-Response {desc} {_outcome(reply.result)}{detail}")
@@ -298,8 +316,41 @@ class DlmsSession:
         secrets: list[bytes] = []
         payload = encode_data(value, secrets)
         for secret in secrets:  # e.g. a new LLS secret written to the association
-            self.trace.redact(secret)
+            self._redact(secret)
         return payload
+
+    def _redact(self, secret: bytes) -> None:
+        """Mask `secret` in this session's trace and in the link's own wire trace."""
+        self.trace.redact(secret)
+        hook = getattr(self.transport, "redact", None)
+        if hook is not None:
+            hook(secret)
+
+    def _exchange_once(self, request: bytes, summary: str) -> tuple[bytes, bytes]:
+        """An exchange that must not be repeated blindly (SET, ACTION): after a link recovery the
+        request is not sent again and the error says its outcome is unknown."""
+        try:
+            return self._exchange(request, summary)
+        except LinkOutOfStep as exc:
+            self._recover(exc)
+            raise LinkOutOfStep(f"{exc.diagnosis}; the link was recovered (DISC/SNRM and re-association) but "
+                                f"the request was not repeated: its outcome is unknown") from None
+
+    def _note_recovery(self, exc: LinkOutOfStep) -> None:
+        self.recoveries += 1
+        self.trace.record("--", b"", f"link recovery (DISC/SNRM, re-association) after: {exc.diagnosis}")
+        self._associated = False
+        self._client = None
+        self.transport.close()
+
+    def _recover(self, exc: LinkOutOfStep) -> None:
+        """Close the link (DISC) and associate again (SNRM, AARQ), once; if that fails too, say both."""
+        self._note_recovery(exc)
+        try:
+            self._connect()
+        except DlmsError as again:
+            raise LinkOutOfStep(f"{exc.diagnosis}; recovery by DISC/SNRM and re-association failed: "
+                                f"{again.diagnosis}") from None
 
     def _exchange(self, request: bytes, summary: str) -> tuple[bytes, bytes]:
         """Send one APDU, wait for one reply; every transport failure names the request."""
