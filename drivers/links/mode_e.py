@@ -265,11 +265,13 @@ class OpticalStream(SerialStream):
             if remaining <= 0:
                 break
             chunk = self.read(remaining)
+            if not chunk:
+                continue
             heard += chunk
             if heard == ack:
                 # One copy: a second would start within about a character time.
                 deadline = time.monotonic() + char_time + 0.05
-            elif chunk and len(heard) > len(ack):
+            elif len(heard) > len(ack):
                 deadline = time.monotonic() + (2 * len(ack) - len(heard)) * char_time + 0.1
         if heard in (ack, ack + ack):
             self.trace.record("rx", heard, "echo of the option select")

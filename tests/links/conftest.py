@@ -77,11 +77,12 @@ def hdlc_transport(port: str, *, physical: int | None = None, proposal=HdlcParam
                          timeout=timeout, connect_timeout=timeout, **options)
 
 
-def management(transport, *, timeout: float = 1.0, trace: FrameTrace | None = None) -> DlmsSession:
-    settings = SessionSettings(client_sap=1, server_logical=1, authentication=Authentication.LOW,
+def management(transport, *, timeout: float = 1.0, trace: FrameTrace | None = None,
+               server_logical: int = 1) -> DlmsSession:
+    settings = SessionSettings(client_sap=1, server_logical=server_logical, authentication=Authentication.LOW,
                                password=Secret(PASSWORD), timeout=timeout)
     return DlmsSession(transport, settings, trace=trace or FrameTrace())
 
 
-def public(transport, *, timeout: float = 1.0) -> DlmsSession:
-    return DlmsSession(transport, SessionSettings(client_sap=16, server_logical=1, timeout=timeout))
+def public(transport, *, timeout: float = 1.0, server_logical: int = 1) -> DlmsSession:
+    return DlmsSession(transport, SessionSettings(client_sap=16, server_logical=server_logical, timeout=timeout))
