@@ -431,3 +431,26 @@ def test_new_objects_are_in_the_object_list():
                            (64, "0.0.43.0.0.255"), (3, "1.0.32.7.0.255"), (3, "1.0.31.7.0.255"),
                            (3, "1.0.1.7.0.255")]:
         assert (class_id, obis(name)) in listed
+
+
+def test_breaker_closed_into_the_same_overload_trips_again():
+    meter = make(control_mode=1)
+    limiter_setup(meter)
+    meter.set_load_demand(20.0)
+    meter.bench_clock.sleep(61)
+    meter.disconnect_control.invoke(1, ZERO)  # b: ready -> disconnected
+    meter.disconnect_control.invoke(2, ZERO)  # d: disconnected -> connected, into the overload
+    meter.bench_clock.sleep(59)
+    assert meter.state.output_state
+    meter.bench_clock.sleep(2)
+    assert not meter.state.output_state
+    assert codes(meter.state.disconnector_events).count(65) == 2
+
+
+def test_overload_the_breaker_cannot_clear_is_reported_once():
+    meter = make(control_mode=0)  # no transition at all: the limiter cannot open the breaker
+    limiter_setup(meter)
+    meter.set_load_demand(20.0)
+    meter.bench_clock.sleep(3600)
+    assert meter.state.output_state
+    assert codes(meter.state.disconnector_events).count(65) == 1
