@@ -3,13 +3,17 @@
 Use case (Meter Remote Connect / Disconnect): the CIS asks the head-end to
 disconnect or reconnect a customer; the head-end invokes the disconnect control
 (IC 70) methods; the meter opens or closes its breaker as its control mode says,
-reports the new output and control state, and logs events 62 / 63.
+reports the new output and control state, and logs events 62 / 63. On a bench
+with an AC source and a load, the current the source delivers stops after the
+disconnection and flows again after the reconnection.
 """
 from __future__ import annotations
 
 import pytest
 
 from bench.cosem import ControlState, expected_transition, seconds_between
+from bench.cosem_supply import MODES_WITH_DIRECT_RECONNECT, restore_connected, wait_until
+from bench.supply_fixtures import optional_load, source_current_a
 from drivers.dlms.errors import ServiceError
 
 pytestmark = [pytest.mark.aspect(6), pytest.mark.ntd("3-3"), pytest.mark.feature("disconnector")]
@@ -17,24 +21,8 @@ pytestmark = [pytest.mark.aspect(6), pytest.mark.ntd("3-3"), pytest.mark.feature
 CIS = "CIS"
 HEAD_END = "Head-end (bench)"
 METER = "Meter"
-# Modes where remote_reconnect from 'disconnected' leads straight to 'connected' (transition d).
-MODES_WITH_DIRECT_RECONNECT = (1, 3, 5, 6)
-
-
-def restore_connected(dc, supported_modes, final_mode: int) -> None:
-    """Bring the breaker back to 'connected' through remote methods, then set `final_mode`."""
-    direct = [m for m in MODES_WITH_DIRECT_RECONNECT if m in supported_modes]
-    if dc.control_state() is not ControlState.CONNECTED:
-        if not direct:
-            pytest.fail("the profile's control modes cannot reconnect remotely: reconnect the meter by hand")
-        dc.set_control_mode(direct[0])
-        if dc.control_state() is ControlState.READY_FOR_RECONNECTION:
-            dc.remote_disconnect()  # transition b, so that d can follow
-        dc.remote_reconnect()  # transition d
-    if dc.control_mode() != final_mode:
-        dc.set_control_mode(final_mode)
-
-
+AC_SOURCE = "AC source (bench)"
+LOAD = "Load (bench)"
 @pytest.fixture
 def disconnector(meter):
     """The disconnect control, left connected and in its original control mode whatever the test does."""
@@ -95,14 +83,20 @@ def test_remote_disconnect(meter, disconnector, bench_clock, usecase):
         pass
 
 
-def test_no_energy_registered_while_disconnected(meter, disconnector, bench_clock, usecase):
+def test_no_energy_registered_while_disconnected(request, meter, disconnector, bench_clock, usecase):
     dc, limits = disconnector, meter.limits
     modes = remote_modes(meter.profile)
     if not modes:
         pytest.skip("the profile declares no control mode that allows remote disconnection")
     watch = limits.disconnected_observation_time
-    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {modes[0]}, breaker connected"):
+    # A meter with nothing to meter registers nothing either way: draw a load when the bench has one.
+    load = optional_load(request)
+    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {modes[0]}, breaker connected"
+                                            + (", load drawing" if load is not None else "")):
         restore_connected(dc, meter.profile.disconnector.control_modes, modes[0])
+        if load is not None:
+            load.set_current(meter.profile.supply.limits.test_load_current.value)
+            load.on()
     with usecase.step("1", HEAD_END, METER, "ACTION remote_disconnect; GET active energy import"):
         dc.remote_disconnect()
         wait_for_output(dc, False, limits.disconnect_operation_time.value, bench_clock)
@@ -187,3 +181,41 @@ def test_forbidden_transition_rejected(meter, disconnector, usecase):
         with usecase.step(f"{mode}.2", HEAD_END, METER, "GET control_state, output_state"):
             usecase.expect(f"mode {mode}: control_state unchanged", dc.control_state(), state, article="3-3")
             usecase.expect(f"mode {mode}: output_state unchanged", dc.output_state(), output, article="3-3")
+
+
+def test_source_current_follows_the_breaker(meter, disconnector, ac_source, load, bench_clock, usecase):
+    dc = disconnector
+    limits = meter.profile.supply.limits
+    direct = [m for m in MODES_WITH_DIRECT_RECONNECT if m in meter.profile.disconnector.control_modes]
+    if not direct:
+        pytest.skip("no control mode of the profile reconnects remotely (transition d): the bench cannot "
+                    "bring the current back without a person")
+    drawn = limits.test_load_current.value
+    flowing_at = drawn * (1 - limits.load_current_tolerance.value / 100)
+    off = limits.current_off_threshold.value
+    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {direct[0]}, breaker connected"):
+        restore_connected(dc, meter.profile.disconnector.control_modes, direct[0])
+    with usecase.step("1", LOAD, METER, f"draw {drawn:g} A; AC source measures the current"):
+        load.set_current(drawn)
+        load.on()
+        before = source_current_a(ac_source)
+    usecase.measure("current at the source before the disconnection", before, low=flowing_at, unit="A",
+                    article="3-3")
+    with usecase.step("2", HEAD_END, METER, "ACTION disconnect_control.remote_disconnect"):
+        dc.remote_disconnect()
+    with usecase.step("3", AC_SOURCE, AC_SOURCE, f"measure the current until below {off:g} A"):
+        stopped = wait_until(lambda: source_current_a(ac_source) < off, bench_clock, limits.current_off_time.value,
+                             min(1.0, limits.current_off_time.value / 10))
+        after = source_current_a(ac_source)
+    usecase.measure("current at the source after remote_disconnect", after, limit=limits.current_off_threshold)
+    usecase.measure("time until the current stopped", limits.current_off_time.value * 2 if stopped is None else stopped,
+                    limit=limits.current_off_time)
+    with usecase.step("4", HEAD_END, METER, "ACTION disconnect_control.remote_reconnect"):
+        dc.remote_reconnect()
+    with usecase.step("5", AC_SOURCE, AC_SOURCE, f"measure the current until at least {flowing_at:g} A"):
+        back = wait_until(lambda: source_current_a(ac_source) >= flowing_at, bench_clock,
+                          limits.current_on_time.value, min(1.0, limits.current_on_time.value / 10))
+        again = source_current_a(ac_source)
+    usecase.measure("current at the source after remote_reconnect", again, low=flowing_at, unit="A", article="3-3")
+    usecase.measure("time until the current flowed again", limits.current_on_time.value * 2 if back is None else back,
+                    limit=limits.current_on_time)

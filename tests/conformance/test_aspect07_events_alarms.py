@@ -1,0 +1,247 @@
+"""Aspect 7 (art. 5-4): events and alarms when the supply fails and returns.
+
+Use cases: Outage (Restoration) Notification; OMS Poll, unicast and multicast.
+The bench cuts the meter's supply with the AC source. The meter logs power
+down and power up (events 1/2) stamped at the loss and the return, records a
+long outage in its power-failure log with its duration, treats a short
+interruption as its profile says, registers the power-up alarm and pushes it
+to the head-end within the profile's time; after restoration the head-end's
+poll of one meter, and of every meter of the bench, is answered.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+
+from bench.cosem import Clock, seconds_between
+from bench.cosem_supply import SupplyObjects, bench_datetime, reassociate
+from drivers.dlms import FrameTrace
+from drivers.dlms.errors import DlmsError
+
+pytestmark = [pytest.mark.aspect(7), pytest.mark.ntd("5-4")]
+
+AC_SOURCE = "AC source (bench)"
+HEAD_END = "Head-end (bench)"
+METER = "Meter"
+OMS = "OMS"
+
+
+@dataclass(frozen=True)
+class Outage:
+    started: datetime  # bench reference time the supply was cut
+    ended: datetime  # and came back
+    how: str  # how the source timed it (evidence: cycle-exact or not)
+
+    @property
+    def duration_s(self) -> float:
+        return seconds_between(self.ended, self.started)
+
+
+def cut_supply(ac_source, seconds: float, bench_clock) -> Outage:
+    result = ac_source.dropout(seconds, bench_clock)
+    return Outage(bench_datetime(bench_clock, result.started_at), bench_datetime(bench_clock, result.ended_at),
+                  result.describe())
+
+
+def meter_clock_offset(meter, bench_clock) -> float:
+    """Meter time minus bench time, half the round trip credited to the request."""
+    sent = bench_clock.now()
+    reading = meter.clock.read()
+    return seconds_between(reading.time, sent + timedelta(seconds=meter.clock.last_round_trip / 2))
+
+
+def on_meter_clock(moment: datetime, offset_s: float) -> datetime:
+    return moment + timedelta(seconds=offset_s)
+
+
+def outage_with_evidence(meter, ac_source, bench_clock, usecase, seconds: float, step: str) -> Outage:
+    """Cut the supply for `seconds`, then associate again (the meter's connections died with it)."""
+    limits = meter.profile.supply.limits
+    with usecase.step(step, AC_SOURCE, METER, f"supply cut for {seconds:g} s, then restored"):
+        outage = cut_supply(ac_source, seconds, bench_clock)
+    with usecase.step(f"{step}.1", HEAD_END, METER, "associate again after restoration"):
+        reassociate(meter.session, bench_clock, limits.restart_time.value)
+    usecase.measure("outage as injected (informative)", outage.duration_s, unit="s", article="5-4")
+    return outage
+
+
+def test_outage_logs_power_down_and_up_events(meter, ac_source, bench_clock, usecase):
+    supply = meter.profile.supply
+    objects = SupplyObjects(meter)
+    tolerance = meter.limits.event_timestamp_tolerance
+    with usecase.step("0", HEAD_END, METER, "GET clock.time (offset to the bench clock); GET event log"):
+        offset = meter_clock_offset(meter, bench_clock)
+        before = objects.power_event_log.entries()
+    outage = outage_with_evidence(meter, ac_source, bench_clock, usecase, supply.limits.outage_length.value, "1")
+    with usecase.step("2", HEAD_END, METER, "GET event log"):
+        added = objects.power_event_log.new_since(before)
+    codes = supply.events
+    down = next((e for e in added if e.code == codes.power_down), None)
+    up = next((e for e in added if e.code == codes.power_up), None)
+    usecase.expect(f"event {codes.power_down} (power down) logged", down is not None, True, article="5-4")
+    usecase.expect(f"event {codes.power_up} (power up) logged", up is not None, True, article="5-4")
+    usecase.expect("power down logged before power up", added.index(down) < added.index(up), True, article="5-4")
+    usecase.measure("|power-down stamp - moment the supply was cut|",
+                    abs(seconds_between(down.time, on_meter_clock(outage.started, offset))), limit=tolerance)
+    usecase.measure("|power-up stamp - moment the supply returned|",
+                    abs(seconds_between(up.time, on_meter_clock(outage.ended, offset))), limit=tolerance)
+
+
+@pytest.mark.feature("power_failure_log")
+def test_long_outage_gives_a_power_failure_entry_with_its_duration(meter, ac_source, bench_clock, usecase):
+    supply = meter.profile.supply
+    objects = SupplyObjects(meter)
+    limits = supply.limits
+    if limits.outage_length.value < limits.short_interruption_threshold.value:
+        pytest.fail("profile: outage_length must be at least short_interruption_threshold (a long outage)")
+    with usecase.step("0", HEAD_END, METER, "GET clock.time (offset to the bench clock); GET power-failure log"):
+        offset = meter_clock_offset(meter, bench_clock)
+        before = objects.power_failure_log.entries()
+    outage = outage_with_evidence(meter, ac_source, bench_clock, usecase, limits.outage_length.value, "1")
+    with usecase.step("2", HEAD_END, METER, "GET power-failure log"):
+        added = objects.power_failure_log.new_since(before)
+    usecase.expect("new power-failure log entries", len(added), 1, article="5-4")
+    entry = added[0]
+    usecase.measure("|logged duration - outage injected|", abs(entry.duration_s - outage.duration_s),
+                    limit=limits.power_failure_duration_tolerance)
+    stamp = supply.power_failure_log.stamp
+    expected = outage.started if stamp == "start" else outage.ended
+    usecase.measure(f"|entry time - moment the supply {'was cut' if stamp == 'start' else 'returned'}|",
+                    abs(seconds_between(entry.time, on_meter_clock(expected, offset))),
+                    limit=meter.limits.event_timestamp_tolerance)
+
+
+@pytest.mark.feature("power_failure_log")
+def test_short_interruption_treated_as_the_profile_says(meter, ac_source, bench_clock, usecase):
+    supply = meter.profile.supply
+    objects = SupplyObjects(meter)
+    limits, policy, codes = supply.limits, supply.short_interruptions, supply.events
+    length = limits.short_interruption_length.value
+    if length >= limits.short_interruption_threshold.value:
+        pytest.fail("profile: short_interruption_length must be below short_interruption_threshold")
+    with usecase.step("0", HEAD_END, METER, "GET event log, power-failure log, power-failure counter"):
+        events_before = objects.power_event_log.entries()
+        failures_before = objects.power_failure_log.entries()
+        count_before = objects.power_failure_count.read()
+    outage_with_evidence(meter, ac_source, bench_clock, usecase, length, "1")
+    with usecase.step("2", HEAD_END, METER, "GET event log, power-failure log, power-failure counter"):
+        logged = [e.code for e in objects.power_event_log.new_since(events_before)]
+        entries = objects.power_failure_log.new_since(failures_before)
+        counted = (objects.power_failure_count.read() - count_before) % 2**16
+    usecase.expect("power down/up events logged", codes.power_down in logged and codes.power_up in logged,
+                   policy.events_logged, article="5-4")
+    usecase.expect("power-failure log entries", len(entries), int(policy.power_failure_log_entry), article="5-4")
+    usecase.expect("power failures counted", counted, int(policy.counted), article="5-4")
+
+
+@pytest.mark.feature("alarm_register")
+@pytest.mark.feature("alarm_push")
+def test_alarm_filter_keeps_a_masked_alarm_from_the_head_end(meter, ac_source, head_end, bench_clock, usecase):
+    supply = meter.profile.supply
+    objects = SupplyObjects(meter)
+    bit = 1 << supply.alarms.power_up_bit
+    wait = supply.limits.alarm_push_max_delay
+    with usecase.step("0", HEAD_END, METER, "SET alarm filter without the power-up bit; SET alarm register = 0"):
+        original_filter = objects.alarm_filter.read()
+        objects.alarm_filter.write(original_filter & ~bit)
+        objects.alarm_register.write(0)
+    try:
+        outage_with_evidence(meter, ac_source, bench_clock, usecase, supply.limits.outage_length.value, "1")
+        with usecase.step("2", METER, HEAD_END, f"no alarm push for {wait.value:g} s"):
+            pushed = head_end.wait_for(timeout_s=wait.value)
+        usecase.expect("alarm pushed although the filter masks it", pushed is not None, False, article="5-4")
+        with usecase.step("3", HEAD_END, METER, "GET alarm register"):
+            registered = bool(objects.alarm_register.read() & bit)
+        usecase.expect("power-up alarm in the alarm register", registered,
+                       not supply.alarms.filter_masks_register, article="5-4")
+    finally:
+        objects.alarm_filter.write(original_filter)
+
+
+@pytest.mark.feature("alarm_push")
+def test_restoration_alarm_pushed_within_time(meter, ac_source, head_end, bench_clock, usecase):
+    supply = meter.profile.supply
+    objects = SupplyObjects(meter)
+    bit = 1 << supply.alarms.power_up_bit
+    with usecase.step("0", HEAD_END, METER, "SET alarm filter with the power-up bit; SET alarm register = 0; "
+                                            "GET push object list"):
+        original_filter = objects.alarm_filter.read()
+        objects.alarm_filter.write(original_filter | bit)
+        objects.alarm_register.write(0)
+        pushed_objects = objects.alarm_push.object_list()
+    try:
+        outage = outage_with_evidence(meter, ac_source, bench_clock, usecase, supply.limits.outage_length.value, "1")
+        limit = supply.limits.alarm_push_max_delay
+        with usecase.step("2", METER, HEAD_END, "alarm push (DataNotification): restoration notification"):
+            remaining = limit.value - seconds_between(bench_clock.now(), outage.ended)
+            notification = head_end.wait_for(timeout_s=max(0.0, remaining))
+        usecase.expect("alarm push received", notification is not None, True, article="5-4")
+        usecase.measure("time from restoration to the push's arrival",
+                        seconds_between(notification.arrival, outage.ended), limit=limit)
+        with usecase.step("3", HEAD_END, HEAD_END, "read the push through the push object list"):
+            values = objects.alarm_push.values(notification.data, pushed_objects)
+        identity = meter.station_meter.identity.get("logical_device_name")
+        device = next((v for (c, o, a), v in values.items() if (c, o, a) == (1, "0.0.42.0.0.255", 2)), None)
+        if device is not None and identity:
+            usecase.expect("pushing meter (logical device name)", device.decode("ascii", "replace"), identity,
+                           article="5-4")
+        alarms = values.get((1, supply.objects.alarm_register, 2))
+        usecase.expect("alarm register in the push", alarms is not None, True, article="5-4")
+        usecase.expect("power-up bit in the pushed alarm register", bool(alarms & bit), True, article="5-4")
+    finally:
+        if not meter.session.is_associated:
+            reassociate(meter.session, bench_clock, supply.limits.restart_time.value)
+        objects.alarm_filter.write(original_filter)
+
+
+def test_oms_poll_unicast_after_restoration(meter, ac_source, bench_clock, usecase):
+    supply = meter.profile.supply
+    objects = SupplyObjects(meter)
+    limits = supply.limits
+    with usecase.step("1", AC_SOURCE, METER, f"supply cut for {limits.outage_length.value:g} s, then restored"):
+        cut_supply(ac_source, limits.outage_length.value, bench_clock)
+    with usecase.step("2", OMS, HEAD_END, f"poll meter {meter.id}: is it energized?"):
+        pass
+    with usecase.step("3", HEAD_END, METER, "associate; GET instantaneous voltage"):
+        took = reassociate(meter.session, bench_clock, limits.restart_time.value)
+        volts, unit = objects.voltage.read()
+        source_volts = ac_source.measure().voltage_v
+    usecase.measure("time until the meter answered", took, limit=limits.restart_time)
+    usecase.expect("voltage unit", unit, "V", article="5-4")
+    usecase.measure("|meter voltage - source voltage| / source voltage", abs(volts - source_volts) / source_volts * 100,
+                    limit=limits.restored_voltage_tolerance)
+    with usecase.step("4", HEAD_END, OMS, f"meter {meter.id} energized"):
+        pass
+
+
+def test_oms_poll_multicast_after_restoration(meter, ac_source, bench_station, bench_clock, usecase):
+    """Every meter on the bench's supply is polled after one outage; each must answer, and a
+    silent one is named. With one meter on the bench this is a poll of one."""
+    limits = meter.profile.supply.limits
+    with usecase.step("1", AC_SOURCE, METER, f"supply of every meter cut for {limits.outage_length.value:g} s"):
+        outage = cut_supply(ac_source, limits.outage_length.value, bench_clock)
+    meters = list(bench_station.meters.values())
+    with usecase.step("2", OMS, HEAD_END, f"poll {len(meters)} meter(s): {', '.join(m.id for m in meters)}"):
+        pass
+    answers: dict[str, str] = {}
+    with usecase.step("3", HEAD_END, METER, "associate with each meter; GET clock.time"):
+        for station_meter in meters:
+            session = meter.session if station_meter.id == meter.id else bench_station.session(station_meter,
+                                                                                               FrameTrace())
+            try:
+                reassociate(session, bench_clock, max(0.0, limits.restart_time.value
+                                                      - seconds_between(bench_clock.now(), outage.ended)))
+                Clock(session, station_meter.profile.objects.clock).read()
+                answers[station_meter.id] = "answered"
+            except DlmsError as exc:
+                answers[station_meter.id] = exc.diagnosis
+            finally:
+                if session is not meter.session:
+                    session.close()
+    with usecase.step("4", HEAD_END, OMS, "meters energized / meters silent"):
+        silent = {meter_id: answer for meter_id, answer in answers.items() if answer != "answered"}
+    usecase.measure("meters polled", len(answers), low=len(meters), unit="", article="5-4")
+    # One verdict naming every silent meter and why, not just the first.
+    usecase.expect("meters silent after restoration (diagnosis)", silent, {}, article="5-4")

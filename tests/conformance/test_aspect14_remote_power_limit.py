@@ -1,0 +1,197 @@
+"""Aspect 14 (art. 5-3): remote power limitation with the limiter (IC 71).
+
+Use case (Remote power limitation): the head-end writes the limiter's
+thresholds and durations (event 67); a load above threshold_active for less
+than min_over_threshold_duration does not trip; for longer, the breaker opens
+(output_state false, no current at the source) and event 65 is logged; below
+the threshold for min_under_threshold_duration, event 66 is logged and the
+breaker reconnects only as the disconnect control's mode allows; the emergency
+profile switches threshold_active for its duration.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bench.cosem import ControlState, seconds_between
+from bench.cosem_supply import has_transition, restore_connected, wait_until, write_limiter_settings
+from bench.supply_fixtures import draw_power, source_current_a
+
+pytestmark = [pytest.mark.aspect(14), pytest.mark.ntd("5-3"), pytest.mark.feature("limiter")]
+
+HEAD_END = "Head-end (bench)"
+METER = "Meter"
+LOAD = "Load (bench)"
+AC_SOURCE = "AC source (bench)"
+POLL_S = 1.0
+
+
+def trip_modes(profile) -> list[int]:
+    """Control modes of the profile in which the limiter can open the breaker (transition g)."""
+    return [m for m in profile.disconnector.control_modes if has_transition(m, "local_disconnect", ControlState.CONNECTED)]
+
+
+def first_trip_mode(meter) -> int:
+    modes = trip_modes(meter.profile)
+    if not modes:
+        pytest.skip("no control mode of the profile lets the limiter open the breaker (transition g)")
+    return modes[0]
+
+
+def test_limiter_parameters_written_and_read_back_with_event_67(meter, limiter, bench_clock, usecase):
+    limits, codes = meter.profile.supply.limits, meter.profile.supply.events
+    view = limiter.limiter
+    with usecase.step("0", HEAD_END, METER, "GET limiter event log; GET clock.time"):
+        before = limiter.limiter_event_log.entries()
+        meter_before = meter.clock.read().time
+    with usecase.step("1", HEAD_END, METER, "SET threshold_normal, threshold_emergency, min_over/under_threshold_duration"):
+        write_limiter_settings(limiter.limiter, limits)
+    with usecase.step("2", HEAD_END, METER, "GET the same attributes"):
+        read_back = {
+            "threshold_normal": (view.threshold_normal(), limits.limiter_threshold),
+            "threshold_emergency": (view.threshold_emergency(), limits.limiter_emergency_threshold),
+            "min_over_threshold_duration": (view.min_over_threshold_duration(),
+                                            limits.limiter_min_over_threshold_duration),
+            "min_under_threshold_duration": (view.min_under_threshold_duration(),
+                                             limits.limiter_min_under_threshold_duration),
+        }
+        meter_after = meter.clock.read().time
+    for name, (value, written) in read_back.items():
+        usecase.expect(f"{name} read back", value, round(written.value), article="5-3")
+    with usecase.step("3", HEAD_END, METER, "GET limiter event log"):
+        added = limiter.limiter_event_log.new_since(before)
+    changed = [e for e in added if e.code == codes.limiter_threshold_changed]
+    usecase.expect(f"event {codes.limiter_threshold_changed} (limiter threshold changed) logged",
+                   bool(changed), True, article="5-3")
+    late = max(max(seconds_between(e.time, meter_after), seconds_between(meter_before, e.time), 0.0) for e in changed)
+    usecase.measure("event 67 stamp outside the writes' time window", late,
+                    limit=meter.limits.event_timestamp_tolerance)
+
+
+def test_overload_shorter_than_min_over_does_not_trip(meter, limiter, load, bench_clock, usecase):
+    limits = meter.profile.supply.limits
+    dc = meter.disconnect_control
+    mode = first_trip_mode(meter)
+    short, over = limits.short_overload_length.value, limits.limiter_min_over_threshold_duration.value
+    if short >= over:
+        pytest.fail("profile: short_overload_length must be below limiter_min_over_threshold_duration")
+    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {mode}, connected, limits written"):
+        restore_connected(dc, meter.profile.disconnector.control_modes, mode)
+        write_limiter_settings(limiter.limiter, limits)
+        draw_power(load, limiter, limits.underload_power.value)
+        before = limiter.limiter_event_log.entries()
+    with usecase.step("1", LOAD, METER, f"draw {limits.overload_power.value:g} W for {short:g} s"):
+        draw_power(load, limiter, limits.overload_power.value)
+        bench_clock.sleep(short)
+        draw_power(load, limiter, limits.underload_power.value)
+    watch = over + limits.limiter_trip_tolerance.value
+    with usecase.step("2", HEAD_END, METER, f"GET output_state for {watch:g} s"):
+        opened = wait_until(lambda: not dc.output_state(), bench_clock, watch, POLL_S)
+    usecase.expect("breaker opened by a short overload", opened is not None, False, article="5-3")
+    with usecase.step("3", HEAD_END, METER, "GET limiter event log"):
+        logged = [e.code for e in limiter.limiter_event_log.new_since(before)]
+    code = meter.profile.supply.events.limiter_threshold_exceeded
+    usecase.expect(f"event {code} (threshold exceeded) logged", code in logged, False, article="5-3")
+
+
+def test_sustained_overload_opens_the_breaker(meter, limiter, load, ac_source, bench_clock, usecase):
+    supply = meter.profile.supply
+    limits, codes = supply.limits, supply.events
+    dc = meter.disconnect_control
+    mode = first_trip_mode(meter)
+    over = limits.limiter_min_over_threshold_duration.value
+    allowed = over + limits.limiter_trip_tolerance.value
+    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {mode}, connected, limits written"):
+        restore_connected(dc, meter.profile.disconnector.control_modes, mode)
+        write_limiter_settings(limiter.limiter, limits)
+        draw_power(load, limiter, limits.underload_power.value)
+        before = limiter.limiter_event_log.entries()
+    with usecase.step("1", LOAD, METER, f"draw {limits.overload_power.value:g} W until the breaker opens"):
+        draw_power(load, limiter, limits.overload_power.value)
+        started = bench_clock.monotonic()
+    with usecase.step("2", HEAD_END, METER, "GET output_state until false"):
+        opened = wait_until(lambda: not dc.output_state(), bench_clock, allowed, POLL_S)
+    usecase.expect("breaker opened by the sustained overload", opened is not None, True, article="5-3")
+    usecase.measure("time from overload to output_state false", bench_clock.monotonic() - started
+                    if opened is None else opened, low=over, high=allowed, unit="s", article="5-3")
+    off = limits.current_off_threshold.value
+    with usecase.step("3", AC_SOURCE, AC_SOURCE, f"measure current until below {off:g} A"):
+        stopped = wait_until(lambda: source_current_a(ac_source) < off, bench_clock,
+                             max(0.0, allowed - (bench_clock.monotonic() - started)), POLL_S)
+        current = source_current_a(ac_source)
+    usecase.measure("current at the source after the trip", current, limit=limits.current_off_threshold)
+    usecase.expect("source current stopped within the trip time", stopped is not None, True, article="5-3")
+    with usecase.step("4", HEAD_END, METER, "GET limiter event log"):
+        logged = [e.code for e in limiter.limiter_event_log.new_since(before)]
+    usecase.expect(f"event {codes.limiter_threshold_exceeded} (limiter threshold exceeded) logged",
+                   codes.limiter_threshold_exceeded in logged, True, article="5-3")
+
+
+def test_under_threshold_reconnects_as_the_control_mode_says(meter, limiter, load, bench_clock, usecase):
+    supply = meter.profile.supply
+    limits, codes = supply.limits, supply.events
+    dc = meter.disconnect_control
+    modes = trip_modes(meter.profile)
+    if not modes:
+        pytest.skip("no control mode of the profile lets the limiter open the breaker (transition g)")
+    trip_within = limits.limiter_min_over_threshold_duration.value + limits.limiter_trip_tolerance.value
+    settle = limits.limiter_min_under_threshold_duration.value + limits.limiter_reconnect_tolerance.value
+    for mode in modes:
+        expected = (ControlState.CONNECTED if has_transition(mode, "local_reconnect", ControlState.READY_FOR_RECONNECTION)
+                    else ControlState.READY_FOR_RECONNECTION)
+        with usecase.step(f"{mode}.0", HEAD_END, METER, f"precondition: control_mode = {mode}, connected, limits"):
+            load.off()
+            restore_connected(dc, meter.profile.disconnector.control_modes, mode)
+            write_limiter_settings(limiter.limiter, limits)
+            before = limiter.limiter_event_log.entries()
+        with usecase.step(f"{mode}.1", LOAD, METER, f"draw {limits.overload_power.value:g} W until the breaker opens"):
+            draw_power(load, limiter, limits.overload_power.value)
+            opened = wait_until(lambda: not dc.output_state(), bench_clock, trip_within, POLL_S)
+        usecase.expect(f"mode {mode}: breaker opened by the overload", opened is not None, True, article="5-3")
+        with usecase.step(f"{mode}.2", LOAD, METER, f"draw {limits.underload_power.value:g} W for {settle:g} s"):
+            draw_power(load, limiter, limits.underload_power.value)
+            bench_clock.sleep(settle)
+        with usecase.step(f"{mode}.3", HEAD_END, METER, "GET limiter event log, control_state, output_state"):
+            logged = [e.code for e in limiter.limiter_event_log.new_since(before)]
+            state, output = dc.control_state(), dc.output_state()
+        usecase.expect(f"mode {mode}: event {codes.limiter_threshold_ok} (limiter threshold ok) logged",
+                       codes.limiter_threshold_ok in logged, True, article="5-3")
+        usecase.expect(f"mode {mode}: control_state after min_under_threshold_duration", state, expected,
+                       article="5-3")
+        usecase.expect(f"mode {mode}: output_state", output, expected is ControlState.CONNECTED, article="5-3")
+
+
+@pytest.mark.feature("limiter_emergency_profile")
+def test_emergency_profile_activation_and_expiry(meter, limiter, bench_clock, usecase):
+    supply = meter.profile.supply
+    limits = supply.limits
+    view = limiter.limiter
+    tolerance = limits.emergency_switch_tolerance.value
+    delay, duration = limits.emergency_activation_delay.value, limits.emergency_duration.value
+    normal, emergency = round(limits.limiter_threshold.value), round(limits.limiter_emergency_threshold.value)
+    profile_id = supply.limiter.emergency_profile_id
+    with usecase.step("0", HEAD_END, METER, "SET thresholds; SET emergency_profile_group_id_list"):
+        write_limiter_settings(limiter.limiter, limits)
+        view.set_emergency_group_ids([profile_id])
+    with usecase.step("1", HEAD_END, METER, f"SET emergency_profile: id {profile_id}, activation in {delay:g} s "
+                                            f"of meter time, duration {duration:g} s"):
+        reading = meter.clock.read()
+        activation = reading.time + timedelta(seconds=delay)
+        view.set_emergency_profile(profile_id, activation, round(duration), reading.raw.deviation)
+        written_at = bench_clock.monotonic()
+    with usecase.step("2", HEAD_END, METER, "GET threshold_active, emergency_profile_active before activation"):
+        usecase.expect("threshold_active before activation", view.threshold_active(), normal, article="5-3")
+        usecase.expect("emergency_profile_active before activation", view.emergency_profile_active(), False,
+                       article="5-3")
+    for phase, at, wanted in (("activation", delay, emergency), ("expiry", delay + duration, normal)):
+        with usecase.step(f"3.{phase}", HEAD_END, METER, f"GET threshold_active around the {phase}"):
+            lead = at - tolerance - (bench_clock.monotonic() - written_at)
+            if lead > 0:
+                bench_clock.sleep(lead)
+            switched = wait_until(lambda: view.threshold_active() == wanted, bench_clock, 2 * tolerance, 0.5)
+            late = (bench_clock.monotonic() - written_at) - at
+        usecase.expect(f"threshold_active switched at the {phase}", switched is not None, True, article="5-3")
+        usecase.measure(f"|switch time - {phase} time|", abs(late), limit=limits.emergency_switch_tolerance)
+        usecase.expect(f"emergency_profile_active after the {phase}", view.emergency_profile_active(),
+                       wanted == emergency, article="5-3")
