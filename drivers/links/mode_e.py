@@ -149,6 +149,8 @@ class OpticalStream(SerialStream):
         return self.url.startswith(("/dev/pts/", "socket://", "loop://"))  # no parity bit on these lines
 
     def open(self) -> None:
+        if self.is_open:
+            return
         # Every connection starts at 300 Bd: the meter is back in mode E after the last DISC.
         self._software_parity = self._wants_software_parity()
         if self._software_parity:

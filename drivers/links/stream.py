@@ -8,11 +8,14 @@ records each frame or line in it, with its timestamp).
 from __future__ import annotations
 
 import select
+import socket
 import threading
 import time
 from typing import Protocol
 
 import serial
+import serial.rfc2217
+import serial.urlhandler.protocol_socket
 
 from drivers.dlms.errors import ConnectFailed, DlmsTimeout, LinkClosed
 from drivers.dlms.trace import FrameTrace
@@ -50,6 +53,49 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def _port_for(url: str) -> serial.SerialBase:
+    """pyserial's port object for `url`, unopened. socket:// and rfc2217:// get subclasses whose
+    close() does not sleep 0.3 s "in case of quick reconnects" (pyserial 3.5): a test run opens
+    and closes a link hundreds of times. Pinned by tests/links/test_streams.py."""
+    if url.startswith("socket://"):
+        port = _QuickSocketSerial(None)
+    elif url.startswith("rfc2217://"):
+        port = _QuickRfc2217Serial(None)
+    else:
+        return serial.serial_for_url(url, do_not_open=True)
+    port.port = url
+    return port
+
+
+class _QuickSocketSerial(serial.urlhandler.protocol_socket.Serial):
+    def close(self) -> None:
+        if self.is_open:
+            sock, self._socket = self._socket, None
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+            self.is_open = False
+
+
+class _QuickRfc2217Serial(serial.rfc2217.Serial):
+    def close(self) -> None:
+        self.is_open = False
+        sock = self._socket
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        if self._thread is not None:
+            self._thread.join(2.0)  # its reader ends with the socket
+            self._thread = None
+        self._socket = None
+
+
 class SerialStream:
     """A pyserial port by URL: a device path, `socket://host:port`, `rfc2217://host:port`, `loop://`."""
 
@@ -85,7 +131,7 @@ class SerialStream:
         if self._port is not None:
             return
         try:
-            port = serial.serial_for_url(self._url(), do_not_open=True)
+            port = _port_for(self._url())
             port.baudrate = self.settings["baudrate"]
             port.bytesize = self.settings["bytesize"]
             port.parity = self.settings["parity"]

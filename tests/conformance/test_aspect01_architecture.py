@@ -1,0 +1,85 @@
+"""Aspect 1 (arts. 3-2, 4-4): architecture of the meter's communication.
+
+Use case: the head-end reaches the meter over every path the installation
+declares (optical port, RS-485 bus, serial device server, remote port,
+gateway), associates on each, and finds in the association's object list the
+objects the profile makes mandatory, with the right interface class and
+version; the association carries the authentication mechanism the profile
+requires for the client, and the HDLC setup object reports the port the
+profile describes.
+"""
+from __future__ import annotations
+
+import pytest
+
+from bench.link_fixtures import AssociationView, HdlcSetupView, serial_number
+from bench.profile_links import MECHANISM_IDS
+
+pytestmark = [pytest.mark.aspect(1), pytest.mark.ntd("4-4")]
+
+HEAD_END = "Head-end (bench)"
+METER = "Meter"
+
+
+@pytest.mark.ntd("3-2")
+def test_declared_path_associates_and_reaches_its_meter(meter, bench_station, link_info, usecase):
+    with usecase.step("1", HEAD_END, METER, f"associate over {link_info.description}"):
+        associated = meter.session.is_associated
+    usecase.expect(f"association over the {link_info.kind} path", associated, True, article="3-2")
+    with usecase.step("2", HEAD_END, METER, "GET serial number over this path"):
+        serial = serial_number(meter)
+    known = meter.station_meter.identity.get("serial_number")
+    usecase.expect("serial number over this path = serial number at the start of the run", serial, known,
+                   article="3-2")
+    with usecase.step("3", HEAD_END, HEAD_END, "compare with the other meters of the installation"):
+        others = sorted(m.id for m in bench_station.meters.values()
+                        if m.id != meter.id and m.identity.get("serial_number") == serial)
+    usecase.expect("meters reached as this one by another declared path", others, [], article="3-2")
+
+
+def test_object_list_holds_mandatory_objects(meter, usecase):
+    mandatory = meter.profile.links.mandatory_objects
+    with usecase.step("1", HEAD_END, METER, "GET association LN object_list"):
+        listed = {entry.logical_name: (entry.class_id, entry.version) for entry in meter.session.object_list()}
+    for item in mandatory:
+        usecase.expect(f"{item.describe()} in the object list (class, version)", listed.get(item.obis),
+                       (item.class_id, item.version), article="4-4")
+
+
+def test_association_uses_the_required_authentication(meter, usecase):
+    profile = meter.profile
+    sap = meter.session.settings.client_sap
+    management = sap == profile.clients.management_sap
+    required = profile.links.association.management_mechanism if management else \
+        profile.links.association.public_mechanism
+    association = AssociationView(meter.session, profile.objects.association)
+    with usecase.step("1", HEAD_END, METER, "GET association authentication_mechanism_name and partners"):
+        mechanism = association.mechanism()
+        partners = association.partners()
+    usecase.expect(f"authentication mechanism of the {'management' if management else 'public'} client "
+                   f"(id; {required} = {MECHANISM_IDS[required]})", mechanism, MECHANISM_IDS[required],
+                   article="4-4")
+    usecase.expect("client SAP in associated_partners_id", partners[0], sap, article="4-4")
+
+
+@pytest.mark.feature("hdlc")
+def test_hdlc_setup_matches_profile(meter, link_info, usecase):
+    expected = meter.profile.links.hdlc.setup
+    view = HdlcSetupView(meter.session, expected.obis)
+    wanted = expected.expected()
+    with usecase.step("1", HEAD_END, METER, f"GET HDLC setup {expected.obis} attributes"):
+        reported = view.read({name: number for name, (number, _) in wanted.items()})
+    for name, (_, value) in wanted.items():
+        usecase.expect(f"HDLC setup {name}", reported[name], value, article="4-4")
+    negotiated = link_info.negotiated
+    if negotiated is None:
+        return  # this path has no HDLC layer: the port is described, not used
+    with usecase.step("2", HEAD_END, HEAD_END, "compare what this connection negotiated with the setup object"):
+        limits = view.read({"max_info_field_length_transmit": 5, "max_info_field_length_receive": 6,
+                            "window_size_transmit": 3, "window_size_receive": 4})
+    usecase.measure("negotiated max information field, meter to bench", negotiated.max_info_rx,
+                    high=limits["max_info_field_length_transmit"], unit="B", article="4-4")
+    usecase.measure("negotiated max information field, bench to meter", negotiated.max_info_tx,
+                    high=limits["max_info_field_length_receive"], unit="B", article="4-4")
+    usecase.measure("negotiated window, meter to bench", negotiated.window_rx,
+                    high=limits["window_size_transmit"], unit="frames", article="4-4")

@@ -1,0 +1,124 @@
+"""Byte streams: the pyserial workarounds they carry (pinned), line-setting changes
+in place or by reopening, echo cancelling, the shared bus port."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+import serial
+
+from drivers.dlms.errors import ConnectFailed, DlmsTimeout, LinkClosed
+from drivers.links import stream as streams
+from drivers.links.stream import BusStream, SerialStream, SharedPort
+from fixtures.links.lines import PtyMedium
+
+
+@pytest.fixture
+def listener():
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
+    yield server.getsockname()[1], accepted
+    server.close()
+    for sock in accepted:
+        sock.close()
+
+
+def test_pyserial_socket_close_still_sleeps_and_ours_does_not(listener):
+    """Pins the workaround in stream._port_for: pyserial 3.5 sleeps 0.3 s in close() of
+    socket:// (and rfc2217://). If this starts failing, pyserial dropped the sleep: remove ours."""
+    port, _ = listener
+    theirs = serial.serial_for_url(f"socket://127.0.0.1:{port}")
+    started = time.monotonic()
+    theirs.close()
+    assert time.monotonic() - started >= 0.25
+    ours = SerialStream(f"socket://127.0.0.1:{port}")
+    ours.open()
+    started = time.monotonic()
+    ours.close()
+    assert time.monotonic() - started < 0.05
+
+
+def test_socket_peer_closing_is_link_closed(listener):
+    port, accepted = listener
+    stream = SerialStream(f"socket://127.0.0.1:{port}")
+    stream.open()
+    deadline = time.monotonic() + 2
+    while not accepted and time.monotonic() < deadline:
+        time.sleep(0.01)
+    accepted[0].close()
+    with pytest.raises(LinkClosed):
+        stream.read(1.0)
+
+
+def test_read_is_bounded_and_open_failure_names_the_port():
+    medium = PtyMedium()
+    try:
+        stream = SerialStream(medium.path)
+        stream.open()
+        started = time.monotonic()
+        assert stream.read(0.2) == b""
+        assert 0.15 < time.monotonic() - started < 0.5
+        stream.close()
+    finally:
+        medium.close()
+    with pytest.raises(ConnectFailed, match="cannot open /dev/nonexistent"):
+        SerialStream("/dev/nonexistent").open()
+
+
+def test_reconfigure_in_place_or_by_reopening(monkeypatch):
+    medium = PtyMedium()
+    try:
+        stream = SerialStream(medium.path, baudrate=300)
+        stream.open()
+        assert stream.reconfigure(baudrate=9600) == "in place"
+        assert medium.settings()[0] == 9600
+
+        def refuse(self, settings):
+            raise serial.SerialException("not in place")
+
+        monkeypatch.setattr(type(stream._port), "apply_settings", refuse)
+        assert stream.reconfigure(baudrate=19200) == "by closing and reopening the port"
+        assert medium.settings()[0] == 19200 and stream.is_open
+        stream.close()
+    finally:
+        medium.close()
+
+
+def test_echo_cancelling_drops_our_own_bytes():
+    stream = SerialStream("loop://", echo=True)
+    stream.open()
+    stream.write(b"hello")
+    assert stream.read(0.1) == b""
+    stream.write(b"abc")
+    stream.echo = False
+    assert stream.read(0.1) == b""  # the pending echo of "abc" still goes
+    stream.close()
+
+
+def test_bus_port_is_shared_and_one_transaction_at_a_time():
+    medium = PtyMedium()
+    try:
+        shared = SharedPort.get(medium.path, 9600, 1.0)
+        assert SharedPort.get(medium.path, 9600, 1.0) is shared
+        with pytest.raises(ConnectFailed, match="already in use at 9600"):
+            SharedPort.get(medium.path, 19200, 1.0)
+        one, two = BusStream(shared, "meter 17"), BusStream(shared, "meter 18")
+        one.open()
+        two.open()
+        one.begin(1.0)
+        with pytest.raises(DlmsTimeout, match="busy"):
+            two.begin(0.1)
+        one.end()
+        two.begin(0.1)
+        two.end()
+        one.close()
+        assert shared.stream.is_open
+        two.close()
+        assert not shared.stream.is_open
+        assert SharedPort.get(medium.path, 19200, 1.0) is not shared  # released: a new bus may use the port
+    finally:
+        medium.close()
+        SharedPort._registry.clear()
