@@ -202,3 +202,16 @@ def test_malformed_identification_is_a_malformed_reply(stoppers):
     threading.Thread(target=answer, daemon=True).start()
     with pytest.raises(MalformedReply, match="identification incomplete"):
         public(open_transport(OpticalLink(port=medium.path, connect_timeout=0.5))).connect()
+
+
+def test_a_meter_without_power_is_dark_on_every_hdlc_link(emu, serve):
+    links = serve({"m": (emu, [OpticalLink(connect_timeout=0.4, timeout=0.4),
+                               SerialLink(connect_timeout=0.4, timeout=0.4)])})["m"]
+    assert serial_over(links[1]) == b"EMU0000001"
+    emu.set_supply(0.0, 50.0)
+    for link, error in ((links[0], DlmsTimeout), (links[1], ConnectFailed)):  # no identification; no UA
+        with pytest.raises(error):
+            public(open_transport(link)).connect()
+    emu.set_supply(220.0, 50.0)
+    emu.bench_clock.sleep(5)  # past the boot time
+    assert [serial_over(link) for link in links] == [b"EMU0000001"] * 2
