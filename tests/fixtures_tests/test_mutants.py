@@ -170,6 +170,13 @@ def observe_emergency(meter):
     return limiter.get(3).value, limiter.get(10).value
 
 
+def observe_parameter_write(meter):
+    """What the session reports after a client's SET of clock.time_zone (a configuration attribute)."""
+    meter.clock.set(3, axdr.long(180))
+    meter.model.parameters.written(meter.clock, 3)
+    return codes(meter.state.standard_events)
+
+
 # mutant -> an observation that differs between it and the conforming meter
 OBSERVATIONS = {
     "clock-ignores-set": observe_clock_set,
@@ -200,6 +207,7 @@ OBSERVATIONS = {
     "limiter-change-not-logged": observe_limiter_trip,
     "limiter-reconnects-in-any-mode": observe_limiter_reconnect,
     "emergency-profile-ignored": observe_emergency,
+    "parameter-change-not-logged": observe_parameter_write,
 }
 
 EXPECTED_CONFORMING = {
@@ -215,6 +223,7 @@ EXPECTED_CONFORMING = {
     observe_limiter_trip: (True, False, [67, 67, 67, 65, 64]),
     observe_limiter_reconnect: ControlState.READY_FOR_RECONNECTION,
     observe_emergency: (1000, True),
+    observe_parameter_write: [47],
 }
 EXPECTED_CONFORMING_BY_NAME = {
     "no-power-failure-entry": [300],
@@ -249,10 +258,10 @@ def test_mutant_is_otherwise_conforming_on_a_basic_session(name):
     mutant = MUTANTS[name]
     if mutant.aspect == 6 and "energy" not in name:
         assert observe_clock_set(meter) == (True, 0, [4, 5])
-    if mutant.aspect in (7, 14):
+    if mutant.aspect in (5, 7, 14):
         assert observe_clock_set(meter) == (True, 0, [4, 5])
         meter = build(name, control_mode=1)
-    if mutant.aspect in (7, 13, 14) or "energy" in name:
+    if mutant.aspect in (5, 7, 13, 14) or "energy" in name:
         assert observe_remote_disconnect(meter) == (ControlState.DISCONNECTED, False, 62, 0)
 
 

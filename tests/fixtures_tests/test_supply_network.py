@@ -253,3 +253,20 @@ def test_limiter_written_over_dlms_with_the_bench_driver(clock):
         assert [entry[0] for entry in profile] == [40, 1, 1]
         assert dlms.get(23, "0.0.22.0.0.255", 2) == 5
         assert dlms.get(64, "0.0.43.0.0.255", 5) == b"EMU" + (1).to_bytes(5, "big")
+
+
+def test_client_parameter_writes_log_event_47_the_emulators_own_do_not(clock):
+    with EmulatedMeter(clock=clock, lls_password=PASSWORD) as meter, session(meter) as dlms:
+        meter.model.hdlc_setup.set(9, axdr.long_unsigned(0x21))  # the bench placing the meter on a bus
+        dlms.set(8, "0.0.1.0.0.255", 3, Typed(T.LONG, 180))
+        dlms.set(71, "0.0.17.0.0.255", 6, Typed(T.DOUBLE_LONG_UNSIGNED, 30))
+        dlms.set(1, "0.0.97.98.0.255", 2, Typed(T.DOUBLE_LONG_UNSIGNED, 0))  # clearing alarms: not a parameter
+        assert [code for _, code in meter.state.standard_events] == [47, 47]
+
+
+def test_load_profile_of_a_thousand_rows_reads_over_dlms_in_blocks(clock):
+    with EmulatedMeter(clock=clock, lls_password=PASSWORD) as meter, session(meter) as dlms:
+        meter.load_profile.fill(rows=1000)
+        rows = dlms.get(7, "1.0.99.1.0.255", 2)
+        assert len(rows) == 1000 and dlms.get(7, "1.0.99.1.0.255", 7) == 1000
+        assert [row[2] for row in rows] == sorted(row[2] for row in rows)

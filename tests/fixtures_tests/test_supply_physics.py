@@ -454,3 +454,52 @@ def test_overload_the_breaker_cannot_clear_is_reported_once():
     meter.bench_clock.sleep(3600)
     assert meter.state.output_state
     assert codes(meter.state.disconnector_events).count(65) == 1
+
+
+# --- load profile ----------------------------------------------------------------------------
+
+def test_load_profile_captures_on_meter_time_boundaries_once_started():
+    meter = make()
+    profile = meter.load_profile
+    meter.bench_clock.sleep(3600)
+    assert profile.rows == []  # not served: no capture
+    profile.start()  # a few ms after 13:00: the first boundary is 13:15
+    meter.bench_clock.sleep(3601)
+    profile.stop()
+    times = [when for when, _, _ in profile.rows]
+    assert len(times) == 4 and all(t.minute % 15 == 0 and t.second == 0 for t in times)
+    assert all(b - a == timedelta(minutes=15) for a, b in zip(times, times[1:]))
+    energies = [wh for _, _, wh in profile.rows]
+    assert energies == sorted(energies) and energies[-1] - energies[0] == pytest.approx(750, abs=2)
+
+
+def test_load_profile_flags_the_interval_after_an_outage_and_a_clock_change():
+    meter = make()
+    profile = meter.load_profile
+    profile.start()  # 12:00 + a few ms
+    meter.bench_clock.sleep(901)  # 12:15 captured
+    outage(meter, 1800)  # 12:30 and 12:45 pass while the meter is down: no rows for them
+    meter.bench_clock.sleep(900)  # 13:00 captured, flagged power down
+    meter.clock.invoke(6, axdr.long(30))
+    meter.bench_clock.sleep(900)  # 13:15 captured (the clock is 30 s ahead), flagged clock adjusted
+    profile.stop()
+    assert [(when.strftime("%H:%M"), status) for when, status, _ in profile.rows] == [
+        ("12:15", 0), ("13:00", 0x80), ("13:15", 0x20)]
+
+
+def test_load_profile_fill_reset_capture_and_period():
+    meter = make()
+    profile = meter.load_profile
+    profile.fill(rows=96)
+    assert profile.get(7) == axdr.double_long_unsigned(96)
+    assert profile.rows[-1][0] - profile.rows[0][0] == timedelta(hours=23, minutes=45)
+    profile.invoke(1, axdr.integer(0))
+    assert profile.rows == []
+    profile.invoke(2, axdr.integer(0))
+    assert len(profile.rows) == 1
+    profile.set(4, axdr.double_long_unsigned(3600))
+    assert profile.rows == [] and profile.get(4) == axdr.double_long_unsigned(3600)
+    with pytest.raises(CosemError):
+        profile.set(4, axdr.double_long_unsigned(7))
+    capture = [item.value[1].value for item in profile.get(3).value]
+    assert capture == [obis("0.0.1.0.0.255"), obis("0.0.96.10.1.255"), obis("1.0.1.8.0.255")]
