@@ -59,8 +59,9 @@ def on_meter_clock(moment: datetime, offset_s: float) -> datetime:
 def outage_with_evidence(meter, ac_source, bench_clock, usecase, seconds: float, step: str) -> Outage:
     """Cut the supply for `seconds`, then associate again (the meter's connections died with it)."""
     limits = meter.profile.supply.limits
-    with usecase.step(step, AC_SOURCE, METER, f"supply cut for {seconds:g} s, then restored"):
+    with usecase.step(step, AC_SOURCE, METER, f"supply cut for {seconds:g} s, then restored") as cut:
         outage = cut_supply(ac_source, seconds, bench_clock)
+        cut.information += f" [{outage.how}]"  # evidence: cycle-exact or bench-timed
     with usecase.step(f"{step}.1", HEAD_END, METER, "associate again after restoration"):
         reassociate(meter.session, bench_clock, limits.restart_time.value)
     usecase.measure("outage as injected (informative)", outage.duration_s, unit="s", article="5-4")
@@ -176,7 +177,7 @@ def test_restoration_alarm_pushed_within_time(meter, ac_source, head_end, bench_
         limit = supply.limits.alarm_push_max_delay
         with usecase.step("2", METER, HEAD_END, "alarm push (DataNotification): restoration notification"):
             remaining = limit.value - seconds_between(bench_clock.now(), outage.ended)
-            notification = head_end.wait_for(timeout_s=max(0.0, remaining))
+            notification = head_end.wait_for(lambda n: n.arrival >= outage.ended, timeout_s=max(0.0, remaining))
         usecase.expect("alarm push received", notification is not None, True, article="5-4")
         usecase.measure("time from restoration to the push's arrival",
                         seconds_between(notification.arrival, outage.ended), limit=limit)
@@ -200,8 +201,8 @@ def test_oms_poll_unicast_after_restoration(meter, ac_source, bench_clock, useca
     supply = meter.profile.supply
     objects = SupplyObjects(meter)
     limits = supply.limits
-    with usecase.step("1", AC_SOURCE, METER, f"supply cut for {limits.outage_length.value:g} s, then restored"):
-        cut_supply(ac_source, limits.outage_length.value, bench_clock)
+    with usecase.step("1", AC_SOURCE, METER, f"supply cut for {limits.outage_length.value:g} s, then restored") as cut:
+        cut.information += f" [{cut_supply(ac_source, limits.outage_length.value, bench_clock).how}]"
     with usecase.step("2", OMS, HEAD_END, f"poll meter {meter.id}: is it energized?"):
         pass
     with usecase.step("3", HEAD_END, METER, "associate; GET instantaneous voltage"):
@@ -220,8 +221,9 @@ def test_oms_poll_multicast_after_restoration(meter, ac_source, bench_station, b
     """Every meter on the bench's supply is polled after one outage; each must answer, and a
     silent one is named. With one meter on the bench this is a poll of one."""
     limits = meter.profile.supply.limits
-    with usecase.step("1", AC_SOURCE, METER, f"supply of every meter cut for {limits.outage_length.value:g} s"):
+    with usecase.step("1", AC_SOURCE, METER, f"supply of every meter cut for {limits.outage_length.value:g} s") as cut:
         outage = cut_supply(ac_source, limits.outage_length.value, bench_clock)
+        cut.information += f" [{outage.how}]"
     meters = list(bench_station.meters.values())
     with usecase.step("2", OMS, HEAD_END, f"poll {len(meters)} meter(s): {', '.join(m.id for m in meters)}"):
         pass
