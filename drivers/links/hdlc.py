@@ -11,7 +11,7 @@ Used by both sides: the bench's HDLC transport and the emulated links.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterator
 
@@ -463,7 +463,3 @@ class FrameReader:
         self._buffer.clear()
         return held
 
-
-def with_sequence(frame: Frame, send_seq: int | None = None, recv_seq: int | None = None) -> Frame:
-    return replace(frame, send_seq=frame.send_seq if send_seq is None else send_seq & 7,
-                   recv_seq=frame.recv_seq if recv_seq is None else recv_seq & 7)

@@ -167,7 +167,7 @@ class HdlcTransport:
         snrm = Frame(Kind.SNRM, self.server, self.client, poll=True, info=info)
         for attempt in range(self.retries + 1):
             self._connected = False
-            self._reject_unsolicited()
+            self._discard_stale("before SNRM")  # a new connection: whatever came before does not count
             self._send_frame(snrm)
             answer = self._await_unnumbered(self.connect_timeout)
             if answer is None:
@@ -397,6 +397,12 @@ class HdlcTransport:
     def _require_connected(self) -> None:
         if not self._connected:
             raise LinkClosed(f"HDLC link {self.peer} is not connected")
+
+    def _discard_stale(self, when: str) -> None:
+        stale = self._reader.clear() + self.stream.drain()
+        self._events.clear()
+        if stale.strip(bytes((hdlc.FLAG,))):
+            self.wire_trace.record("rx", stale, f"stale bytes {when} (discarded)")
 
     def _reject_unsolicited(self) -> None:
         """Bytes waiting before a request are garbage or a late answer: the link is out of step."""

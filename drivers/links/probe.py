@@ -102,10 +102,7 @@ class HdlcProbe(HdlcTransport):
         """Send bytes as they are; collect what comes back until the line is quiet for `window` s."""
         self.stream.begin(self.timeout)
         try:
-            stale = self._reader.clear() + self.stream.drain()
-            if stale.strip(bytes((hdlc.FLAG,))):
-                self.wire_trace.record("rx", stale, "stale bytes before a stimulus (discarded)")
-            self._events.clear()
+            self._discard_stale("before a stimulus")
             self.send_raw(raw, summary)
             return self._collect(self.answer_window if window is None else window)
         finally:

@@ -41,6 +41,10 @@ class ByteStream(Protocol):
         """Whatever arrives within `timeout` s (b"" when nothing did)."""
         ...
 
+    def drain(self) -> bytes:
+        """Bytes already waiting (nothing is waited for)."""
+        ...
+
     def begin(self, timeout: float) -> None:
         """Take the wire for one transaction (a shared bus waits for its turn)."""
         ...

@@ -10,7 +10,6 @@ import pytest
 import serial
 
 from drivers.dlms.errors import ConnectFailed, DlmsTimeout, LinkClosed
-from drivers.links import stream as streams
 from drivers.links.stream import BusStream, SerialStream, SharedPort
 from fixtures.links.lines import PtyMedium
 
