@@ -56,3 +56,25 @@ def test_a_failing_callback_does_not_stop_time():
     clock.call_later(2, lambda: fired.append(1))
     clock.sleep(3)
     assert fired == [1]
+
+
+def test_a_timer_taken_by_real_time_fires_before_a_jump_passes_it():
+    """Regression: the real-time thread took a due timer, another thread's sleep() jumped ahead
+    before the callback ran, and the callback saw a time far past its due time."""
+    clock = VirtualClock()
+    taken = threading.Event()
+    fire = clock._fire
+
+    def slow_fire(timer):
+        if threading.current_thread().name == "virtual-clock":
+            taken.set()
+            time.sleep(0.05)  # the window in which a jump used to slip in
+        fire(timer)
+
+    clock._fire = slow_fire
+    seen = []
+    due = clock.monotonic() + 0.01
+    clock.call_at(due, lambda: seen.append(clock.monotonic() - due))
+    assert taken.wait(2.0)
+    clock.sleep(10)
+    assert seen and seen[0] < 1.0, seen
