@@ -103,6 +103,7 @@ def _emulated_mandatory() -> list[MandatoryObject]:
         (70, 0, "0.0.96.3.10.255", "disconnect control"),
         (7, 1, "0.0.99.98.0.255", "standard event log"),
         (23, 1, "0.0.22.0.0.255", "HDLC setup"),
+        (64, 0, "0.0.43.0.0.255", "security setup"),
     ]
     return [MandatoryObject(class_id=c, version=v, obis=o, name=n) for c, v, o, n in rows]
 
@@ -148,6 +149,8 @@ class ProgrammingProfile(StrictModel):
     attribute: int = Field(default=3, ge=2)
     data_type: DataTypeName = "long"
     value: int | str = Field(default=-180, description="written value (octet-string as hex)")
+    # IDIS 47 "parameters changed", in the standard event log; left out: not checked.
+    event: int | None = Field(default=47, ge=0, le=255)
 
     @field_validator("obis")
     @classmethod

@@ -5,7 +5,8 @@ Use case: a technician's hand-held unit signs on at the meter's optical port
 and switches to HDLC; the management client, authenticated, writes a
 parameter and reads it back; the same write without the required
 authentication (no authentication for the management client, or the public
-client) is refused and changes nothing.
+client) is refused and changes nothing. The accepted write is logged (IDIS
+event 47, parameters changed).
 """
 from __future__ import annotations
 
@@ -36,18 +37,25 @@ def test_optical_sign_on_identifies_the_meter(meter, link_info, usecase):
 
 
 def test_parameter_written_through_the_optical_port_reads_back(meter, usecase):
-    parameter = Parameter(meter.profile.links.programming)
+    spec = meter.profile.links.programming
+    parameter = Parameter(spec)
     wanted = parameter.test_value()
-    with usecase.step("1", TECHNICIAN, METER, f"GET {parameter.name} (value before)"):
+    with usecase.step("1", TECHNICIAN, METER, f"GET {parameter.name} (value before); GET standard event log"):
         before = parameter.read(meter.session)
+        events_before = meter.standard_event_log.entries() if spec.event is not None else []
     usecase.expect(f"{parameter.name} differs from the value to write (else the test proves nothing)",
                    before != wanted, True, article="4-11")
     try:
         with usecase.step("2", TECHNICIAN, METER, f"SET {parameter.name} = {wanted!r} (management, authenticated)"):
             parameter.write(meter.session, wanted)
-        with usecase.step("3", TECHNICIAN, METER, f"GET {parameter.name}"):
+        with usecase.step("3", TECHNICIAN, METER, f"GET {parameter.name}; GET standard event log"):
             after = parameter.read(meter.session)
+            logged = [e.code for e in meter.standard_event_log.new_since(events_before)] \
+                if spec.event is not None else []
         usecase.expect(f"{parameter.name} read back", after, wanted, article="4-11")
+        if spec.event is not None:
+            usecase.expect(f"event {spec.event} (parameters changed) logged", spec.event in logged, True,
+                           article="4-11")
     finally:
         with usecase.step("4", TECHNICIAN, METER, f"SET {parameter.name} back to {before!r}"):
             parameter.write(meter.session, before)
