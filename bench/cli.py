@@ -28,7 +28,7 @@ from rich.table import Table
 from bench.catalogue import aspect_title
 from bench.config import BenchConfig, ConfigError, load_bench
 from bench.record import RunRecord, Verdict, new_run_id
-from bench.station import Station
+from bench.station import Station, bench_link_kinds, known_mutants
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = REPO_ROOT / "tests" / "conformance"
@@ -106,6 +106,9 @@ def verdict_table(record: RunRecord) -> Table:
 
 def command_run(args: argparse.Namespace) -> int:
     checked_bench(args.bench)
+    if args.mutant and args.mutant not in known_mutants():
+        error_console.print(f"[red]unknown mutant {escape(args.mutant)}; known: {', '.join(sorted(known_mutants()))}[/]")
+        return EXIT_USAGE
     run_dir = Path(args.reports) / new_run_id()
     pytest_args = [
         args.suite, f"--rootdir={REPO_ROOT}", "-p", "no:terminal", "-p", "no:cacheprovider",
@@ -162,15 +165,17 @@ def _run_against(suite: str, bench: str, mutant: str | None, run_dir: Path) -> R
 
 
 def command_validate(args: argparse.Namespace) -> int:
-    from fixtures.meter import MUTANTS
-
     config = checked_bench(args.bench)
     if not all(m.emulated for m in config.meter):
         error_console.print("[red]bench validate needs a bench whose meters are all emulated[/]")
         return EXIT_USAGE
-    names = [None, *sorted(MUTANTS)]
+    kinds = bench_link_kinds(config)
+    # A link mutant lives on some link kinds: on a bench without them it is the conforming meter.
+    mutants = {name: info for name, info in known_mutants().items()
+               if not info.link_kinds or "*" in info.link_kinds or kinds & set(info.link_kinds)}
+    names = [None, *sorted(mutants)]
     out = Path(args.reports) / f"validate-{new_run_id()}"
-    console.print(f"[bold]method validation[/]: conforming meter + {len(MUTANTS)} mutants -> {out}")
+    console.print(f"[bold]method validation[/]: conforming meter + {len(mutants)} mutants -> {out}")
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         futures = {name: pool.submit(_run_against, args.suite, args.bench, name, out / (name or "conforming")) for name in names}
         results = {name: future.result() for name, future in futures.items()}
@@ -210,7 +215,7 @@ def command_validate(args: argparse.Namespace) -> int:
     for number, test_id in enumerate(tests, 1):
         console.print(f"  T{number} = {escape(test_id.split('::')[-1])}", no_wrap=True, overflow="ellipsis")
     for index, name in enumerate(mutant_names, 1):
-        console.print(f"  M{index} = [cyan]{name}[/]: {escape(MUTANTS[name].description)}", no_wrap=True,
+        console.print(f"  M{index} = [cyan]{name}[/]: {escape(mutants[name].description)}", no_wrap=True,
                       overflow="ellipsis")
     unkilled = [name for name in mutant_names if not any(v in (Verdict.FAIL, Verdict.ERROR) for v in verdicts[name].values())]
     for name in unkilled:
@@ -273,7 +278,7 @@ def command_doctor(args: argparse.Namespace) -> int:
 # -- bench emulate --------------------------------------------------------------
 def command_emulate(args: argparse.Namespace) -> int:
     from fixtures.clock import VirtualClock
-    from fixtures.meter import MUTANTS, EmulatedMeter
+    from fixtures.meter import MUTANTS, EmulatedMeter  # link mutants need a link: not served here
 
     if args.mutant and args.mutant not in MUTANTS:
         error_console.print(f"[red]unknown mutant {escape(args.mutant)}; known: {', '.join(sorted(MUTANTS))}[/]")

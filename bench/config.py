@@ -38,6 +38,15 @@ class EmulatorSettings(_Strict):
     initial_clock_offset: float = -437.0
 
 
+class HeadEndSettings(_Strict):
+    """Where the bench listens for the meters' pushes, and the address the meters are told to dial."""
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=0, ge=0, le=65535, description="0: any free port")
+    advertise: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$",
+                                  description="host:port written into the meter's push setup")
+
+
 class Authentication(str, Enum):
     NONE = "none"
     LOW = "low"
@@ -100,6 +109,7 @@ class BenchConfig(_Strict):
     meter: list[MeterSettings] = Field(min_length=1)
     ac_source: AcSourceSettings | None = None
     load: LoadSettings | None = None
+    head_end: HeadEndSettings | None = None
 
     # Where the file was read from: relative key-file paths are taken from there.
     _source: Path = PrivateAttr(default=Path("bench.toml"))

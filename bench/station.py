@@ -27,6 +27,31 @@ _AUTHENTICATION = {
 }
 
 
+@dataclass(frozen=True)
+class MutantInfo:
+    name: str
+    description: str
+    aspect: int
+    # Link kinds a link mutant lives on ("*": every link); empty for a meter mutant.
+    link_kinds: tuple[str, ...] = ()
+
+
+def known_mutants() -> dict[str, MutantInfo]:
+    """Every mutant the emulated bench can serve: meter mutants and link mutants."""
+    from fixtures.links import LINK_MUTANTS
+    from fixtures.meter import MUTANTS
+
+    found = {m.name: MutantInfo(m.name, m.description, m.aspect) for m in MUTANTS.values()}
+    found.update({m.name: MutantInfo(m.name, m.description, m.aspect, tuple(m.kinds)) for m in LINK_MUTANTS.values()})
+    return found
+
+
+def bench_link_kinds(config: BenchConfig) -> set[str]:
+    """The link kinds a bench dials (an emulated meter without links is reached over TCP)."""
+    return {link.kind for meter in config.meter for link in meter.all_links or [None] if link} | (
+        {"tcp"} if any(m.emulated and not m.all_links for m in config.meter) else set())
+
+
 def target_ids(settings: MeterSettings) -> list[str]:
     """Test ids for a meter: its id, or id-link for each link when it declares several."""
     declared = settings.all_links
@@ -76,12 +101,17 @@ class Station:
         from fixtures.meter import EmulatedMeter  # the emulator is only loaded on benches that use it
 
         try:
+            mutant = known_mutants().get(self.mutant) if self.mutant else None
+            if self.mutant and mutant is None:
+                raise ValueError(f"unknown mutant {self.mutant!r}")
+            meter_mutant = mutant.name if mutant and not mutant.link_kinds else None
+            link_mutant = mutant.name if mutant and mutant.link_kinds else None
             served = []
             for index, meter in enumerate(m for m in self.meters.values() if m.settings.emulated):
                 password = meter.password.reveal() if meter.password else b""
                 emulator = EmulatedMeter(
                     clock=self._virtual,
-                    mutant=self.mutant,
+                    mutant=meter_mutant,
                     serial=f"EMU{index + 1:07d}",
                     lls_password=password,
                     initial_clock_offset=self.config.emulator.initial_clock_offset,
@@ -89,7 +119,7 @@ class Station:
                 emulator.start()
                 self._emulators[meter.id] = emulator
                 served.append(EmulatedMeterLinks(meter.id, meter.settings.all_links, emulator))
-            self._link_servers = serve_emulated_links(served)
+            self._link_servers = serve_emulated_links(served, link_mutant=link_mutant)
             for meter_id, links in self._link_servers.links.items():
                 self.meters[meter_id].links = links
             self._serve_instruments()

@@ -29,7 +29,7 @@ def test_run_default_bench_passes_and_writes_the_record(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads((tmp_path / "out.json").read_text())
     assert record["summary"]["FAIL"] == 0 and record["summary"]["ERROR"] == 0
-    assert {t["aspect"] for t in record["tests"]} == {6, 13}
+    assert {1, 6, 7, 13, 14} <= {t["aspect"] for t in record["tests"]}
     assert record["meters"][0]["identity"]["serial_number"].startswith("EMU")
     assert record["station"]["station_id"] == "EMU-01"
     sync = next(t for t in record["tests"] if t["name"] == "test_clock_sync_within_tolerance")
@@ -75,9 +75,9 @@ def test_run_against_closed_port_gives_error_verdicts(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
     record = json.loads((tmp_path / "out.json").read_text())
-    verdicts = {t["verdict"] for t in record["tests"]}
-    assert verdicts == {"ERROR"}
-    assert all("127.0.0.1" in t["diagnosis"] for t in record["tests"])
+    judged = [t for t in record["tests"] if t["verdict"] != "SKIP"]  # SKIP: no AC source on this bench
+    assert judged and {t["verdict"] for t in judged} == {"ERROR"}
+    assert all("127.0.0.1" in t["diagnosis"] for t in judged)
 
 
 def test_run_with_no_matching_test_exits_5(tmp_path):
@@ -212,6 +212,8 @@ def test_misbehaving_meter_gives_error_verdicts_with_a_diagnosis(tmp_path, behav
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     record = json.loads((tmp_path / "out.json").read_text())
-    for test in record["tests"]:
+    judged = [t for t in record["tests"] if t["verdict"] != "SKIP"]  # SKIP: no AC source on this bench
+    assert judged
+    for test in judged:
         assert test["verdict"] in ("ERROR", "FAIL"), test
         assert re.search(expected, test["diagnosis"], re.IGNORECASE), (behaviour, test["diagnosis"])
