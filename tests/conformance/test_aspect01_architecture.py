@@ -1,7 +1,7 @@
 """Aspect 1 (arts. 3-2, 4-4): architecture of the meter's communication.
 
 Use case: the head-end reaches the meter over every path the installation
-declares (optical port, RS-485 bus, serial device server, remote port,
+declares (the suite runs each test over each path) (optical port, RS-485 bus, serial device server, remote port,
 gateway), associates on each, and finds in the association's object list the
 objects the profile makes mandatory, with the right interface class and
 version; the association carries the authentication mechanism the profile
@@ -22,16 +22,16 @@ METER = "Meter"
 
 
 @pytest.mark.ntd("3-2")
-def test_declared_path_associates_and_reaches_its_meter(meter, bench_station, link_info, usecase):
-    with usecase.step("1", HEAD_END, METER, f"associate over {link_info.description}"):
-        associated = meter.session.is_associated
-    usecase.expect(f"association over the {link_info.kind} path", associated, True, article="3-2")
-    with usecase.step("2", HEAD_END, METER, "GET serial number over this path"):
+@pytest.mark.links("rs485", "gateway")
+def test_shared_path_reaches_its_own_meter(meter, bench_station, link_info, usecase):
+    """On a shared medium (an RS-485 bus, a gateway) a path can reach another meter than the one
+    it names. (That every declared path associates, every test shows: each runs over each path.)"""
+    with usecase.step("1", HEAD_END, METER, f"associate over {link_info.description}; GET serial number"):
         serial = serial_number(meter)
     known = meter.station_meter.identity.get("serial_number")
     usecase.expect("serial number over this path = serial number at the start of the run", serial, known,
                    article="3-2")
-    with usecase.step("3", HEAD_END, HEAD_END, "compare with the other meters of the installation"):
+    with usecase.step("2", HEAD_END, HEAD_END, "compare with the other meters of the installation"):
         others = sorted(m.id for m in bench_station.meters.values()
                         if m.id != meter.id and m.identity.get("serial_number") == serial)
     usecase.expect("meters reached as this one by another declared path", others, [], article="3-2")
@@ -53,7 +53,10 @@ def test_association_uses_the_required_authentication(meter, usecase):
     required = profile.links.association.management_mechanism if management else \
         profile.links.association.public_mechanism
     association = AssociationView(meter.session, profile.objects.association)
-    with usecase.step("1", HEAD_END, METER, "GET association authentication_mechanism_name and partners"):
+    with usecase.step("1", HEAD_END, METER, f"associate over {meter.link.describe()}"):
+        associated = meter.session.is_associated
+    usecase.expect(f"association over the {meter.link.kind} path", associated, True, article="3-2")
+    with usecase.step("2", HEAD_END, METER, "GET association authentication_mechanism_name and partners"):
         mechanism = association.mechanism()
         partners = association.partners()
     usecase.expect(f"authentication mechanism of the {'management' if management else 'public'} client "
