@@ -8,6 +8,7 @@ selected.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -149,9 +150,11 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 # -- bench validate -------------------------------------------------------------
-def _run_against(suite: str, bench: str, mutant: str | None, run_dir: Path) -> RunRecord | str:
-    command = [sys.executable, "-m", "pytest", suite, f"--rootdir={REPO_ROOT}", "-q",
-               "-p", "no:cacheprovider", "--bench", bench, "--run-dir", str(run_dir)]
+def _run_against(args: argparse.Namespace, mutant: str | None, run_dir: Path) -> RunRecord | str:
+    command = [sys.executable, "-m", "pytest", args.suite, f"--rootdir={REPO_ROOT}", "-q",
+               "-p", "no:cacheprovider", "--bench", args.bench, "--run-dir", str(run_dir)]
+    if args.k:
+        command += ["-k", args.k]
     if mutant:
         command += ["--mutant", mutant]
     result = subprocess.run(command, capture_output=True, text=True, cwd=os.getcwd())
@@ -172,12 +175,13 @@ def command_validate(args: argparse.Namespace) -> int:
     kinds = bench_link_kinds(config)
     # A link mutant lives on some link kinds: on a bench without them it is the conforming meter.
     mutants = {name: info for name, info in known_mutants().items()
-               if not info.link_kinds or "*" in info.link_kinds or kinds & set(info.link_kinds)}
+               if (not info.link_kinds or "*" in info.link_kinds or kinds & set(info.link_kinds))
+               and (not args.mutants or any(fnmatch.fnmatchcase(name, pattern) for pattern in args.mutants))}
     names = [None, *sorted(mutants)]
     out = Path(args.reports) / f"validate-{new_run_id()}"
     console.print(f"[bold]method validation[/]: conforming meter + {len(mutants)} mutants -> {out}")
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        futures = {name: pool.submit(_run_against, args.suite, args.bench, name, out / (name or "conforming")) for name in names}
+        futures = {name: pool.submit(_run_against, args, name, out / (name or "conforming")) for name in names}
         results = {name: future.result() for name, future in futures.items()}
 
     broken = {name: r for name, r in results.items() if isinstance(r, str)}
@@ -240,7 +244,7 @@ def command_doctor(args: argparse.Namespace) -> int:
     import time
 
     from bench.instruments import probe_instruments
-    from bench.links import link_label
+    from bench.links import link_label, probe_link
     from bench.station import read_identity
     from drivers.dlms import FrameTrace
     from drivers.dlms.errors import DlmsError
@@ -254,15 +258,24 @@ def command_doctor(args: argparse.Namespace) -> int:
         for test_id, (meter, index) in station.targets().items():
             link = meter.links[index]
             started = time.monotonic()
+            probe = probe_link(link, meter.profile.links)
+            if not probe.ok:
+                failures += 1
+                table.add_row(escape(test_id), escape(f"{link_label(link)}: {link.describe()}"), "[red]NO[/]",
+                              escape(f"{probe.diagnosis} ({probe.seconds:.2f} s)"))
+                continue
+            link_details = "; ".join(d for d in (probe.identification, probe.negotiated_hdlc) if d)
             try:
                 with station.session(meter, FrameTrace(), index) as session:
                     identity = read_identity(session, meter.profile)
-                    details = ", ".join(f"{k}={v}" for k, v in identity.items())
-                    details += f"; max PDU {session.negotiated_max_pdu}"
+                details = ", ".join(f"{k}={v}" for k, v in identity.items())
+                details += f"; max PDU {session.negotiated_max_pdu}"
                 answer = "[green]OK[/]"
             except DlmsError as exc:
                 failures += 1
-                answer, details = "[red]NO[/]", exc.diagnosis
+                answer, details = "[red]NO[/]", f"link up, DLMS association failed: {exc.diagnosis}"
+            if link_details:
+                details = f"{link_details}; {details}"
             elapsed = time.monotonic() - started
             table.add_row(escape(test_id), escape(f"{link_label(link)}: {link.describe()}"), answer,
                           escape(f"{details} ({elapsed:.2f} s)"))
@@ -332,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--bench", default="bench.toml")
     validate.add_argument("--reports", default="reports")
     validate.add_argument("--suite", default=str(CONFORMANCE), help="conformance test folder (default: the bench's)")
+    validate.add_argument("-k", default=None, metavar="EXPR", help="validate only the tests matching this -k expression")
+    validate.add_argument("--mutants", action="append", metavar="GLOB",
+                          help="only the mutants whose name matches (repeatable), e.g. 'hdlc-*'")
     validate.set_defaults(handler=command_validate)
 
     doctor = commands.add_parser("doctor", help="probe every link of the bench and say what answered")

@@ -91,7 +91,7 @@ def link_wire_traces(request: pytest.FixtureRequest) -> Iterator[None]:
     try:
         import allure
 
-        from bench.plugin import recorder_of
+        from bench.plugin import note_wire_trace, recorder_of
         from bench.station import trace_path
 
         test_id = request.node.callspec.params.get("meter", "bench") if hasattr(request.node, "callspec") else "bench"
@@ -101,6 +101,7 @@ def link_wire_traces(request: pytest.FixtureRequest) -> Iterator[None]:
             for label, trace in traces:
                 out.write(f"# wire trace: {label}\n{trace.to_text()}\n")
         allure.attach.file(str(path), name="Wire trace (per link)", attachment_type=allure.attachment_type.TEXT)
+        note_wire_trace(request.node, path)
     except OSError:
         traceback.print_exc()
 

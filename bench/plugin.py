@@ -59,9 +59,15 @@ class _TestState:
     duration: float = 0.0
     usecase: UseCase | None = None
     trace: str | None = None
+    wire_trace: str | None = None
 
 
 _STATE = pytest.StashKey[_TestState]()
+
+
+def note_wire_trace(item: pytest.Item, path: Path) -> None:
+    """Record where a test's link-level (wire) trace was written, for the run record."""
+    item.stash.setdefault(_STATE, _TestState()).wire_trace = str(path)
 
 
 def diagnose(exc: BaseException) -> str:
@@ -154,6 +160,7 @@ class BenchRecorder:
             duration=round(state.duration, 3),
             diagnosis=state.diagnosis,
             trace=state.trace,
+            wire_trace=state.wire_trace,
             **evidence,
         )
         return self.tests[item.nodeid]

@@ -34,7 +34,8 @@ class TestRecord(BaseModel):
     diagnosis: str = ""
     steps: list[dict[str, Any]] = Field(default_factory=list)
     measurements: list[dict[str, Any]] = Field(default_factory=list)
-    trace: str | None = None
+    trace: str | None = None  # DLMS frames (APDUs)
+    wire_trace: str | None = None  # link-level bytes, per link the test used
 
 
 class MeterRecord(BaseModel):

@@ -189,7 +189,7 @@ class Station:
             password=None if public else meter.password,
             timeout=link.timeout,
         )
-        return DlmsSession(open_transport(link), settings, trace=trace)
+        return DlmsSession(open_transport(link, meter.profile.links), settings, trace=trace)
 
 
 class MeterUnderTest:

@@ -217,3 +217,19 @@ def test_misbehaving_meter_gives_error_verdicts_with_a_diagnosis(tmp_path, behav
     for test in judged:
         assert test["verdict"] in ("ERROR", "FAIL"), test
         assert re.search(expected, test["diagnosis"], re.IGNORECASE), (behaviour, test["diagnosis"])
+
+
+def test_validate_kills_every_hdlc_and_optical_mutant(tmp_path):
+    """The link-level tests over an optical head, against the link mutants that live there.
+    (The full links bench, examples/links.toml, takes too long for CI: run it by hand.)"""
+    result = bench("validate", "--bench", str(REPO / "examples" / "optical.toml"),
+                   "-k", "datalink or aspect01 or aspect05",
+                   "--mutants", "hdlc-*", "--mutants", "optical-*", "--mutants", "mode-e-*",
+                   "--mutants", "management-*", "--reports", str(tmp_path), cwd=REPO, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(next(tmp_path.glob("validate-*/validation.json")).read_text())
+    assert summary["problems"] == []
+    assert "hdlc-bad-fcs-every-5th" in summary["mutants"] and "optical-drops-writes" in summary["mutants"]
+    survivors = [name for name, verdicts in summary["mutants"].items()
+                 if not any(v in ("FAIL", "ERROR") for v in verdicts.values())]
+    assert survivors == []
