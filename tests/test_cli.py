@@ -86,6 +86,7 @@ def test_run_with_no_matching_test_exits_5(tmp_path):
     assert result.returncode == 5
 
 
+@pytest.mark.timeout(900)  # a validation is dozens of suite runs
 def test_validate_kills_a_mutant_with_every_test(tmp_path):
     result = bench("validate", "--bench", str(REPO / "bench.toml"), "--reports", str(tmp_path), cwd=REPO, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -94,6 +95,7 @@ def test_validate_kills_a_mutant_with_every_test(tmp_path):
     assert set(summary["conforming"].values()) == {"PASS"}
 
 
+@pytest.mark.timeout(900)  # a validation is dozens of suite runs
 def test_validate_rejects_a_test_that_cannot_fail(tmp_path):
     suite = tmp_path / "suite"
     suite.mkdir()
@@ -219,6 +221,7 @@ def test_misbehaving_meter_gives_error_verdicts_with_a_diagnosis(tmp_path, behav
         assert re.search(expected, test["diagnosis"], re.IGNORECASE), (behaviour, test["diagnosis"])
 
 
+@pytest.mark.timeout(900)  # a validation is dozens of suite runs
 def test_validate_kills_every_hdlc_and_optical_mutant(tmp_path):
     """The link-level tests over an optical head, against the link mutants that live there.
     (The full links bench, examples/links.toml, takes too long for CI: run it by hand.)"""
