@@ -2,7 +2,22 @@
 traceable to the regulation."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+_OBIS = re.compile(r"^\d{1,3}(\.\d{1,3}){5}$")
+
+
+def _check_obis(value: str) -> str:
+    if not _OBIS.match(value) or any(int(part) > 255 for part in value.split(".")):
+        raise ValueError(f"{value!r} is not an OBIS code like 0.0.1.0.0.255")
+    return value
+
+
+# An OBIS code written as six dotted decimals, as profiles and reports show them.
+ObisCode = Annotated[str, AfterValidator(_check_obis)]
 
 
 class StrictModel(BaseModel):

@@ -20,24 +20,16 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from bench.profile_base import Limit, StrictModel
+from bench.profile_base import Limit, ObisCode, StrictModel
 
 # Declared under [features] by a profile whose meter has them.
 LINK_FEATURES: tuple[str, ...] = ("optical_port", "hdlc")
-
-_OBIS = re.compile(r"^\d{1,3}(\.\d{1,3}){5}$")
-
-
-def _obis(value: str) -> str:
-    if not _OBIS.match(value) or any(int(part) > 255 for part in value.split(".")):
-        raise ValueError(f"{value!r} is not an OBIS code like 0.0.22.0.0.255")
-    return value
 
 
 class HdlcSetupExpectation(StrictModel):
     """IC 23 attributes the meter's HDLC setup object must report (left out: not checked)."""
 
-    obis: str = "0.0.22.0.0.255"
+    obis: ObisCode = "0.0.22.0.0.255"
     comm_speed: int | None = Field(default=5, ge=0, le=9, description="enum: 5 = 9600 Bd")
     window_size_transmit: int | None = Field(default=1, ge=1, le=7)
     window_size_receive: int | None = Field(default=1, ge=1, le=7)
@@ -46,10 +38,6 @@ class HdlcSetupExpectation(StrictModel):
     inter_octet_time_out: int | None = Field(default=25, ge=20, le=6000)
     inactivity_time_out: int | None = Field(default=120, ge=0, le=0xFFFF)
 
-    @field_validator("obis")
-    @classmethod
-    def _check_obis(cls, value: str) -> str:
-        return _obis(value)
 
     # IC 23 attribute numbers, by name.
     ATTRIBUTES: ClassVar[dict[str, int]] = {"comm_speed": 2, "window_size_transmit": 3, "window_size_receive": 4,
@@ -80,13 +68,9 @@ class HdlcProfile(StrictModel):
 class MandatoryObject(StrictModel):
     class_id: int = Field(ge=1, le=0xFFFF)
     version: int = Field(ge=0, le=255)
-    obis: str
+    obis: ObisCode
     name: str = ""
 
-    @field_validator("obis")
-    @classmethod
-    def _check_obis(cls, value: str) -> str:
-        return _obis(value)
 
     def describe(self) -> str:
         return f"{self.name or 'object'} {self.class_id}/{self.obis} v{self.version}"
@@ -145,17 +129,13 @@ class ProgrammingProfile(StrictModel):
 
     name: str = "clock.time_zone"
     class_id: int = 8
-    obis: str = "0.0.1.0.0.255"
+    obis: ObisCode = "0.0.1.0.0.255"
     attribute: int = Field(default=3, ge=2)
     data_type: DataTypeName = "long"
     value: int | str = Field(default=-180, description="written value (octet-string as hex)")
     # IDIS 47 "parameters changed", in the standard event log; left out: not checked.
     event: int | None = Field(default=47, ge=0, le=255)
 
-    @field_validator("obis")
-    @classmethod
-    def _check_obis(cls, value: str) -> str:
-        return _obis(value)
 
 
 class LinkProfile(StrictModel):

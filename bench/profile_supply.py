@@ -6,12 +6,11 @@ Anexo article and is provisional until a lab sets the official value.
 """
 from __future__ import annotations
 
-import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from bench.profile_base import Limit, StrictModel
+from bench.profile_base import Limit, ObisCode, StrictModel
 
 SUPPLY_FEATURES: tuple[str, ...] = (
     "power_failure_log",  # IC 7 power-failure log with {time, duration} entries
@@ -21,7 +20,6 @@ SUPPLY_FEATURES: tuple[str, ...] = (
     "local_limiter",  # limits set through the optical port, local disconnection, button reconnects
 )
 
-_OBIS = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
 
 
 def _limit(value: float, unit: str, article: str, note: str) -> Limit:
@@ -29,26 +27,20 @@ def _limit(value: float, unit: str, article: str, note: str) -> Limit:
 
 
 class SupplyObjects(StrictModel):
-    limiter: str = "0.0.17.0.0.255"
-    power_failure_log: str = "1.0.99.97.0.255"
-    power_failure_count: str = "0.0.96.7.21.255"
-    long_power_failure_count: str = "0.0.96.7.9.255"
-    alarm_register: str = "0.0.97.98.0.255"
-    alarm_filter: str = "0.0.97.98.10.255"
-    alarm_push_setup: str = "0.4.25.9.0.255"
-    instantaneous_voltage: str = "1.0.32.7.0.255"
-    instantaneous_current: str = "1.0.31.7.0.255"
-    instantaneous_active_power: str = "1.0.1.7.0.255"
+    limiter: ObisCode = "0.0.17.0.0.255"
+    power_failure_log: ObisCode = "1.0.99.97.0.255"
+    power_failure_count: ObisCode = "0.0.96.7.21.255"
+    long_power_failure_count: ObisCode = "0.0.96.7.9.255"
+    alarm_register: ObisCode = "0.0.97.98.0.255"
+    alarm_filter: ObisCode = "0.0.97.98.10.255"
+    alarm_push_setup: ObisCode = "0.4.25.9.0.255"
+    instantaneous_voltage: ObisCode = "1.0.32.7.0.255"
+    instantaneous_current: ObisCode = "1.0.31.7.0.255"
+    instantaneous_active_power: ObisCode = "1.0.1.7.0.255"
     # Where the meter logs power down/up, and where the limiter's and breaker's local events go.
-    power_event_log: str = "0.0.99.98.0.255"
-    limiter_event_log: str = "0.0.99.98.2.255"
+    power_event_log: ObisCode = "0.0.99.98.0.255"
+    limiter_event_log: ObisCode = "0.0.99.98.2.255"
 
-    @field_validator("*")
-    @classmethod
-    def _obis(cls, value: str) -> str:
-        if not _OBIS.match(value) or any(int(part) > 255 for part in value.split(".")):
-            raise ValueError(f"{value!r} is not an OBIS code like 0.0.1.0.0.255")
-        return value
 
 
 class SupplyEvents(StrictModel):

@@ -6,13 +6,12 @@ A profile is a TOML file; `bench.toml` names it by file name (looked up in
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator
 
 from bench.config import ConfigError, format_validation_error, read_toml
-from bench.profile_base import Limit, StrictModel
+from bench.profile_base import Limit, ObisCode, StrictModel
 from bench.profile_links import LINK_FEATURES, LinkProfile
 from bench.profile_supply import SUPPLY_FEATURES, SupplyProfile
 
@@ -28,7 +27,6 @@ CORE_FEATURES = (
 )
 KNOWN_FEATURES = frozenset(CORE_FEATURES + LINK_FEATURES + SUPPLY_FEATURES)
 
-_OBIS = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
 
 
 class ProfileInfo(StrictModel):
@@ -44,22 +42,16 @@ class Clients(StrictModel):
 
 
 class Objects(StrictModel):
-    association: str = "0.0.40.0.0.255"
-    logical_device_name: str = "0.0.42.0.0.255"
-    serial_number: str = "0.0.96.1.0.255"
-    firmware_id: str = "1.0.0.2.0.255"
-    clock: str = "0.0.1.0.0.255"
-    active_energy_import: str = "1.0.1.8.0.255"
-    disconnect_control: str = "0.0.96.3.10.255"
-    standard_event_log: str = "0.0.99.98.0.255"
-    disconnector_event_log: str = "0.0.99.98.2.255"
+    association: ObisCode = "0.0.40.0.0.255"
+    logical_device_name: ObisCode = "0.0.42.0.0.255"
+    serial_number: ObisCode = "0.0.96.1.0.255"
+    firmware_id: ObisCode = "1.0.0.2.0.255"
+    clock: ObisCode = "0.0.1.0.0.255"
+    active_energy_import: ObisCode = "1.0.1.8.0.255"
+    disconnect_control: ObisCode = "0.0.96.3.10.255"
+    standard_event_log: ObisCode = "0.0.99.98.0.255"
+    disconnector_event_log: ObisCode = "0.0.99.98.2.255"
 
-    @field_validator("*")
-    @classmethod
-    def _obis(cls, value: str) -> str:
-        if not _OBIS.match(value) or any(int(part) > 255 for part in value.split(".")):
-            raise ValueError(f"{value!r} is not an OBIS code like 0.0.1.0.0.255")
-        return value
 
 
 class EventCodes(StrictModel):

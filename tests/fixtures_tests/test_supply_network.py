@@ -3,7 +3,6 @@ powered down, associations lost across a power cycle."""
 from __future__ import annotations
 
 import socket
-import struct
 import threading
 from datetime import datetime, timedelta, timezone
 
