@@ -223,16 +223,67 @@ def test_misbehaving_meter_gives_error_verdicts_with_a_diagnosis(tmp_path, behav
 
 @pytest.mark.timeout(900)  # a validation is dozens of suite runs
 def test_validate_kills_every_hdlc_and_optical_mutant(tmp_path):
-    """The link-level tests over an optical head, against the link mutants that live there.
-    (The full links bench, examples/links.toml, takes too long for CI: run it by hand.)"""
+    """The link-level and optical-only tests (aspects 5, 15) over an optical head, against the
+    mutants that live there. (The full links bench, examples/links.toml, takes too long for CI.)"""
     result = bench("validate", "--bench", str(REPO / "examples" / "optical.toml"),
-                   "-k", "datalink or aspect01 or aspect05",
+                   "-k", "datalink or aspect01 or aspect05 or aspect15",
                    "--mutants", "hdlc-*", "--mutants", "optical-*", "--mutants", "mode-e-*",
-                   "--mutants", "management-*", "--reports", str(tmp_path), cwd=REPO, timeout=900)
+                   "--mutants", "management-*", "--mutants", "limiter-*", "--mutants", "breaker-*",
+                   "--reports", str(tmp_path), cwd=REPO, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(next(tmp_path.glob("validate-*/validation.json")).read_text())
     assert summary["problems"] == []
     assert "hdlc-bad-fcs-every-5th" in summary["mutants"] and "optical-drops-writes" in summary["mutants"]
     survivors = [name for name, verdicts in summary["mutants"].items()
                  if not any(v in ("FAIL", "ERROR") for v in verdicts.values())]
-    assert survivors == []
+    # Only limiter mutants that aspect 15 cannot see (emergency profile, event 67) may survive here.
+    assert [name for name in survivors if not name.startswith("limiter-")] == []
+    assert any("aspect15" in test for test in summary["conforming"])
+
+
+def test_a_meter_dying_mid_run_gives_errors_and_the_run_goes_on(tmp_path):
+    """Kill one emulated meter mid-run: its later tests ERROR with a diagnosis within the
+    timeout, the other meter's tests still PASS."""
+    bench_file = tmp_path / "bench.toml"
+    bench_file.write_text(f"""
+[bench]
+station_id = "T"
+
+[[meter]]
+id = "doomed"
+profile = "emulated-idis"
+emulated = true
+[meter.security]
+password_file = "{REPO / 'fixtures' / 'secrets' / 'lls-password.txt'}"
+
+[[meter]]
+id = "survivor"
+profile = "emulated-idis"
+emulated = true
+[meter.security]
+password_file = "{REPO / 'fixtures' / 'secrets' / 'lls-password.txt'}"
+""")
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_dying.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.aspect(13)\n"
+        "def test_1_meter_dies_while_talking(meter, bench_station):\n"
+        "    meter.clock.read()\n"
+        "    if meter.id == 'doomed':\n"
+        "        bench_station.emulator('doomed').stop()  # the meter's process dies mid-session\n"
+        "        meter.clock.read()\n\n"
+        "@pytest.mark.aspect(13)\n"
+        "def test_2_next_test(meter):\n"
+        "    meter.clock.read()\n"
+    )
+    result = bench("run", "--bench", str(bench_file), "--suite", str(suite), "--reports", str(tmp_path / "r"),
+                   "--json", str(tmp_path / "out.json"), cwd=tmp_path, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    verdicts = {(t["name"], t["meter"]): (t["verdict"], t["diagnosis"])
+                for t in json.loads((tmp_path / "out.json").read_text())["tests"]}
+    for name in ("test_1_meter_dies_while_talking", "test_2_next_test"):
+        verdict, diagnosis = verdicts[(name, "doomed")]
+        assert verdict == "ERROR" and "127.0.0.1" in diagnosis, (name, diagnosis)
+        assert verdicts[(name, "survivor")][0] == "PASS"
