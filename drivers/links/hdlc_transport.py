@@ -280,13 +280,18 @@ class HdlcTransport:
     def _await_acknowledgement(self) -> int:
         """N(R) of the meter's RR after a window of request segments."""
         polls = 0
+        # A meter that answers RNR forever must not hold the bench: bounded like the polls.
+        give_up = time.monotonic() + self.timeout * (self.retries + 1)
         while True:
-            deadline = time.monotonic() + self.timeout
+            deadline = min(time.monotonic() + self.timeout, give_up)
             event = self._next_event(deadline)
             if isinstance(event, Frame):
                 if event.kind in (Kind.RR, Kind.RNR):
                     if event.kind is Kind.RR:
                         return event.recv_seq
+                    if time.monotonic() >= give_up:
+                        raise DlmsTimeout(f"{self.peer}: meter kept answering RNR (not ready) for "
+                                          f"{self.timeout * (self.retries + 1):g} s", timeout=self.timeout)
                     continue
                 self._unexpected(event, "an RR after a request segment")
             if polls >= self.retries:
@@ -316,8 +321,15 @@ class HdlcTransport:
         polls = 0
         silent_polled = False
         deadline = time.monotonic() + timeout
+        # RR/RNR, duplicates and out-of-sequence frames are no progress: a meter sending only
+        # those (or a line repeating them) gets this long in all, then the request times out.
+        stall_limit = timeout * (self.retries + 1)
+        stalled_since = time.monotonic()
         while True:
-            event = self._next_event(deadline)
+            if time.monotonic() - stalled_since > stall_limit:
+                raise DlmsTimeout(f"no progress from {self.peer} for {stall_limit:g} s: the meter answers "
+                                  f"but sends no reply segment ({self._error_summary()})", timeout=timeout)
+            event = self._next_event(min(deadline, stalled_since + stall_limit + 0.001))
             if event is None or event == LINE_ERROR:
                 garbled = event == LINE_ERROR
                 if not garbled and silent_polled:
@@ -358,6 +370,7 @@ class HdlcTransport:
                 self._unacked = []
                 self._vr = (self._vr + 1) & 7
                 polls, silent_polled = 0, False
+                stalled_since = time.monotonic()
                 frames.append(frame.raw)
                 info += frame.info
                 if not frame.segmented:
