@@ -28,6 +28,7 @@ class Answer:
     frames: list[Frame] = field(default_factory=list)
     bad_frames: int = 0
     garbage_bytes: int = 0
+    never_quiet: bool = False  # the line kept sending until the probe gave up listening
 
     @property
     def silent(self) -> bool:
@@ -48,6 +49,8 @@ class Answer:
     def describe(self) -> str:
         if self.silent:
             return "no answer"
+        if self.never_quiet:
+            return f"line never quiet ({len(self.frames)} frames, {self.bad_frames} bad, {self.garbage_bytes} stray bytes)"
         parts = [frame.describe() for frame in self.frames]
         if self.bad_frames:
             parts.append(f"{self.bad_frames} bad frame(s)")
@@ -113,9 +116,13 @@ class HdlcProbe(HdlcTransport):
         answer = Answer()
         grace = min(window, 0.05)  # time for a second station's (colliding or duplicate) answer
         quiet_until = time.monotonic() + window
+        # A line that never goes quiet (noise, a babbling station) must not hold the probe.
+        give_up = time.monotonic() + window + max(self.timeout, window) * 4
         while True:
-            remaining = quiet_until - time.monotonic()
+            remaining = min(quiet_until, give_up) - time.monotonic()
             if remaining <= 0:
+                if time.monotonic() >= give_up:
+                    answer.never_quiet = True
                 break
             chunk = self.stream.read(remaining)
             if not chunk:

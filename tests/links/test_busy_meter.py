@@ -71,3 +71,38 @@ def test_endless_rr_or_rnr_ends_in_a_timeout(kind, request_size):
     worker.join(10)
     assert not worker.is_alive(), "the transport is still waiting on a meter that never answers"
     assert "error" in outcome and outcome["error"].diagnosis
+
+
+class Babble:
+    """A line with noise every 20 ms that never goes quiet."""
+
+    trace = FrameTrace()
+    peer = "babble"
+
+    def open(self) -> None: ...
+    def close(self) -> None: ...
+    def begin(self, timeout: float) -> None: ...
+    def end(self) -> None: ...
+
+    def drain(self) -> bytes:
+        return b""
+
+    def write(self, data: bytes) -> None: ...
+
+    def read(self, timeout: float) -> bytes:
+        time.sleep(min(timeout, 0.02))
+        return b"\x00\x55"
+
+
+def test_probe_on_a_line_that_never_goes_quiet_gives_up():
+    from drivers.links.probe import HdlcProbe
+
+    probe = HdlcProbe(Babble(), physical_address=None, address_size=None, proposal=None, timeout=0.2,
+                      connect_timeout=0.2, retries=1, answer_window=0.1)
+    probe.begin(16, 1)
+    outcome: dict = {}
+    worker = threading.Thread(target=lambda: outcome.setdefault("answer", probe.snrm(None)), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "the probe is still listening to a line that never goes quiet"
+    assert outcome["answer"].never_quiet and "never quiet" in outcome["answer"].describe()
