@@ -66,8 +66,11 @@ class LiveProgress:
         self.progress = progress
         self.task = progress.add_task("collecting", total=None)
 
+    collected = 0
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.progress.update(self.task, total=len(session.items), description="running")
+        self.collected = len(session.items)
+        self.progress.update(self.task, total=self.collected, description="running")
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple) -> None:
         self.progress.update(self.task, description=escape(nodeid.split("::")[-1]))
@@ -106,7 +109,7 @@ def verdict_table(record: RunRecord) -> Table:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    checked_bench(args.bench)
+    config = checked_bench(args.bench)
     if args.mutant and args.mutant not in known_mutants():
         error_console.print(f"[red]unknown mutant {escape(args.mutant)}; known: {', '.join(sorted(known_mutants()))}[/]")
         return EXIT_USAGE
@@ -120,10 +123,14 @@ def command_run(args: argparse.Namespace) -> int:
         pytest_args += ["-k", args.k]
     if args.mutant:
         pytest_args += ["--mutant", args.mutant]
+    if not all(m.emulated for m in config.meter):
+        # Real time on hardware: a 15-minute limiter scenario is legitimate; the drivers bound every wait.
+        pytest_args += ["-o", "timeout=0"]
     console.print(f"[bold]smmc-bench[/] run on [cyan]{escape(args.bench)}[/] -> {escape(str(run_dir))}")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as progress:
-        code = pytest.main(pytest_args, plugins=[LiveProgress(progress)])
+        live = LiveProgress(progress)
+        code = pytest.main(pytest_args, plugins=[live])
     record_path = run_dir / "record.json"
     if code == pytest.ExitCode.NO_TESTS_COLLECTED or not record_path.exists():
         error_console.print("[yellow]no conformance test was selected[/]" if code in (0, 5) else
@@ -135,6 +142,10 @@ def command_run(args: argparse.Namespace) -> int:
         error_console.print(f"[yellow]interrupted: the verdicts above are those judged so far ({record_path})[/]")
         return 130
     console.print(verdict_table(record))
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or len(record.tests) < live.collected:
+        error_console.print(f"[bold red]run incomplete[/]: {len(record.tests)} of {live.collected} tests judged "
+                            f"(pytest exit {int(code)}); see {run_dir}")
+        return EXIT_FAILED
     aspects = sorted({t.aspect for t in record.tests if t.aspect})
     console.print("aspects: " + "; ".join(escape(aspect_title(a)) for a in aspects))
     for meter in record.meters:
@@ -150,6 +161,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 # -- bench validate -------------------------------------------------------------
+VALIDATION_RUN_S = 1800  # one suite run against one mutant, on the emulated bench
 def _run_against(args: argparse.Namespace, mutant: str | None, run_dir: Path) -> RunRecord | str:
     command = [sys.executable, "-m", "pytest", args.suite, f"--rootdir={REPO_ROOT}", "-q",
                "-p", "no:cacheprovider", "--bench", args.bench, "--run-dir", str(run_dir)]
@@ -157,13 +169,17 @@ def _run_against(args: argparse.Namespace, mutant: str | None, run_dir: Path) ->
         command += ["-k", args.k]
     if mutant:
         command += ["--mutant", mutant]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=os.getcwd())
-    (run_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, cwd=os.getcwd(), timeout=VALIDATION_RUN_S)
+    except subprocess.TimeoutExpired:
+        return f"no verdict within {VALIDATION_RUN_S} s"
+    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "pytest.log").write_text(result.stdout + result.stderr)
     record_path = run_dir / "record.json"
-    if not record_path.exists():
-        tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
-        return f"no record (pytest exit {result.returncode}): {' | '.join(tail)}"
+    tail = " | ".join((result.stdout + result.stderr).strip().splitlines()[-3:])
+    # 0: all passed, 1: some failed; anything else means the suite did not run to its end.
+    if result.returncode not in (0, 1) or not record_path.exists():
+        return f"run incomplete (pytest exit {result.returncode}): {tail}"
     return RunRecord.read(record_path)
 
 
@@ -195,7 +211,7 @@ def command_validate(args: argparse.Namespace) -> int:
 
     mutant_names = names[1:]
     table = Table(title="Method validation: tests (rows) x mutants (columns)", box=box.SIMPLE_HEAD,
-                  caption="X = killed (FAIL or ERROR), . = survived, s = skipped")
+                  caption="X = killed (FAIL or ERROR), . = survived, s = skipped, ? = not judged")
     table.add_column("Test", no_wrap=True)
     table.add_column("Conf.", no_wrap=True)
     for index, _ in enumerate(mutant_names, 1):
@@ -208,7 +224,11 @@ def command_validate(args: argparse.Namespace) -> int:
             problems.append(f"{test_id}: {own.value} against the conforming meter")
         kills = 0
         for name in mutant_names:
-            verdict = verdicts[name].get(test_id, Verdict.ERROR)
+            verdict = verdicts[name].get(test_id)
+            if verdict is None:  # the mutant's run never judged this test: no evidence either way
+                problems.append(f"{test_id}: no verdict in the run against {name}")
+                row.append("[red]?[/]")
+                continue
             killed = verdict in (Verdict.FAIL, Verdict.ERROR)
             kills += killed
             row.append("[bold green]X[/]" if killed else ("[yellow]s[/]" if verdict is Verdict.SKIP else "[dim].[/]"))

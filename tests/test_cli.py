@@ -287,3 +287,42 @@ password_file = "{REPO / 'fixtures' / 'secrets' / 'lls-password.txt'}"
         verdict, diagnosis = verdicts[(name, "doomed")]
         assert verdict == "ERROR" and "127.0.0.1" in diagnosis, (name, diagnosis)
         assert verdicts[(name, "survivor")][0] == "PASS"
+
+
+def test_run_stopped_part_way_is_not_a_pass(tmp_path):
+    """A run that ends before every collected test is judged (here a crashing hook) exits 1."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "conftest.py").write_text(
+        "def pytest_runtest_logreport(report):\n"
+        "    if 'test_b' in report.nodeid and report.when == 'call':\n"
+        "        raise RuntimeError('internal error in a hook')\n")
+    (suite / "test_x.py").write_text(
+        "import pytest\n"
+        "pytestmark = [pytest.mark.aspect(13)]\n"
+        "def test_a(meter): pass\n"
+        "def test_b(meter): pass\n"
+        "def test_c_fails(meter): assert False\n")
+    result = bench("run", "--bench", str(REPO / "bench.toml"), "--suite", str(suite), "--reports", str(tmp_path / "r"),
+                   cwd=REPO, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "run incomplete" in result.stderr
+
+
+@pytest.mark.timeout(900)
+def test_validate_with_a_crashing_run_is_not_validated(tmp_path):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_crash.py").write_text(
+        "import os\nimport pytest\n"
+        "pytestmark = [pytest.mark.aspect(13)]\n"
+        "def test_a_kills(meter, request, usecase):\n"
+        "    usecase.expect('mutant', request.config.getoption('mutant'), None, article='3-11')\n"
+        "def test_b_crashes_the_run(meter):\n"
+        "    os._exit(3)\n"
+        "def test_c_never_runs(meter):\n"
+        "    assert False\n")
+    result = bench("validate", "--bench", str(REPO / "bench.toml"), "--suite", str(suite),
+                   "--mutants", "clock-set-off-by-30s", "--reports", str(tmp_path / "r"), cwd=REPO, timeout=600)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "run incomplete" in result.stdout + result.stderr
