@@ -86,7 +86,8 @@ class LiveProgress:
             style = VERDICT_STYLE[record.verdict]
             aspect = f"aspect {record.aspect}" if record.aspect else "-"
             console.print(
-                f"[{style}]{record.verdict.value:5}[/] {escape(record.meter or '-')} {aspect:9} {escape(record.name)}",
+                f"[{style}]{record.verdict.value:5}[/] {escape(nodeid.split('[')[-1].rstrip(']'))} {aspect:9} "
+                f"{escape(record.name)}",
                 no_wrap=True, overflow="ellipsis",
             )
         self.progress.advance(self.task)
@@ -100,9 +101,14 @@ def verdict_table(record: RunRecord) -> Table:
     table.add_column("Test", overflow="fold", ratio=2)
     table.add_column("Verdict", no_wrap=True)
     table.add_column("Diagnosis", overflow="fold", ratio=3)
+    links = {}
+    for test in record.tests:
+        links.setdefault(test.meter, set()).add(test.link)
     for test in sorted(record.tests, key=lambda t: (t.aspect or 0, t.meter or "", t.id)):
+        # A meter reached over several links shows which one each verdict is for.
+        where = f"{test.meter}/{test.link}" if len(links[test.meter]) > 1 else (test.meter or "-")
         table.add_row(
-            str(test.aspect or "-"), test.article or "-", test.meter or "-", escape(test.name.removeprefix("test_")),
+            str(test.aspect or "-"), test.article or "-", escape(where), escape(test.name.removeprefix("test_")),
             f"[{VERDICT_STYLE[test.verdict]}]{test.verdict.value}[/]", escape(test.diagnosis),
         )
     return table

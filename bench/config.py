@@ -102,6 +102,13 @@ class MeterSettings(_Strict):
     def all_links(self) -> list[Link]:
         return [self.link] if self.link is not None else list(self.links)
 
+    def target_ids(self) -> list[str]:
+        """Test ids for this meter: its id, or id-link for each link when it declares several."""
+        declared = self.all_links
+        if len(declared) <= 1:
+            return [self.id]
+        return [f"{self.id}-{link.name or link.kind}" for link in declared]
+
 
 class BenchConfig(_Strict):
     bench: StationInfo
@@ -124,6 +131,11 @@ class BenchConfig(_Strict):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"meter ids must be unique; repeated: {', '.join(duplicates)}")
+        targets = [target for m in self.meter for target in m.target_ids()]
+        clashes = sorted({t for t in targets if targets.count(t) > 1})
+        if clashes:
+            raise ValueError(f"meter/link names clash ({', '.join(clashes)}): a meter id equals another "
+                             "meter's id-link name; rename one")
         if any(m.emulated for m in self.meter) and not self.emulator.enabled:
             raise ValueError("a meter is marked emulated but [emulator] enabled = false")
         return self

@@ -20,6 +20,7 @@ from bench.catalogue import ASPECTS
 from bench.config import BenchConfig, ConfigError, load_bench
 from bench.evidence import UseCase
 from bench.record import MeterRecord, RunRecord, TestRecord, Verdict, file_sha256, new_run_id, now_iso, software_identity
+from bench.links import link_label
 from bench.station import MeterUnderTest, Station, StationMeter, read_identity, target_ids, trace_path
 from drivers.dlms import FrameTrace
 from drivers.dlms.errors import ConnectFailed, DlmsError, DlmsTimeout, LinkError, ServiceError
@@ -149,13 +150,15 @@ class BenchRecorder:
         aspect = item.get_closest_marker("aspect")
         article = item.get_closest_marker("ntd")
         callspec = getattr(item, "callspec", None)
+        target = self._target(callspec.params.get("meter")) if callspec else None
         evidence = state.usecase.to_jsonable() if state.usecase else {"steps": [], "measurements": []}
         self.tests[item.nodeid] = TestRecord(
             id=item.nodeid,
             name=getattr(item, "originalname", item.name),
             aspect=aspect.args[0] if aspect else None,
             article=article.args[0] if article else None,
-            meter=callspec.params.get("meter") if callspec else None,  # meter id, or meter-link
+            meter=target[0] if target else None,
+            link=target[1] if target else None,
             verdict=state.verdict or Verdict.ERROR,
             duration=round(state.duration, 3),
             diagnosis=state.diagnosis,
@@ -164,6 +167,17 @@ class BenchRecorder:
             **evidence,
         )
         return self.tests[item.nodeid]
+
+    def _target(self, test_id: str | None) -> tuple[str, str] | None:
+        """(meter id, link label) behind a `meter` parameter such as 'emu-1' or 'emu-1-optical'."""
+        if test_id is None or self.station is None:
+            return None
+        found = self.station.targets().get(test_id)
+        if found is None:
+            return test_id, ""
+        meter, index = found
+        declared = meter.settings.all_links
+        return meter.id, link_label(declared[index]) if declared else "tcp"
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         for name in ("aspect", "ntd"):

@@ -29,6 +29,7 @@ class TestRecord(BaseModel):
     aspect: int | None = None
     article: str | None = None
     meter: str | None = None
+    link: str | None = None
     verdict: Verdict
     duration: float = 0.0
     diagnosis: str = ""

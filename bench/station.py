@@ -53,11 +53,7 @@ def bench_link_kinds(config: BenchConfig) -> set[str]:
 
 
 def target_ids(settings: MeterSettings) -> list[str]:
-    """Test ids for a meter: its id, or id-link for each link when it declares several."""
-    declared = settings.all_links
-    if len(declared) <= 1:
-        return [settings.id]
-    return [f"{settings.id}-{link_label(link)}" for link in declared]
+    return settings.target_ids()
 
 
 @dataclass
