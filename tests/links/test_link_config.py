@@ -144,9 +144,9 @@ def test_links_marker_runs_a_test_over_its_kinds_only(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "5 passed, 4 deselected" in result.stdout
     record = json.loads((run / "record.json").read_text())
-    ran = sorted((t["name"], t["meter"]) for t in record["tests"])
-    assert ran == [("test_everywhere", "m-optical"), ("test_everywhere", "m-rs485"), ("test_everywhere", "m-tcp"),
-                   ("test_hdlc_only", "m-optical"), ("test_hdlc_only", "m-rs485")]
+    ran = sorted((t["name"], t["meter"], t["link"]) for t in record["tests"])
+    assert ran == [("test_everywhere", "m", "optical"), ("test_everywhere", "m", "rs485"), ("test_everywhere", "m", "tcp"),
+                   ("test_hdlc_only", "m", "optical"), ("test_hdlc_only", "m", "rs485")]
     wire = sorted(p.name for p in (run / "traces" / "m-optical").glob("*.wire.txt"))
     assert wire == ["test_everywhere_m-optical_.wire.txt", "test_hdlc_only_m-optical_.wire.txt"]
     text = (run / "traces" / "m-optical" / wire[0]).read_text()
