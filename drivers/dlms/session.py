@@ -122,6 +122,9 @@ _SECURITY = {Authentication.NONE: _Security, Authentication.LOW: _LowLevelSecuri
 
 
 class DlmsSession:
+    # Set while an exchange is on the wire; still set afterwards only if it was cut short.
+    _interrupted = False
+
     def __init__(self, transport: Transport, settings: SessionSettings, trace: FrameTrace | None = None) -> None:
         self.transport = transport
         self.settings = settings
@@ -192,6 +195,7 @@ class DlmsSession:
                 self._associated = True
             except BaseException:
                 self._client = None
+                self._interrupted = False  # the link is closed: nothing stale can arrive
                 self.transport.close()
                 raise
 
@@ -201,6 +205,8 @@ class DlmsSession:
             if not self._associated or self._client is None:
                 return None
             self._associated = False
+            if self._interrupted:
+                return None  # the link is out of step: close() ends it, there is nothing to release
             request = self._client.releaseRequest()
             try:
                 frame, reply = self._exchange(bytes(request[0]), "RLRQ")
@@ -216,6 +222,7 @@ class DlmsSession:
 
     def close(self) -> None:
         with self._lock:
+            self._interrupted = False
             self._associated = False
             self._client = None
             self.transport.close()
@@ -354,19 +361,32 @@ class DlmsSession:
 
     def _exchange(self, request: bytes, summary: str) -> tuple[bytes, bytes]:
         """Send one APDU, wait for one reply; every transport failure names the request."""
+        if self._interrupted:
+            # Ctrl-C (or a test timeout) cut the last exchange: its reply may still be on its way.
+            # Nothing of this request has been sent yet, so starting the link afresh is safe.
+            self._interrupted = False
+            self._recover(LinkOutOfStep(f"{self.transport.peer}: the previous exchange was interrupted "
+                                        f"before its reply"))
         transport = self.transport
+        self._interrupted = True
         try:
             frame = transport.send(request)
             sent = time.perf_counter()
             self.trace.record("tx", frame, summary)
             reply = transport.receive(self.settings.timeout)
         except MalformedReply as exc:
+            self._interrupted = False
             raise self._malformed(exc, exc.raw, summary)
         except LinkError as exc:
+            self._interrupted = False
             if isinstance(exc, LinkClosed):
                 self._associated = False
                 transport.close()
             raise exc.with_context(summary) from None
+        except DlmsError:
+            self._interrupted = False
+            raise
+        self._interrupted = False
         self.last_round_trip = time.perf_counter() - sent
         return reply
 
