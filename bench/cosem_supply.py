@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
+from bench.restore import BenchLimitation
 from bench.cosem import (
     ControlState, DisconnectControl, EventLog, Register, expected_transition,
 )
@@ -299,11 +300,15 @@ def restore_connected(dc: DisconnectControl, supported_modes, final_mode: int) -
     direct = [m for m in MODES_WITH_DIRECT_RECONNECT if m in supported_modes]
     if dc.control_state() is not ControlState.CONNECTED:
         if not direct:
-            raise AssertionError("the profile's control modes cannot reconnect remotely: reconnect the meter by hand")
+            raise BenchLimitation("the profile's control modes cannot reconnect remotely: reconnect the meter by hand")
         dc.set_control_mode(direct[0])
         if dc.control_state() is ControlState.READY_FOR_RECONNECTION:
             dc.remote_disconnect()  # transition b, so that d can follow
         dc.remote_reconnect()  # transition d
+        state = dc.control_state()
+        if state is not ControlState.CONNECTED:
+            raise BenchLimitation(f"the meter did not reconnect through mode {direct[0]} (control_state "
+                                  f"{state.name}): reconnect it by hand")
     if dc.control_mode() != final_mode:
         dc.set_control_mode(final_mode)
 

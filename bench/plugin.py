@@ -137,6 +137,8 @@ class BenchRecorder:
                 state.verdict, state.diagnosis = classify(exc), diagnose(exc)
             elif state.verdict in (None, Verdict.PASS):
                 state.verdict, state.diagnosis = Verdict.ERROR, f"{call.when}: {diagnose(exc)}"
+            else:  # the verdict stands; the record still says the bench did not put things back
+                state.diagnosis += f"; {call.when}: {diagnose(exc)}"
         elif call.when == "call" and report.passed:
             state.verdict = Verdict.PASS
         if call.when == "teardown":

@@ -75,6 +75,7 @@ class Disconnector(StrictModel):
 
 class Limits(StrictModel):
     clock_sync_tolerance: Limit
+    clock_desync_offset: Limit
     clock_shift_step: Limit
     clock_shift_tolerance: Limit
     event_timestamp_tolerance: Limit

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.clock import BenchClock, RealClock
 from bench.config import Authentication, BenchConfig, MeterSettings
-from bench.links import EmulatedLinkServers, EmulatedMeterLinks, Link, link_label, open_transport, serve_emulated_links
+from bench.links import EmulatedLinkServers, EmulatedMeterLinks, Link, open_transport, serve_emulated_links
 from bench.instruments import EmulatedInstruments, serve_emulated_instruments
 from bench.cosem import Clock, DisconnectControl, EventLog, Register
 from bench.profiles import MeterProfile, load_profile

@@ -30,6 +30,7 @@ from typing import Iterator, Protocol
 import pytest
 
 from bench.cosem_supply import PushSetup, SupplyObjects, reassociate, restore_connected
+from bench.restore import restore_all
 from drivers.dlms.errors import DlmsError
 from drivers.headend import HeadEndListener
 
@@ -111,13 +112,16 @@ def limiter(meter, bench_clock) -> Iterator[SupplyObjects]:
             reassociate(meter.session, bench_clock, meter.profile.supply.limits.restart_time.value)
         normal, emergency, over, under, profile, groups = saved
         # Thresholds first: the breaker must not close into a limit the test left behind.
-        view.set_threshold_normal(normal)
-        view.set_threshold_emergency(emergency)
-        view.set_min_over_threshold_duration(over)
-        view.set_min_under_threshold_duration(under)
-        view.set_emergency_group_ids(groups)
-        view.restore_emergency_profile(profile)
-        restore_connected(dc, meter.profile.disconnector.control_modes, original_mode)
+        restore_all(f"meter {meter.id} limiter", [
+            ("threshold_normal", lambda: view.set_threshold_normal(normal)),
+            ("threshold_emergency", lambda: view.set_threshold_emergency(emergency)),
+            ("min_over_threshold_duration", lambda: view.set_min_over_threshold_duration(over)),
+            ("min_under_threshold_duration", lambda: view.set_min_under_threshold_duration(under)),
+            ("emergency_profile_group_id_list", lambda: view.set_emergency_group_ids(groups)),
+            ("emergency_profile", lambda: view.restore_emergency_profile(profile)),
+            ("breaker reconnected", lambda: restore_connected(dc, meter.profile.disconnector.control_modes,
+                                                              original_mode)),
+        ])
 
 
 # -- the local operator --------------------------------------------------------------------

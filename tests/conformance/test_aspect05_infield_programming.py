@@ -15,6 +15,7 @@ import re
 import pytest
 
 from bench.link_fixtures import Parameter
+from bench.restore import restored
 from drivers.dlms.errors import AssociationRejected, DlmsError, ServiceError
 
 pytestmark = [pytest.mark.aspect(5), pytest.mark.ntd("4-11"), pytest.mark.links("optical")]
@@ -45,7 +46,8 @@ def test_parameter_written_through_the_optical_port_reads_back(meter, usecase):
         events_before = meter.standard_event_log.entries() if spec.event is not None else []
     usecase.expect(f"{parameter.name} differs from the value to write (else the test proves nothing)",
                    before != wanted, True, article="4-11")
-    try:
+    put_back = [(f"{parameter.name} back to {before!r}", lambda: parameter.write(meter.session, before))]
+    with restored(f"meter {meter.id} parameter", put_back):
         with usecase.step("2", TECHNICIAN, METER, f"SET {parameter.name} = {wanted!r} (management, authenticated)"):
             parameter.write(meter.session, wanted)
         with usecase.step("3", TECHNICIAN, METER, f"GET {parameter.name}; GET standard event log"):
@@ -56,9 +58,6 @@ def test_parameter_written_through_the_optical_port_reads_back(meter, usecase):
         if spec.event is not None:
             usecase.expect(f"event {spec.event} (parameters changed) logged", spec.event in logged, True,
                            article="4-11")
-    finally:
-        with usecase.step("4", TECHNICIAN, METER, f"SET {parameter.name} back to {before!r}"):
-            parameter.write(meter.session, before)
 
 
 def test_write_refused_without_the_required_authentication(meter, link_access, usecase):

@@ -13,6 +13,7 @@ import pytest
 
 from bench.cosem import ControlState, expected_transition, seconds_between
 from bench.cosem_supply import MODES_WITH_DIRECT_RECONNECT, restore_connected, wait_until
+from bench.restore import restore_all
 from bench.supply_fixtures import optional_load, source_current_a
 from drivers.dlms.errors import ServiceError
 
@@ -31,7 +32,10 @@ def disconnector(meter):
     try:
         yield dc
     finally:
-        restore_connected(dc, meter.profile.disconnector.control_modes, original_mode)
+        restore_all(f"meter {meter.id} disconnect control", [
+            ("breaker reconnected, control mode restored",
+             lambda: restore_connected(dc, meter.profile.disconnector.control_modes, original_mode)),
+        ])
 
 
 def wait_for_output(dc, wanted: bool, limit_s: float, bench_clock) -> float:
@@ -89,17 +93,18 @@ def test_no_energy_registered_while_disconnected(request, meter, disconnector, b
     if not modes:
         pytest.skip("the profile declares no control mode that allows remote disconnection")
     watch = limits.disconnected_observation_time
-    # A meter with nothing to meter registers nothing either way: draw a load when the bench has one.
     load = optional_load(request)
-    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {modes[0]}, breaker connected"
-                                            + (", load drawing" if load is not None else "")):
+    if load is None:
+        pytest.skip("the bench has no load: a meter with nothing to meter registers nothing either way")
+    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {modes[0]}, breaker connected, "
+                                            "load drawing"):
         restore_connected(dc, meter.profile.disconnector.control_modes, modes[0])
-        if load is not None:
-            load.set_current(meter.profile.supply.limits.test_load_current.value)
-            load.on()
-    with usecase.step("1", HEAD_END, METER, "ACTION remote_disconnect; GET active energy import"):
+        load.set_current(meter.profile.supply.limits.test_load_current.value)
+        load.on()
+    with usecase.step("1", HEAD_END, METER, "ACTION remote_disconnect; GET output_state; GET active energy import"):
         dc.remote_disconnect()
         wait_for_output(dc, False, limits.disconnect_operation_time.value, bench_clock)
+        usecase.expect("output_state", dc.output_state(), False, article="3-3")
         start_value, unit = meter.active_energy_import.read()
     with usecase.step("2", HEAD_END, METER, f"wait {watch.value:g} {watch.unit}; GET active energy import"):
         bench_clock.sleep(watch.value)

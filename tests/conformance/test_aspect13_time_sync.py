@@ -50,6 +50,10 @@ def test_clock_reports_valid_time(meter, bench_clock, usecase):
 
 def test_clock_sync_within_tolerance(meter, bench_clock, usecase):
     tolerance = meter.limits.clock_sync_tolerance
+    offset = meter.limits.clock_desync_offset
+    # A clock already on time would pass a meter that ignores the SET: put it off first.
+    with usecase.step("0", HEAD_END, METER, f"precondition: SET clock.time = reference + {offset.value:g} s"):
+        meter.clock.write(bench_clock.now() + timedelta(seconds=offset.value), meter.clock.time_zone())
     with usecase.step("1", REFERENCE, HEAD_END, "reference time; round trip measured with GET clock.time"):
         before = deviation_from_reference(meter, bench_clock)
     usecase.measure("clock deviation before sync (informative)", before, unit="s", article="3-11")

@@ -1,0 +1,46 @@
+"""Putting the meter back after a test: every step is tried, whatever failed before it."""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from drivers.dlms.errors import DlmsError
+
+log = logging.getLogger(__name__)
+
+
+class RestoreFailed(Exception):
+    """The bench could not put the meter back as it found it (an ERROR, not a verdict on the meter)."""
+
+
+class BenchLimitation(Exception):
+    """The bench cannot bring the meter into a test's precondition by itself (an ERROR)."""
+
+
+def restore_all(what: str, steps: list[tuple[str, Callable[[], object]]]) -> None:
+    """Run each step; a failed step does not stop the next (reconnecting matters most and
+    comes last). Raise one RestoreFailed naming every step that failed."""
+    failures = []
+    for name, step in steps:
+        try:
+            step()
+        except (DlmsError, BenchLimitation, AssertionError) as exc:
+            failures.append(f"{name}: {getattr(exc, 'diagnosis', None) or exc}")
+    if failures:
+        raise RestoreFailed(f"{what} not fully restored: " + "; ".join(failures))
+
+
+@contextmanager
+def restored(what: str, steps: list[tuple[str, Callable[[], object]]]) -> Iterator[None]:
+    """Put things back after the block. When the block failed, its failure stays the verdict
+    (a restore failure is logged beside it); when it passed, a restore failure is an ERROR."""
+    try:
+        yield
+    except BaseException:
+        try:
+            restore_all(what, steps)
+        except RestoreFailed as exc:
+            log.error("%s", exc)
+        raise
+    restore_all(what, steps)
