@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.clock import BenchClock, RealClock
-from bench.config import Authentication, BenchConfig, MeterSettings
+from bench.config import Authentication, BenchConfig, ConfigError, MeterSettings
 from bench.links import EmulatedLinkServers, EmulatedMeterLinks, Link, open_transport, serve_emulated_links
 from bench.instruments import EmulatedInstruments, serve_emulated_instruments
 from bench.cosem import Clock, DisconnectControl, EventLog, Register
@@ -75,14 +75,22 @@ class StationMeter:
         return target_ids(self.settings)
 
 
+def _profile_of(config: BenchConfig, index: int) -> MeterProfile:
+    """The meter's profile; a missing or broken one is named by the bench key that points at it."""
+    try:
+        return load_profile(config.meter[index].profile, config.source.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{config.source}: meter[{index}].profile:\n{exc}") from None
+
+
 class Station:
     def __init__(self, config: BenchConfig, mutant: str | None = None) -> None:
         self.config = config
         self.mutant = mutant
         self.meters = {
-            m.id: StationMeter(m, load_profile(m.profile, config.source.parent), config.resolve_password(m),
+            m.id: StationMeter(m, _profile_of(config, index), config.resolve_password(m),
                                links=[] if m.emulated else m.all_links)
-            for m in config.meter
+            for index, m in enumerate(config.meter)
         }
         emulated = [m for m in self.meters.values() if m.settings.emulated]
         # Virtual time only when every meter is emulated: a real meter lives in real time.
