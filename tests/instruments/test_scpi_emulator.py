@@ -105,7 +105,7 @@ def test_chroma_list_runs_in_bench_time(emulated_source, clock):
     assert emulator.errors == []
     changes = recorder.since(start)
     assert [volts for _, volts in changes] == [0.0, 220.0]
-    assert changes[1][0] == pytest.approx(0.2, abs=0.002)  # 10 cycles at 50 Hz
+    assert changes[1][0] == pytest.approx(0.2, abs=0.01)  # 10 cycles at 50 Hz, within half a cycle
 
 
 def test_chroma_list_needs_list_mode_and_equal_lengths(emulated_source):
