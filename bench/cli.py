@@ -212,7 +212,10 @@ def command_validate(args: argparse.Namespace) -> int:
     if broken:
         return EXIT_FAILED
     conforming: RunRecord = results[None]  # type: ignore[assignment]
-    tests = [t.id for t in conforming.tests]
+    # A test the conforming meter skips (its instrument or feature is not on this bench) is not
+    # applicable here: it is listed, not validated. CI checks the default bench skips nothing.
+    not_applicable = {t.id: t.diagnosis for t in conforming.tests if t.verdict is Verdict.SKIP}
+    tests = [t.id for t in conforming.tests if t.id not in not_applicable]
     verdicts = {name: {t.id: t.verdict for t in r.tests} for name, r in results.items()}  # type: ignore[union-attr]
 
     mutant_names = names[1:]
@@ -247,11 +250,16 @@ def command_validate(args: argparse.Namespace) -> int:
     for index, name in enumerate(mutant_names, 1):
         console.print(f"  M{index} = [cyan]{name}[/]: {escape(mutants[name].description)}", no_wrap=True,
                       overflow="ellipsis")
+    if not_applicable:
+        reasons = sorted(set(not_applicable.values()))
+        console.print(f"[yellow]{len(not_applicable)} tests not applicable on this bench (skipped by the conforming "
+                      f"meter), not validated here:[/] {escape('; '.join(reasons))}")
     unkilled = [name for name in mutant_names if not any(v in (Verdict.FAIL, Verdict.ERROR) for v in verdicts[name].values())]
     for name in unkilled:
         console.print(f"[yellow]mutant {name} is killed by no test[/] (a gap in the suite, not a validation failure)")
     summary = {
         "conforming": {t: v.value for t, v in verdicts[None].items()},
+        "not_applicable": not_applicable,
         "mutants": {name: {t: v.value for t, v in verdicts[name].items()} for name in mutant_names},
         "problems": problems,
     }

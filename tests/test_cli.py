@@ -238,7 +238,7 @@ def test_validate_kills_every_hdlc_and_optical_mutant(tmp_path):
                  if not any(v in ("FAIL", "ERROR") for v in verdicts.values())]
     # Only limiter mutants that aspect 15 cannot see (emergency profile, event 67) may survive here.
     assert [name for name in survivors if not name.startswith("limiter-")] == []
-    assert any("aspect15" in test for test in summary["conforming"])
+    assert any("aspect15" in test and verdict == "PASS" for test, verdict in summary["conforming"].items())
 
 
 def test_a_meter_dying_mid_run_gives_errors_and_the_run_goes_on(tmp_path):
@@ -326,3 +326,20 @@ def test_validate_with_a_crashing_run_is_not_validated(tmp_path):
                    "--mutants", "clock-set-off-by-30s", "--reports", str(tmp_path / "r"), cwd=REPO, timeout=600)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "run incomplete" in result.stdout + result.stderr
+
+
+@pytest.mark.timeout(900)
+def test_validate_lists_tests_not_applicable_on_the_bench(tmp_path):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_some.py").write_text(
+        "import pytest\n"
+        "pytestmark = [pytest.mark.aspect(13)]\n"
+        "def test_a_kills(meter, request, usecase):\n"
+        "    usecase.expect('mutant', request.config.getoption('mutant'), None, article='3-11')\n"
+        "def test_b_needs_an_instrument_this_bench_lacks(meter):\n"
+        "    pytest.skip('the bench has no widget')\n")
+    result = bench("validate", "--bench", str(REPO / "bench.toml"), "--suite", str(suite),
+                   "--mutants", "clock-set-off-by-30s", "--reports", str(tmp_path / "r"), cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "not applicable" in result.stdout and "no widget" in result.stdout
