@@ -457,13 +457,15 @@ class DlmsSession:
                 raise self._malformed(MalformedReply(f"block number {reply.block_number}, expected "
                                                      f"{expected_block}", raw=frame), frame, summary)
             chunks.append(reply.block_data)
+            if reply.last_block:
+                # gurux would now parse the whole value and cannot read 3-byte A-XDR lengths (64 KiB
+                # and more); the value is ours to decode, gurux only needed the state for the next block.
+                break
             try:
                 client.getData(reply_apdu, gx_reply)
             except Exception as exc:  # gurux raises bare Exception/ValueError
                 raise self._malformed(MalformedReply(f"block {reply.block_number} not understood by "
                                                      f"gurux: {exc}", raw=frame), frame, summary)
-            if reply.last_block:
-                break
             if expected_block >= _MAX_BLOCKS:
                 raise self._malformed(MalformedReply(f"more than {_MAX_BLOCKS} blocks"), frame, summary)
             expected_block += 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
+from dataclasses import replace
 import time
 
 import pytest
@@ -254,3 +256,22 @@ def test_gurux_prints_go_to_the_log(capsys, caplog):
     assert capsys.readouterr().out == ""
     assert "Data length is" in caplog.text
     assert "print" not in vars(sys.modules["gurux_dlms.GXDLMS"])   # restored on exit
+
+
+def _big_block(number: int, raw: bytes, last: bool, invoke: int = 0xC1) -> bytes:
+    return (bytes((0xC4, 0x02, invoke, int(last))) + struct.pack(">I", number) + b"\x00\x82"
+            + struct.pack(">H", len(raw)) + raw)
+
+
+def test_get_of_64_kib_or_more_is_decoded(scripted, lls_settings):
+    """A value whose A-XDR length needs the 3-byte form (0x83): gurux cannot parse it, so the
+    reassembled data is decoded by our own codec only."""
+    payload = bytes(range(256)) * 260  # 66,560 bytes
+    value = b"\x09\x83" + len(payload).to_bytes(3, "big") + payload
+    size = 960
+    blocks = [value[i:i + size] for i in range(0, len(value), size)]
+    steps = [ACCEPT] + [frame(_big_block(n, raw, n == len(blocks))) for n, raw in enumerate(blocks, 1)]
+    _, session = scripted(steps, replace(lls_settings, timeout=2.0))
+    session.connect()
+    assert session.get(1, "0.0.96.1.0.255", 2) == payload
+    session.close()
