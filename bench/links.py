@@ -306,6 +306,23 @@ class EmulatedLinkServers:
                 pass
 
 
+def _place(members, address_of, first: int, where: str, what: str) -> list:
+    """Members of a shared bus or gateway with their addresses: the declared ones, and free
+    ones from `first` up for the others; two meters at one address is a configuration error."""
+    used = {address_of(link) for _, _, _, link in members if address_of(link) is not None}
+    placed = []
+    for index, _, meter, link in members:
+        address = address_of(link)
+        if address is None:
+            address = _free(used, first)
+            used.add(address)
+        placed.append((index, address, meter, link))
+    addresses = [address for _, address, _, _ in placed]
+    if len(set(addresses)) != len(addresses):
+        raise ValueError(f"{where}: two meters at the same {what}")
+    return placed
+
+
 def _free(used: set[int], start: int) -> int:
     return next(n for n in itertools.count(start) if n not in used)
 
@@ -386,17 +403,7 @@ def _serve(meters, link_mutant, pace_baud, servers, behaviour_for, emulate) -> N
                 raise TypeError(f"the emulated bench cannot serve link kind {link.kind!r}")
 
     for name, members in buses.items():
-        used = {link.physical for _, _, _, link in members if link.physical is not None}
-        placed = []
-        for index, _, meter, link in members:
-            physical = link.physical
-            if physical is None:
-                physical = _free(used, 0x11)
-                used.add(physical)
-            placed.append((index, physical, meter, link))
-        addresses = [p for _, p, _, _ in placed]
-        if len(set(addresses)) != len(addresses):
-            raise ValueError(f"bus {name}: two meters at the same physical address")
+        placed = _place(members, lambda link: link.physical, 0x11, f"bus {name}", "physical address")
         served = emulate.serve_bus([(m.emulator, p, behaviour_for(link_mutant, "rs485")) for _, p, m, _ in placed],
                                    pace_baud=pace_baud)
         servers.stoppers.append(served.stop)
@@ -408,17 +415,7 @@ def _serve(meters, link_mutant, pace_baud, servers, behaviour_for, emulate) -> N
             concrete[meter.meter_id][index] = link.model_copy(update=update)
 
     for name, members in gateways.items():
-        used = {link.wport for _, _, _, link in members if link.wport is not None}
-        placed = []
-        for index, _, meter, link in members:
-            wport = link.wport
-            if wport is None:
-                wport = _free(used, 1)
-                used.add(wport)
-            placed.append((index, wport, meter, link))
-        wports = [w for _, w, _, _ in placed]
-        if len(set(wports)) != len(wports):
-            raise ValueError(f"gateway {name}: two meters at the same wPort")
+        placed = _place(members, lambda link: link.wport, 1, f"gateway {name}", "wPort")
         behaviour = behaviour_for(link_mutant, "gateway")
         served = emulate.serve_gateway({w: (m.emulator, behaviour) for _, w, m, _ in placed},
                                        first_meter_only=behaviour.gateway_first_meter)
