@@ -50,6 +50,22 @@ def wait_for_output(dc, wanted: bool, limit_s: float, bench_clock) -> float:
         bench_clock.sleep(min(1.0, limit_s / 10))
 
 
+def current_during(ac_source, bench_clock, hold_s: float, samples: int, off_a: float) -> tuple[float, float | None]:
+    """Sample the source current `samples` times evenly through `hold_s` of bench time.
+
+    Returns the largest current seen and the bench second (from the start) it first
+    reached `off_a`, None if it never did: a breaker that falls closed mid-window shows.
+    """
+    start, peak, first_on = bench_clock.monotonic(), 0.0, None
+    for index in range(1, samples + 1):
+        bench_clock.sleep(max(0.0, start + hold_s * index / samples - bench_clock.monotonic()))
+        current = source_current_a(ac_source)
+        peak = max(peak, current)
+        if current >= off_a and first_on is None:
+            first_on = bench_clock.monotonic() - start
+    return peak, first_on
+
+
 def remote_modes(profile) -> list[int]:
     return [m for m in profile.disconnector.control_modes if m != 0]
 
@@ -106,19 +122,37 @@ def test_no_energy_registered_while_disconnected(request, meter, disconnector, b
         wait_for_output(dc, False, limits.disconnect_operation_time.value, bench_clock)
         usecase.expect("output_state", dc.output_state(), False, article="3-3")
         start_value, unit = meter.active_energy_import.read()
-    with usecase.step("2", HEAD_END, METER, f"wait {watch.value:g} {watch.unit}; GET active energy import"):
-        bench_clock.sleep(watch.value)
+    ac_source = request.getfixturevalue("ac_source")
+    off = meter.profile.supply.limits.current_off_threshold.value
+    samples = max(2, min(60, round(watch.value / 15)))
+    with usecase.step("2", AC_SOURCE, AC_SOURCE, f"measure the current {samples} times through "
+                                                 f"{watch.value:g} {watch.unit}; GET active energy import"):
+        peak, first_on = current_during(ac_source, bench_clock, watch.value, samples, off)
         end_value, end_unit = meter.active_energy_import.read()
+        state = dc.output_state()
+    what = "largest current at the source while disconnected"
+    if first_on is not None:
+        what += (f" (breaker re-closed at +{first_on:.0f} s while output_state reports "
+                 f"{str(state).lower()})")
+    usecase.measure(what, peak,
+                    limit=meter.profile.supply.limits.current_off_threshold)
+    usecase.expect("output_state at the end of the window", state, False, article="3-3")
     usecase.expect("energy register unit", end_unit, unit, article="3-3")
     usecase.measure(f"active energy registered while disconnected ({unit})", end_value - start_value,
                     limit=limits.energy_while_disconnected)
 
 
-def test_remote_reconnect_follows_control_mode(meter, disconnector, bench_clock, usecase):
+def test_remote_reconnect_follows_control_mode(request, meter, disconnector, bench_clock, usecase):
     dc, log = disconnector, meter.disconnector_event_log
     modes = remote_modes(meter.profile)
     if not modes:
         pytest.skip("the profile declares no control mode that allows remote reconnection")
+    supply_limits = meter.profile.supply.limits
+    load = optional_load(request)
+    ac_source = request.getfixturevalue("ac_source") if load is not None else None
+    if load is not None:
+        load.set_current(supply_limits.test_load_current.value)
+        load.on()
     for mode in modes:
         expected = expected_transition(mode, "remote_reconnect", ControlState.DISCONNECTED)
         with usecase.step(f"{mode}.0", HEAD_END, METER, f"precondition: control_mode = {mode}, disconnected"):
@@ -132,8 +166,15 @@ def test_remote_reconnect_follows_control_mode(meter, disconnector, bench_clock,
                                    bench_clock)
             usecase.expect(f"mode {mode}: control_state after remote_reconnect", dc.control_state(), expected,
                            article="3-3")
-            usecase.expect(f"mode {mode}: output_state after remote_reconnect", dc.output_state(),
+            output = dc.output_state()
+            usecase.expect(f"mode {mode}: output_state after remote_reconnect", output,
                            expected is ControlState.CONNECTED, article="3-3")
+        if ac_source is not None:
+            with usecase.step(f"{mode}.2b", AC_SOURCE, AC_SOURCE, "measure the current through the meter"):
+                current = source_current_a(ac_source)
+            flowing = current >= supply_limits.current_off_threshold.value
+            usecase.expect(f"mode {mode}: current at the source ({current:.3g} A) agrees with output_state "
+                           f"{str(output).lower()} in {expected.name}", flowing, output, article="3-3")
         usecase.measure(f"mode {mode}: time for output_state to settle", took,
                         limit=meter.limits.disconnect_operation_time)
         with usecase.step(f"{mode}.3", HEAD_END, METER, "GET disconnector event log"):
@@ -176,6 +217,7 @@ def test_forbidden_transition_rejected(meter, disconnector, usecase):
             for step in path:
                 dc.invoke(step)
             state, output = dc.control_state(), dc.output_state()
+            before = meter.disconnector_event_log.entries()
         with usecase.step(f"{mode}.1", HEAD_END, METER, f"ACTION {trigger} (forbidden in mode {mode} from {state.name})"):
             try:
                 dc.invoke(trigger)
@@ -186,6 +228,10 @@ def test_forbidden_transition_rejected(meter, disconnector, usecase):
         with usecase.step(f"{mode}.2", HEAD_END, METER, "GET control_state, output_state"):
             usecase.expect(f"mode {mode}: control_state unchanged", dc.control_state(), state, article="3-3")
             usecase.expect(f"mode {mode}: output_state unchanged", dc.output_state(), output, article="3-3")
+        with usecase.step(f"{mode}.3", HEAD_END, METER, "GET disconnector event log"):
+            logged = [e.code for e in meter.disconnector_event_log.new_since(before)
+                      if e.code in (meter.events.remote_disconnect, meter.events.remote_reconnect)]
+        usecase.expect(f"mode {mode}: events 62/63 logged by the refused {trigger}", logged, [], article="3-3")
 
 
 def test_source_current_follows_the_breaker(meter, disconnector, ac_source, load, bench_clock, usecase):
