@@ -139,6 +139,11 @@ class SupplyLimits(StrictModel):
         10.0, "s", "3-3", "longest time from a reconnection until the load current flows again")
     load_current_tolerance: Limit = _limit(
         10.0, "%", "3-3", "largest shortfall of the source current against the load drawn, when connected")
+    energy_observation_time: Limit = _limit(
+        900.0, "s", "3-3", "test parameter: how long the bench integrates the source power against the register")
+    energy_register_tolerance: Limit = _limit(
+        1.0, "%", "3-3", "largest difference between the register's energy and the energy the source delivered "
+        "(class 1 meter; the register's 1 Wh resolution is added)")
 
 
 class SupplyProfile(StrictModel):

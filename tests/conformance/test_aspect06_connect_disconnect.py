@@ -270,3 +270,35 @@ def test_source_current_follows_the_breaker(meter, disconnector, ac_source, load
     usecase.measure("current at the source after remote_reconnect", again, low=flowing_at, unit="A", article="3-3")
     usecase.measure("time until the current flowed again", limits.current_on_time.value * 2 if back is None else back,
                     limit=limits.current_on_time)
+
+
+def test_energy_registered_matches_the_energy_delivered(meter, disconnector, ac_source, load, bench_clock, usecase):
+    """The register is judged against the energy the bench's own source delivered (power x time)."""
+    dc, limits = disconnector, meter.profile.supply.limits
+    watch = limits.energy_observation_time.value
+    samples = max(2, min(60, round(watch / 15)))
+    with usecase.step("0", HEAD_END, METER, f"precondition: breaker connected, load drawing "
+                                            f"{limits.test_load_current.value:g} A"):
+        restore_connected(dc, meter.profile.disconnector.control_modes, dc.control_mode())
+        load.set_current(limits.test_load_current.value)
+        load.on()
+    with usecase.step("1", HEAD_END, METER, "GET active energy import"):
+        start_value, unit = meter.active_energy_import.read()
+        started = bench_clock.monotonic()
+    delivered_wh, last, power = 0.0, started, ac_source.measure().power_w
+    with usecase.step("2", AC_SOURCE, AC_SOURCE, f"measure the power {samples} times through {watch:g} s"):
+        for index in range(1, samples + 1):
+            bench_clock.sleep(max(0.0, started + watch * index / samples - bench_clock.monotonic()))
+            now = bench_clock.monotonic()
+            reading = ac_source.measure().power_w
+            delivered_wh += (power + reading) / 2 * (now - last) / 3600.0  # trapezoid between samples
+            power, last = reading, now
+    with usecase.step("3", HEAD_END, METER, "GET active energy import"):
+        end_value, end_unit = meter.active_energy_import.read()
+    usecase.expect("energy register unit", end_unit, unit, article="3-3")
+    registered = end_value - start_value
+    usecase.measure(f"energy delivered by the source over {watch:g} s (Wh)", delivered_wh,
+                    low=limits.test_load_current.value * 0.5 * watch / 3600.0 * 100, unit="Wh", article="3-3")
+    allowed = limits.energy_register_tolerance.value / 100 * delivered_wh + 1.0
+    usecase.measure(f"register {registered:g} Wh - delivered {delivered_wh:.1f} Wh", registered - delivered_wh,
+                    low=-allowed, high=allowed, unit="Wh", article="3-3")
