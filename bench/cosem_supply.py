@@ -295,8 +295,13 @@ def wait_until(condition: Callable[[], bool], clock, within_s: float, step_s: fl
 MODES_WITH_DIRECT_RECONNECT = (1, 3, 5, 6)
 
 
-def restore_connected(dc: DisconnectControl, supported_modes, final_mode: int) -> None:
-    """Bring the breaker back to 'connected' through remote methods, then set `final_mode`."""
+def restore_connected(dc: DisconnectControl, supported_modes, final_mode: int,
+                      press_reconnect: Callable[[], None] | None = None) -> None:
+    """Bring the breaker back to 'connected' through remote methods, then set `final_mode`.
+
+    `press_reconnect` (the emulator's button) closes a breaker a faulty meter left in
+    ready_for_reconnection, so one defect does not turn every later test into an ERROR.
+    """
     direct = [m for m in MODES_WITH_DIRECT_RECONNECT if m in supported_modes]
     if dc.control_state() is not ControlState.CONNECTED:
         if not direct:
@@ -305,6 +310,8 @@ def restore_connected(dc: DisconnectControl, supported_modes, final_mode: int) -
         if dc.control_state() is ControlState.READY_FOR_RECONNECTION:
             dc.remote_disconnect()  # transition b, so that d can follow
         dc.remote_reconnect()  # transition d
+        if dc.control_state() is ControlState.READY_FOR_RECONNECTION and press_reconnect is not None:
+            press_reconnect()  # transition e
         state = dc.control_state()
         if state is not ControlState.CONNECTED:
             raise BenchLimitation(f"the meter did not reconnect through mode {direct[0]} (control_state "

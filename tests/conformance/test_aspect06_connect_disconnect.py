@@ -14,7 +14,7 @@ import pytest
 from bench.cosem import ControlState, expected_transition, seconds_between
 from bench.cosem_supply import MODES_WITH_DIRECT_RECONNECT, restore_connected, wait_until
 from bench.restore import restore_all
-from bench.supply_fixtures import optional_load, source_current_a
+from bench.supply_fixtures import EmulatedButton, optional_load, source_current_a
 from drivers.dlms.errors import ServiceError
 
 pytestmark = [pytest.mark.aspect(6), pytest.mark.ntd("3-3"), pytest.mark.feature("disconnector")]
@@ -25,16 +25,18 @@ METER = "Meter"
 AC_SOURCE = "AC source (bench)"
 LOAD = "Load (bench)"
 @pytest.fixture
-def disconnector(meter):
+def disconnector(meter, bench_station):
     """The disconnect control, left connected and in its original control mode whatever the test does."""
     dc = meter.disconnect_control
     original_mode = dc.control_mode()
+    emulator = bench_station.emulator(meter.id)
+    button = EmulatedButton(emulator).press_reconnect if emulator is not None else None
     try:
         yield dc
     finally:
         restore_all(f"meter {meter.id} disconnect control", [
             ("breaker reconnected, control mode restored",
-             lambda: restore_connected(dc, meter.profile.disconnector.control_modes, original_mode)),
+             lambda: restore_connected(dc, meter.profile.disconnector.control_modes, original_mode, button)),
         ])
 
 
