@@ -46,6 +46,10 @@ def cut_supply(ac_source, seconds: float, bench_clock) -> Outage:
                   result.describe())
 
 
+# The management logical device's wPort (DLMS wrapper, Green Book 7.3.3.4): pushes come from it.
+MANAGEMENT_WPORT = 1
+
+
 def meter_clock_offset(meter, bench_clock) -> float:
     """Meter time minus bench time, half the round trip credited to the request."""
     sent = bench_clock.now()
@@ -171,6 +175,7 @@ def test_restoration_alarm_pushed_within_time(meter, ac_source, head_end, bench_
         objects.alarm_filter.write(original_filter | bit)
         objects.alarm_register.write(0)
         pushed_objects = objects.alarm_push.object_list()
+        offset = meter_clock_offset(meter, bench_clock)
     with restored(f"meter {meter.id} alarm filter", put_back_filter(meter, objects, bench_clock, original_filter)):
         outage = outage_with_evidence(meter, ac_source, bench_clock, usecase, supply.limits.outage_length.value, "1")
         limit = supply.limits.alarm_push_max_delay
@@ -180,6 +185,12 @@ def test_restoration_alarm_pushed_within_time(meter, ac_source, head_end, bench_
         usecase.expect("alarm push received", notification is not None, True, article="5-4")
         usecase.measure("time from restoration to the push's arrival",
                         seconds_between(notification.arrival, outage.ended), limit=limit)
+        usecase.expect("push sent from the management logical device (source wPort)", notification.source_wport,
+                       MANAGEMENT_WPORT, article="5-4")
+        usecase.expect("push carries its date-time", notification.time is not None, True, article="5-4")
+        usecase.measure("|push date-time - arrival on the meter's clock| (s)",
+                        abs(seconds_between(notification.time, on_meter_clock(notification.arrival, offset))),
+                        limit=meter.limits.event_timestamp_tolerance)
         with usecase.step("3", HEAD_END, HEAD_END, "read the push through the push object list"):
             values = objects.alarm_push.values(notification.data, pushed_objects)
         identity = meter.station_meter.identity.get("logical_device_name")

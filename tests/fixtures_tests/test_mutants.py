@@ -234,8 +234,8 @@ EXPECTED_CONFORMING_BY_NAME = {
 
 
 def test_every_mutant_has_an_observation_and_metadata():
-    from tests.fixtures_tests.test_mutants_supply import PROBES  # the supply areas' own probes
-    assert set(OBSERVATIONS) | set(PROBES) == set(MUTANTS)
+    from tests.fixtures_tests.test_mutants_supply import PROBES, WIRE_PROBES  # the supply areas' own probes
+    assert set(OBSERVATIONS) | set(PROBES) | set(WIRE_PROBES) == set(MUTANTS)
     for name, mutant in MUTANTS.items():
         assert mutant.name == name and mutant.description and 1 <= mutant.aspect <= 15
 

@@ -123,6 +123,49 @@ def threshold_applied(meter):
     return lim.get(4).value, lim.threshold_active
 
 
+def limiter_events(meter):
+    """Mode 5: trip, back under, reconnection: the disconnector log's codes after the writes."""
+    configure_limiter(meter)
+    meter.set_load_demand(20.0)
+    meter.bench_clock.sleep(61)
+    meter.set_load_demand(5.0)
+    meter.bench_clock.sleep(121)
+    return [code for _, code in meter.state.disconnector_events if code != 67]
+
+
+def button_events(meter):
+    """Mode 2: trip into ready_for_reconnection, then the customer's button."""
+    configure_limiter(meter)
+    meter.set_load_demand(20.0)
+    meter.bench_clock.sleep(61)
+    meter.set_load_demand(5.0)
+    meter.manual_reconnect()
+    return [code for _, code in meter.state.disconnector_events if code != 67], meter.state.output_state
+
+
+def outage(meter, seconds: float = 300):
+    """Cut the supply for `seconds`; the standard log's (code, seconds from start) and the power-failure log."""
+    meter.set_supply(0.0)
+    meter.bench_clock.sleep(seconds)
+    meter.set_supply(220.0)
+    meter.bench_clock.sleep(30)
+    return ([(code, (when - START).total_seconds()) for when, code in meter.state.standard_events],
+            [duration for _, duration in meter.state.power_failures])
+
+
+def push_wport_and_stamp(name, monkeypatch):
+    """The source wPort the push leaves from and how old its date-time is, for a meter (mutant by name)."""
+    from fixtures.meter import supply_objects
+    from fixtures.meter.mutants import events as events_module
+    seen = []
+    record = lambda destination, wport, apdu, *args, **kwargs: seen.append(wport)  # noqa: E731
+    monkeypatch.setattr(supply_objects, "send_over_wrapper", record)
+    monkeypatch.setattr(events_module, "send_over_wrapper", record)
+    setup = build(name).model.push_setup
+    setup._deliver(("127.0.0.1", 4059), b"")
+    return seen[0], round((setup._clock.now() - setup._stamp_time()).total_seconds())
+
+
 PROBES = {
     "relay-recloses-after-disconnect": (relay_during_disconnection, 1),
     "ready-relay-closed": (ready_for_reconnection, 2),
@@ -136,7 +179,15 @@ PROBES = {
     "emergency-ends-early": (emergency_switch_times, 1),
     "emergency-group-ignored": (lambda meter: emergency_switch_times(meter, group=8), 1),
     "threshold-change-not-applied": (threshold_applied, 1),
+    "limiter-no-event-66": (limiter_events, 5),
+    "limiter-reconnects-late": (limiter_reconnect_time, 5),
+    "local-trip-logged-as-62": (limiter_events, 5),
+    "button-reconnect-without-event": (button_events, 2),
+    "power-failure-duration-in-tenths": (outage, 1),
+    "power-down-wrong-code": (outage, 1),
+    "power-up-stamped-late": (outage, 1),
 }
+WIRE_PROBES = ("push-from-public-wport", "push-stale-timestamp")
 
 
 @pytest.mark.parametrize("name", sorted(PROBES))
@@ -144,6 +195,12 @@ def test_supply_mutant_defect_is_observable(name):
     probe, mode = PROBES[name]
     conforming, mutant = probe(build(None, mode)), probe(build(name, mode))
     assert conforming != mutant, f"mutant {name} behaves like the conforming meter: {conforming!r}"
+
+
+@pytest.mark.parametrize("name", WIRE_PROBES)
+def test_push_mutant_defect_is_observable(name, monkeypatch):
+    assert push_wport_and_stamp(None, monkeypatch) == (1, 0)
+    assert push_wport_and_stamp(name, monkeypatch) != (1, 0)
 
 
 def test_conforming_meter_keeps_physics_and_reports_together():
@@ -163,6 +220,6 @@ def test_conforming_meter_keeps_physics_and_reports_together():
 def test_every_supply_mutant_has_a_probe_here_or_in_test_mutants():
     from tests.fixtures_tests.test_mutants import OBSERVATIONS
     supply = {m.name for area in (disconnect, events, limiter) for m in area.MUTANTS}
-    assert supply <= set(PROBES) | set(OBSERVATIONS)
+    assert supply <= set(PROBES) | set(OBSERVATIONS) | set(WIRE_PROBES)
     for name in PROBES:
         assert MUTANTS[name].aspect in (6, 7, 14, 15)
