@@ -212,7 +212,9 @@ def test_conforming_meter_keeps_physics_and_reports_together():
     assert abs(register_against_delivered(build(None))) <= 1
     assert limiter_reconnect_time(build(None, 5)) in (29, 30)  # min_under counts from the trip (power 0)
     assert limiter_trip_time(build(None)) == 60
-    assert emergency_switch_times(build(None)) == [(125, 1000), (725, 3000)]
+    switches = emergency_switch_times(build(None))  # 5 s samples: a switch due on a sample may land on either
+    assert [value for _, value in switches] == [1000, 3000]
+    assert 120 <= switches[0][0] <= 125 and 720 <= switches[1][0] <= 725
     assert emergency_switch_times(build(None), group=8) == []
     assert threshold_applied(build(None)) == (2000, 2000)
 
