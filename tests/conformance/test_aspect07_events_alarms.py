@@ -180,8 +180,10 @@ def test_restoration_alarm_pushed_within_time(meter, ac_source, head_end, bench_
         original_filter = objects.alarm_filter.read()
         objects.alarm_filter.write(original_filter | bit)
         objects.alarm_register.write(0)
+        cleared = objects.alarm_register.read()
         pushed_objects = objects.alarm_push.object_list()
         offset = meter_clock_offset(meter, bench_clock)
+    usecase.expect("alarm register read back after SET 0 (alarms cleared)", cleared, 0, article="5-4")
     with restored(f"meter {meter.id} alarm filter", put_back_filter(meter, objects, bench_clock, original_filter)):
         outage = outage_with_evidence(meter, ac_source, bench_clock, usecase, supply.limits.outage_length.value, "1")
         limit = supply.limits.alarm_push_max_delay

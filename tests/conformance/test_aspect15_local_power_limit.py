@@ -84,6 +84,8 @@ def test_local_trip_and_only_the_local_action_reconnects(through_optical_port, l
         logged = [e.code for e in limiter.limiter_event_log.new_since(before)]
     usecase.expect(f"event {codes.local_disconnect} (local disconnection) logged",
                    codes.local_disconnect in logged, True, article="5-3")
+    usecase.expect(f"event {codes.limiter_threshold_exceeded} (limiter threshold exceeded) logged",
+                   codes.limiter_threshold_exceeded in logged, True, article="5-3")
     with usecase.step("3", AC_SOURCE, AC_SOURCE, "measure the current through the meter"):
         usecase.measure("current at the source while tripped", source_current_a(ac_source),
                         limit=limits.current_off_threshold)

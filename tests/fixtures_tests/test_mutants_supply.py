@@ -166,6 +166,13 @@ def push_wport_and_stamp(name, monkeypatch):
     return seen[0], round((setup._clock.now() - setup._stamp_time()).total_seconds())
 
 
+def alarm_clear(meter):
+    """Raise the power-up alarm, then a client writes 0: what the register holds."""
+    meter.model.alarms.raise_alarm(2)
+    meter.model.alarm_register.set(2, axdr.double_long_unsigned(0))
+    return meter.model.alarm_register.value
+
+
 PROBES = {
     "relay-recloses-after-disconnect": (relay_during_disconnection, 1),
     "ready-relay-closed": (ready_for_reconnection, 2),
@@ -186,6 +193,7 @@ PROBES = {
     "power-failure-duration-in-tenths": (outage, 1),
     "power-down-wrong-code": (outage, 1),
     "power-up-stamped-late": (outage, 1),
+    "alarm-register-not-cleared": (alarm_clear, 1),
 }
 WIRE_PROBES = ("push-from-public-wport", "push-stale-timestamp")
 
@@ -217,6 +225,7 @@ def test_conforming_meter_keeps_physics_and_reports_together():
     assert 120 <= switches[0][0] <= 125 and 720 <= switches[1][0] <= 725
     assert emergency_switch_times(build(None), group=8) == []
     assert threshold_applied(build(None)) == (2000, 2000)
+    assert alarm_clear(build(None)) == 0
 
 
 def test_every_supply_mutant_has_a_probe_here_or_in_test_mutants():
