@@ -103,6 +103,10 @@ def test_shift_time_moves_clock(meter, bench_clock, usecase):
                     limit=meter.limits.clock_shift_tolerance)
     with usecase.step("4", HEAD_END, METER, f"ACTION clock.shift_time({-step} s) to undo"):
         meter.clock.shift_time(-step)
+    with usecase.step("5", HEAD_END, METER, "GET clock.time; the undo must bring the deviation back"):
+        undone = deviation_from_reference(meter, bench_clock)
+    usecase.measure("|deviation after undo - deviation before|", abs(undone - before),
+                    limit=meter.limits.clock_shift_tolerance)
 
 
 def test_invalid_time_rejected_and_clock_unchanged(meter, bench_clock, usecase):

@@ -196,6 +196,7 @@ PROBES = {
     "alarm-register-not-cleared": (alarm_clear, 1),
 }
 WIRE_PROBES = ("push-from-public-wport", "push-stale-timestamp")
+PROBED_MUTANTS = set(PROBES) | set(WIRE_PROBES)
 
 
 @pytest.mark.parametrize("name", sorted(PROBES))
