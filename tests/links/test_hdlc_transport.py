@@ -11,7 +11,8 @@ import pytest
 from drivers.dlms import DataType, Typed
 from drivers.dlms.errors import ConnectFailed, DlmsTimeout, LinkClosed, LinkOutOfStep, MalformedReply
 from drivers.links import hdlc
-from drivers.links.hdlc import HdlcParameters, Kind
+from drivers.links.hdlc import HdlcParameters
+from fixtures.links.hdlc_wire import Kind
 from fixtures.links.hdlc_server import HdlcEndpoint, LinkBehaviour
 
 from .conftest import PASSWORD, endpoint, hdlc_transport, management, public
