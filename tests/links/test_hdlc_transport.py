@@ -202,11 +202,12 @@ def test_unsolicited_bytes_before_a_request_are_an_error(emu, pty_line):
 
 
 def test_echoing_line_is_named_in_the_diagnosis_or_cancelled(emu, pty_line):
+    # Generous bounds: each wait ends at the event (the echo, the answer), so a loaded machine only waits longer.
     port, _ = pty_line([endpoint(emu)], probe_echo=True)
     with pytest.raises(MalformedReply, match="set echo = true"):
-        public(hdlc_transport(port)).connect()
+        public(hdlc_transport(port, timeout=10.0)).connect()
     from drivers.links.hdlc_transport import HdlcTransport
     from drivers.links.stream import SerialStream
-    transport = HdlcTransport(SerialStream(port, echo=True), timeout=1.0)
+    transport = HdlcTransport(SerialStream(port, echo=True, connect_timeout=10.0), timeout=10.0, connect_timeout=10.0)
     with public(transport) as session:
         assert session.get(1, SERIAL, 2) == b"EMU0000001"
