@@ -141,3 +141,14 @@ def test_both_reject_a_damaged_check_sequence(part):
         bench.decode(damaged)
     with pytest.raises(emu.WireError, match=part):
         emu.decode(damaged)
+
+
+def test_bench_names_check_sequences_sent_high_byte_first():
+    """A meter that sends HCS/FCS in the wrong byte order is named as such, not taken for line noise."""
+    wire = bench.encode(bench_frame(("I", (CLIENT_SAP, None, 1), (1, 17, 2), True, 0, 1, b"abcdef", False)))
+    swapped = bytearray(wire)
+    swapped[-3], swapped[-2] = swapped[-2], swapped[-3]
+    swapped[7], swapped[8] = swapped[8], swapped[7]  # the HCS after 7E A0xx DA(1) SA(2) C
+    assert bench.check_bytes_swapped(bytes(swapped))
+    assert not bench.check_bytes_swapped(wire)
+    assert not bench.check_bytes_swapped(bench.corrupt(wire, "fcs"))
