@@ -208,6 +208,8 @@ def test_echoing_line_is_named_in_the_diagnosis_or_cancelled(emu, pty_line):
         public(hdlc_transport(port, timeout=10.0)).connect()
     from drivers.links.hdlc_transport import HdlcTransport
     from drivers.links.stream import SerialStream
+    # A line of its own: the first half's UA may still be on its way (however late) on the first one.
+    port, _ = pty_line([endpoint(emu)], probe_echo=True)
     transport = HdlcTransport(SerialStream(port, echo=True, connect_timeout=10.0), timeout=10.0, connect_timeout=10.0)
     with public(transport) as session:
         assert session.get(1, SERIAL, 2) == b"EMU0000001"
