@@ -155,7 +155,7 @@ def test_silent_meter_times_out_within_timeout_and_one_poll(emu, pty_line):
     started = time.monotonic()
     with pytest.raises(DlmsTimeout, match="no reply"):
         session.connect()
-    assert time.monotonic() - started < 0.5 + 0.3 + 0.5
+    assert time.monotonic() - started < 0.5 + 0.3 + 1.5  # timeout + one poll, with room for a loaded machine
 
 
 def test_no_ua_is_connect_failed(emu, pty_line):
@@ -180,7 +180,7 @@ def test_pty_closed_mid_exchange_is_link_closed_at_once(emu, pty_line):
     started = time.monotonic()
     with pytest.raises(LinkClosed):
         session.connect()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 4.0  # at once, not after the 5 s timeout
 
 
 def test_reply_longer_than_negotiated_is_malformed(emu, pty_line):
@@ -196,7 +196,9 @@ def test_unsolicited_bytes_before_a_request_are_an_error(emu, pty_line):
     transport = hdlc_transport(port)
     with public(transport) as session:
         line.medium.write(b"\x7e\xa0\x07garbage")
-        time.sleep(0.05)
+        deadline = time.monotonic() + 10
+        while not transport.stream._port.in_waiting and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the garbage is there to be found (an event, bounded)
         with pytest.raises(MalformedReply, match="unsolicited"):
             session.get(1, SERIAL, 2)
 

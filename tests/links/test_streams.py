@@ -37,14 +37,14 @@ def test_pyserial_socket_close_still_sleeps_and_ours_does_not(listener):
     ours.open()
     started = time.monotonic()
     ours.close()
-    assert time.monotonic() - started < 0.05
+    assert time.monotonic() - started < 0.2  # far below pyserial's 0.3 s, with room for a loaded machine
 
 
 def test_socket_peer_closing_is_link_closed(listener):
     port, accepted = listener
     stream = SerialStream(f"socket://127.0.0.1:{port}")
     stream.open()
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 10
     while not accepted and time.monotonic() < deadline:
         time.sleep(0.01)
     accepted[0].close()
@@ -59,7 +59,7 @@ def test_read_is_bounded_and_open_failure_names_the_port():
         stream.open()
         started = time.monotonic()
         assert stream.read(0.2) == b""
-        assert 0.15 < time.monotonic() - started < 0.5
+        assert 0.15 < time.monotonic() - started < 2.0  # waited its bound; the upper bound only guards a hang
         stream.close()
     finally:
         medium.close()
