@@ -284,6 +284,30 @@ def corrupt(frame_bytes: bytes, part: str) -> bytes:
     return bytes(data)
 
 
+def check_bytes_swapped(raw: bytes) -> bool:
+    """True when a frame that failed its checks is valid with its HCS/FCS sent high byte first:
+    a sender's byte-order defect, not line noise."""
+    if len(raw) < 9 or raw[0] != FLAG or raw[-1] != FLAG:
+        return False
+    try:
+        _, pos = Address.parse(raw, 3)
+        _, pos = Address.parse(raw, pos)
+    except FrameError:
+        return False
+    has_hcs = len(raw) - 3 > pos + 3
+    for swap_hcs in ((False, True) if has_hcs else (False,)):
+        data = bytearray(raw)
+        data[-3], data[-2] = data[-2], data[-3]
+        if swap_hcs:
+            data[pos + 1], data[pos + 2] = data[pos + 2], data[pos + 1]
+        try:
+            decode(bytes(data))
+            return True
+        except FrameError:
+            continue
+    return False
+
+
 # --- SNRM / UA parameter negotiation ----------------------------------------------
 
 @dataclass(frozen=True)

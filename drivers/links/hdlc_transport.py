@@ -66,6 +66,7 @@ class HdlcTransport:
         self.negotiated: HdlcParameters | None = None   # our point of view: tx = what we send
         self.ua_parameters: HdlcParameters | None = None  # as the meter's UA stated them (its point of view)
         self.stats = LinkStats()
+        self.swapped_check_sequence: bytes | None = None  # a bad frame valid with HCS/FCS high byte first
         self.client: Address | None = None
         self.server: Address | None = None
         self._connected = False
@@ -171,6 +172,9 @@ class HdlcTransport:
             self._send_frame(snrm)
             answer = self._await_unnumbered(self.connect_timeout)
             if answer is None:
+                if self.swapped_check_sequence is not None:
+                    raise MalformedReply(f"{self.peer}: answers SNRM with frames whose HCS/FCS is sent high byte "
+                                         f"first (IEC 62056-46: low byte first)", raw=self.swapped_check_sequence)
                 if self.stats.line_errors() and attempt < self.retries:
                     continue
                 raise ConnectFailed(f"{self.peer}: no UA to SNRM within {self.connect_timeout:g} s",
@@ -468,6 +472,8 @@ class HdlcTransport:
                 self.wire_trace.record("rx", event.raw, event.describe())
             elif isinstance(event, BadFrame):
                 self.stats.bad_frames += 1
+                if hdlc.check_bytes_swapped(event.raw):
+                    self.swapped_check_sequence = event.raw
                 self.stats.bytes_received += len(event.raw)
                 self.wire_trace.record("rx", event.raw, f"bad frame: {event.error}")
             else:

@@ -100,6 +100,9 @@ class _QuickRfc2217Serial(serial.rfc2217.Serial):
         self._socket = None
 
 
+_ECHO_HELD_MAX = 4096  # bytes of our own writes still awaiting their echo
+
+
 class SerialStream:
     """A pyserial port by URL: a device path, `socket://host:port`, `rfc2217://host:port`, `loop://`."""
 
@@ -180,7 +183,8 @@ class SerialStream:
             self.close()
             raise LinkClosed(f"writing to {self.url} failed: {_reason(exc)}") from None
         if self.echo:
-            self._echo_pending += data
+            # Bounded: a line set to echo that does not echo must not grow this forever.
+            self._echo_pending = (self._echo_pending + data)[-_ECHO_HELD_MAX:]
 
     def read(self, timeout: float) -> bytes:
         port = self._require()
@@ -200,16 +204,26 @@ class SerialStream:
                 return data
 
     def _strip_echo(self, data: bytes) -> bytes:
-        if not self._echo_pending:
+        """Our own bytes coming back, removed; anything else passes untouched.
+
+        Decided on content, never on time: what was written stays pending until its echo
+        arrives, however late (a reply may overtake the echo of a later write, as after a
+        retransmission on a loaded PC), and bytes that diverge from it are the peer's.
+        """
+        pending = self._echo_pending
+        if not pending or not data:
             return data
         common = 0
-        while common < min(len(data), len(self._echo_pending)) and data[common] == self._echo_pending[common]:
+        limit = min(len(data), len(pending))
+        while common < limit and data[common] == pending[common]:
             common += 1
-        if common == 0:
-            self._echo_pending = b""  # no echo after all: take the bytes as they are
-            return data
-        self._echo_pending = self._echo_pending[common:]
-        return data[common:]
+        if common == len(pending):          # the whole echo, perhaps followed by the reply
+            self._echo_pending = b""
+            return data[common:]
+        if common == len(data):             # the echo so far, more of it to come
+            self._echo_pending = pending[common:]
+            return b""
+        return data                         # diverges inside: not our echo (yet)
 
     def drain(self) -> bytes:
         """Bytes already waiting (nothing is waited for)."""

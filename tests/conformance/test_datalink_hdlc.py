@@ -169,6 +169,9 @@ def test_meter_frames_have_valid_check_sequences(meter, link_access, usecase):
 
 def test_disc_ends_the_connection(meter, link_access, usecase):
     probe = link_access.probe()
+    with usecase.step("0", HEAD_END, METER, "DISC with no connection set up"):
+        answer = probe.disc()
+    usecase.expect("answer to DISC in the disconnected state", answer.kinds, ["DM"], article="4-4")
     with usecase.step("1", HEAD_END, METER, "SNRM"):
         usecase.expect("answer to SNRM", probe.snrm(probe.proposal).kinds, ["UA"], article="4-4")
     with usecase.step("2", HEAD_END, METER, "DISC"):

@@ -37,14 +37,14 @@ def test_pyserial_socket_close_still_sleeps_and_ours_does_not(listener):
     ours.open()
     started = time.monotonic()
     ours.close()
-    assert time.monotonic() - started < 0.05
+    assert time.monotonic() - started < 0.2  # far below pyserial's 0.3 s, with room for a loaded machine
 
 
 def test_socket_peer_closing_is_link_closed(listener):
     port, accepted = listener
     stream = SerialStream(f"socket://127.0.0.1:{port}")
     stream.open()
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 10
     while not accepted and time.monotonic() < deadline:
         time.sleep(0.01)
     accepted[0].close()
@@ -59,7 +59,7 @@ def test_read_is_bounded_and_open_failure_names_the_port():
         stream.open()
         started = time.monotonic()
         assert stream.read(0.2) == b""
-        assert 0.15 < time.monotonic() - started < 0.5
+        assert 0.15 < time.monotonic() - started < 2.0  # waited its bound; the upper bound only guards a hang
         stream.close()
     finally:
         medium.close()
@@ -94,6 +94,26 @@ def test_echo_cancelling_drops_our_own_bytes():
     stream.write(b"abc")
     stream.echo = False
     assert stream.read(0.1) == b""  # the pending echo of "abc" still goes
+    stream.close()
+
+
+def test_echo_cancelling_decides_on_content_not_on_time():
+    """A reply that overtakes the echo of a later write (a retransmission on a loaded PC) is kept,
+    and the late echo is still dropped; bytes that diverge from the echo pass untouched."""
+    stream = SerialStream("loop://", echo=True)
+    stream.open()
+    stream.write(b"\x7e\xa0first\x7e")
+    stream.write(b"\x7e\xa0again\x7e")
+    peer = stream._port  # loop://: what is written comes back to read(); take the echoes out to replay them
+    assert peer.read(100) == b"\x7e\xa0first\x7e\x7e\xa0again\x7e"
+    peer.write(b"\x7e\xa0first\x7e")               # echo of the first write
+    assert stream.read(0.5) == b""
+    peer.write(b"\x7e\xa0reply\x7e")               # the reply, before the second echo
+    assert stream.read(0.5) == b"\x7e\xa0reply\x7e"
+    peer.write(b"\x7e\xa0aga")                       # the late echo, in two pieces
+    assert stream.read(0.5) == b""
+    peer.write(b"in\x7e" + b"\x7e\xa0next\x7e")
+    assert stream.read(0.5) == b"\x7e\xa0next\x7e"
     stream.close()
 
 
