@@ -244,7 +244,6 @@ def neighbour_addresses(station, link) -> set[int]:
 
 ASSOCIATION_LN = 15
 HDLC_SETUP = 23
-MECHANISM_OID_PREFIX = bytes((0x60, 0x85, 0x74, 0x05, 0x08, 0x02))  # 2.16.756.5.8.2 (DLMS UA mechanism names)
 
 
 class AssociationView:
@@ -254,11 +253,11 @@ class AssociationView:
         self.session, self.obis = session, obis
 
     def mechanism(self) -> int:
+        """The mechanism id, from either form the Blue Book allows (BER OID or structure)."""
+        from drivers.dlms.names import mechanism_id
+
         value = self.session.get(ASSOCIATION_LN, self.obis, 6)
-        if not (isinstance(value, bytes) and len(value) == 7 and value.startswith(MECHANISM_OID_PREFIX)):
-            raise MalformedReply(f"association {self.obis} authentication_mechanism_name {value!r} is not a "
-                                 f"DLMS UA mechanism name (2.16.756.5.8.2.x)")
-        return value[-1]
+        return mechanism_id(value, f"association {self.obis} authentication_mechanism_name")
 
     def partners(self) -> tuple[int, int]:
         value = self.session.get(ASSOCIATION_LN, self.obis, 3)
