@@ -297,16 +297,18 @@ class Aare:
         return text
 
     def minimal(self) -> bytes:
-        """This AARE re-encoded with the elements a client needs only (context, result,
-        diagnostic, user-information), each in its canonical form."""
+        """This AARE re-encoded with the elements a client needs only (result, diagnostic,
+        user-information), each in its canonical form, in the context the client proposed
+        (LN): the context the meter named is judged by aspect 1, not by every test."""
         def ber(tag: int, content: bytes) -> bytes:
             if len(content) < 0x80:
                 return bytes((tag, len(content))) + content
             return bytes((tag, 0x82)) + len(content).to_bytes(2, "big") + content
-        context = names.encode_oid(names.APPLICATION_CONTEXT + (self.application_context or 1,))
+        context = names.encode_oid(names.APPLICATION_CONTEXT + (1,))
         source = 0xA1 if self.diagnostic_source == "acse-service-user" else 0xA2
+        diagnostic = 0 if self.accepted else self.diagnostic  # an accepted AARE's diagnostic is judged apart
         body = (ber(0xA1, ber(0x06, context)) + ber(0xA2, ber(0x02, bytes((self.result,))))
-                + ber(0xA3, ber(source, ber(0x02, bytes((self.diagnostic,))))))
+                + ber(0xA3, ber(source, ber(0x02, bytes((diagnostic,))))))
         if self.user_information:
             body += ber(0xBE, ber(0x04, self.user_information))
         return ber(AARE, body)

@@ -33,6 +33,8 @@ from .transport import Transport
 log = logging.getLogger("drivers.dlms")
 
 ASSOCIATION_LN = "0.0.40.0.0.255"
+# RLRQ with reason normal (ours: gurux builds none once its own state says "not connected").
+RLRQ_NORMAL = bytes.fromhex("6203800100")
 _MAX_BLOCKS = 100_000  # a peer streaming blocks forever must not loop us forever
 
 
@@ -142,8 +144,9 @@ class DlmsSession:
         self.recoveries = 0
         # Invoke-id of the last request (4 bits): each request takes the next, and its reply must carry it.
         self._invoke_id = 0
-        # The last AARE as parsed (aspect 1 judges its fields).
+        # The last AARE as parsed, and the conformance block our AARQ proposed (aspect 1 judges them).
         self.last_aare: pdu.Aare | None = None
+        self.proposed_conformance: int | None = None
 
     def __repr__(self) -> str:
         state = "associated" if self._associated else "idle"
@@ -179,7 +182,9 @@ class DlmsSession:
                 self._invoke_id = 0
                 summary = f"AARQ SAP{s.client_sap} {_AUTH_LABELS[s.authentication]}"
                 # The AARQ carries the password: it travels as a Secret, so no traceback shows it.
-                frame, reply = self._exchange(Secret(bytes(client.aarqRequest()[0])), summary)
+                aarq = Secret(bytes(client.aarqRequest()[0]))
+                self.proposed_conformance = _proposed_conformance(aarq)
+                frame, reply = self._exchange(aarq, summary)
                 try:
                     aare = pdu.parse_aare(reply)
                 except MalformedReply as exc:
@@ -221,9 +226,8 @@ class DlmsSession:
                     raise LinkOutOfStep(f"RLRQ to {self.transport.peer} not sent: the link is out of step "
                                         f"({self._out_of_step})")
                 return None  # close() ends the link: there is nothing to release
-            request = self._client.releaseRequest()
             try:
-                frame, reply = self._exchange(bytes(request[0]), "RLRQ")
+                frame, reply = self._exchange(RLRQ_NORMAL, "RLRQ")
             except LinkError as exc:
                 if strict:
                     raise
@@ -522,6 +526,13 @@ class DlmsSession:
             return decode_exact(data)
         except MalformedReply as exc:
             raise exc.with_context(f"{summary} to {self.transport.peer}: reassembled {len(data)} bytes") from None
+
+
+def _proposed_conformance(aarq: Secret) -> int | None:
+    """The 24-bit conformance block of our AARQ's InitiateRequest (after its 5F 1F 04 00 header)."""
+    raw = aarq.reveal()
+    at = raw.rfind(b"\x5f\x1f\x04\x00")
+    return int.from_bytes(raw[at + 4:at + 7], "big") if at >= 0 and at + 7 <= len(raw) else None
 
 
 def _gurux_takes_aare(client: GXDLMSClient, aare: pdu.Aare, frame: bytes, where: str) -> None:
