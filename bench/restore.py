@@ -18,9 +18,11 @@ class BenchLimitation(Exception):
     """The bench cannot bring the meter into a test's precondition by itself (an ERROR)."""
 
 
-def restore_all(what: str, steps: list[tuple[str, Callable[[], object]]]) -> None:
+def restore_all(what: str, steps: list[tuple[str, Callable[[], object]]],
+                state: Callable[[], str] | None = None) -> None:
     """Run each step; a failed step does not stop the next (reconnecting matters most and
-    comes last). Raise one RestoreFailed naming every step that failed."""
+    comes last). Raise one RestoreFailed naming every step that failed and, when `state` is
+    given, the state the meter was left in (read afresh, or why it could not be read)."""
     failures = []
     for name, step in steps:
         try:
@@ -28,7 +30,13 @@ def restore_all(what: str, steps: list[tuple[str, Callable[[], object]]]) -> Non
         except (DlmsError, BenchLimitation, AssertionError) as exc:
             failures.append(f"{name}: {getattr(exc, 'diagnosis', None) or exc}")
     if failures:
-        raise RestoreFailed(f"{what} not fully restored: " + "; ".join(failures))
+        left = ""
+        if state is not None:
+            try:
+                left = f"; meter left with {state()}"
+            except DlmsError as exc:
+                left = f"; the meter's state could not be read: {exc.diagnosis}"
+        raise RestoreFailed(f"{what} not fully restored: " + "; ".join(failures) + left)
 
 
 @contextmanager

@@ -127,6 +127,9 @@ class DlmsSession:
     # Why the link may hold a stale reply (an exchange cut short, timed out or answered with
     # malformed bytes); the next request starts from a resynchronised link. None: in step.
     _out_of_step: str | None = None
+    # Why the meter's side ended an association we did not release (it closed or reset the
+    # connection); the next request associates afresh. None: nothing was lost.
+    _lost: str | None = None
 
     def __init__(self, transport: Transport, settings: SessionSettings, trace: FrameTrace | None = None) -> None:
         self.transport = transport
@@ -203,6 +206,7 @@ class DlmsSession:
                 self.negotiated_conformance = aare.initiate.conformance
                 security.after_aare(self)
                 self._associated = True
+                self._lost = None
             except BaseException:
                 self._client = None
                 self._out_of_step = None  # the link is closed: nothing stale can arrive
@@ -243,6 +247,7 @@ class DlmsSession:
     def close(self) -> None:
         with self._lock:
             self._out_of_step = None
+            self._lost = None
             self._associated = False
             self._client = None
             self.transport.close()
@@ -401,6 +406,11 @@ class DlmsSession:
         if self._out_of_step and self._associated:
             why, self._out_of_step = self._out_of_step, None
             self._recover(LinkOutOfStep(f"{self.transport.peer}: resynchronised after {why}"))
+        elif self._lost and not self._associated:
+            # The meter ended the connection under an association we never released: a restore
+            # after such a fault must still reach the meter, on a new connection and association.
+            why, self._lost = self._lost, None
+            self._recover(LinkOutOfStep(f"{self.transport.peer}: associated again after {why}"))
 
     def _exchange(self, request: bytes | Secret, summary: str) -> tuple[bytes, bytes]:
         """Send one APDU, wait for one reply; every transport failure names the request.
@@ -425,6 +435,8 @@ class DlmsSession:
         except LinkError as exc:
             self._out_of_step = None
             if isinstance(exc, LinkClosed):
+                if self._associated:
+                    self._lost = f"'{exc.diagnosis}' during '{summary}'"
                 self._associated = False
                 transport.close()
             raise exc.with_context(summary) from None
