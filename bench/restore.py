@@ -25,10 +25,18 @@ def restore_all(what: str, steps: list[tuple[str, Callable[[], object]]],
     given, the state the meter was left in (read afresh, or why it could not be read)."""
     failures = []
     for name, step in steps:
-        try:
-            step()
-        except (DlmsError, BenchLimitation, AssertionError) as exc:
-            failures.append(f"{name}: {getattr(exc, 'diagnosis', None) or exc}")
+        # A fault on the line is mostly transient and each step starts by reading the state it
+        # puts right (so it may run twice): a failed step is tried once more before giving up.
+        for attempt in (1, 2):
+            try:
+                step()
+                break
+            except (DlmsError, BenchLimitation, AssertionError) as exc:
+                diagnosis = getattr(exc, "diagnosis", None) or exc
+                if attempt == 2 or isinstance(exc, BenchLimitation):
+                    failures.append(f"{name}: {diagnosis}")
+                    break
+                log.warning("%s: %s failed (%s); trying once more", what, name, diagnosis)
     if failures:
         left = ""
         if state is not None:

@@ -468,6 +468,8 @@ class DlmsSession:
             if (reply.invoke & 0x0F) != (request[2] & 0x0F):
                 raise MalformedReply(f"reply invoke-id {reply.invoke & 0x0F} does not match the request's "
                                      f"{request[2] & 0x0F}")
+            if reply.invoke & 0x30:
+                raise MalformedReply(f"reply invoke-id-and-priority 0x{reply.invoke:02X} has reserved bits 4-5 set")
         except MalformedReply as exc:
             exc.raw = frame
             raise self._malformed(exc, frame, summary)
