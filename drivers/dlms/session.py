@@ -539,6 +539,7 @@ class DlmsSession:
         try:
             return decode_exact(data)
         except MalformedReply as exc:
+            exc.raw = exc.raw or data
             raise exc.with_context(f"{summary} to {self.transport.peer}: reassembled {len(data)} bytes") from None
 
 
