@@ -426,9 +426,11 @@ class DlmsSession:
             sent = time.perf_counter()
             self.trace.record("tx", frame.reveal() if isinstance(frame, Secret) else frame, summary)
             reply = transport.receive(self.settings.timeout)
+        # Every error leaves with `from None`: the transport's own frames (whose locals may hold the
+        # request's bytes, an AARQ's password among them) never reach a rendered traceback.
         except MalformedReply as exc:
             self._out_of_step = f"a malformed reply to '{summary}'"
-            raise self._malformed(exc, exc.raw, summary)
+            raise self._malformed(exc, exc.raw, summary) from None
         except DlmsTimeout as exc:
             self._out_of_step = f"no reply to '{summary}' within {self.settings.timeout:g} s"
             raise exc.with_context(summary) from None
@@ -440,9 +442,9 @@ class DlmsSession:
                 self._associated = False
                 transport.close()
             raise exc.with_context(summary) from None
-        except DlmsError:
+        except DlmsError as exc:
             self._out_of_step = None
-            raise
+            raise exc.with_context(summary) from None
         self._out_of_step = None
         self.last_round_trip = time.perf_counter() - sent
         return reply
