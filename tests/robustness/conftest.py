@@ -1,6 +1,11 @@
 """An emulated meter behind the bench's own fault-injecting proxy, and sessions through it."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from bench.cosem import DisconnectControl
@@ -52,3 +57,53 @@ def session_via(proxy):
 
 def disconnect_control(session: DlmsSession) -> DisconnectControl:
     return DisconnectControl(session, DISCONNECT_LN)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+LINK_TIMEOUT_S = 1.0
+
+
+def bench_file(tmp_path: Path, port: int) -> Path:
+    password = tmp_path / "secrets" / "lls.txt"
+    password.parent.mkdir()
+    password.write_bytes(PASSWORD + b"\n")
+    bench = tmp_path / "bench.toml"
+    bench.write_text(f"""
+[bench]
+station_id = "FAULTS-01"
+lab = "fault injection"
+operator = "ci"
+
+[emulator]
+enabled = false
+
+[[meter]]
+id = "proxied"
+profile = "emulated-idis"
+[meter.link]
+kind = "tcp"
+host = "127.0.0.1"
+port = {port}
+timeout = {LINK_TIMEOUT_S}
+connect_timeout = 2.0
+[meter.security]
+client_sap = 1
+authentication = "low"
+password_file = "{password}"
+""")
+    return bench
+
+
+def run_bench(tmp_path: Path, port: int, tests: list[str], *extra: str,
+              timeout_s: float = 300) -> tuple[subprocess.CompletedProcess, Path]:
+    """The bench as a pytest subprocess against the meter behind the proxy; (process, run folder)."""
+    bench = bench_file(tmp_path, port)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "pytest", *tests, f"--bench={bench}", f"--run-dir={out / 'run'}",
+               "-p", "no:cacheprovider", *extra]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, timeout=timeout_s), out
+
+
+def verdicts(run_dir: Path) -> dict[str, tuple[str, str]]:
+    record = json.loads((run_dir / "record.json").read_text())
+    return {test["name"]: (test["verdict"], test.get("diagnosis") or "") for test in record["tests"]}

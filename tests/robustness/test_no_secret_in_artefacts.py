@@ -6,19 +6,14 @@ cases) and base64 (at each of the three alignments): 0 hits."""
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
-from pathlib import Path
 
 from fixtures.faults import Fault, request_tag
 from fixtures.faults.proxy import AARQ
 
-from .conftest import PASSWORD
+from .conftest import LINK_TIMEOUT_S, PASSWORD, run_bench, verdicts
 
-ROOT = Path(__file__).resolve().parents[2]
 SUITE = ["tests/conformance/test_aspect01_architecture.py", "tests/conformance/test_aspect01_association.py"]
 FAILING_ASSOCIATIONS = ["garbage", "silence", "fin", "truncation", "late"]
-LINK_TIMEOUT_S = 1.0
 
 
 def needles(secret: bytes) -> dict[str, bytes]:
@@ -31,49 +26,14 @@ def needles(secret: bytes) -> dict[str, bytes]:
     return found
 
 
-def bench_file(tmp_path: Path, port: int) -> Path:
-    password = tmp_path / "secrets" / "lls.txt"
-    password.parent.mkdir()
-    password.write_bytes(PASSWORD + b"\n")
-    bench = tmp_path / "bench.toml"
-    bench.write_text(f"""
-[bench]
-station_id = "FAULTS-01"
-lab = "fault injection"
-operator = "ci"
-
-[emulator]
-enabled = false
-
-[[meter]]
-id = "proxied"
-profile = "emulated-idis"
-[meter.link]
-kind = "tcp"
-host = "127.0.0.1"
-port = {port}
-timeout = {LINK_TIMEOUT_S}
-connect_timeout = 2.0
-[meter.security]
-client_sap = 1
-authentication = "low"
-password_file = "{password}"
-""")
-    return bench
-
-
 def test_password_appears_in_no_artefact_of_failing_associations(tmp_path, emulated, proxy):
     # The 1st association (the station reading the meter's identity) goes through; the next
     # five fail, each in its own way.
     proxy.fault = [Fault(kind, requests=request_tag(AARQ), nth=2 + index, delay_s=1.5 * LINK_TIMEOUT_S)
                    for index, kind in enumerate(FAILING_ASSOCIATIONS)]
-    bench = bench_file(tmp_path, proxy.address[1])
-    out = tmp_path / "out"
-    command = [sys.executable, "-m", "pytest", *SUITE, f"--bench={bench}", f"--run-dir={out / 'run'}",
-               "--tb=long", "-l", "-rA", "-p", "no:cacheprovider", f"--junitxml={out / 'junit.xml'}",
-               f"--alluredir={out / 'allure'}", "--log-level=DEBUG", "-o", "log_cli=true",
-               "-o", "log_cli_level=DEBUG"]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=300)
+    run, out = run_bench(tmp_path, proxy.address[1], SUITE, "--tb=long", "-l", "-rA",
+                         f"--junitxml={tmp_path / 'out' / 'junit.xml'}", f"--alluredir={tmp_path / 'out' / 'allure'}",
+                         "--log-level=DEBUG", "-o", "log_cli=true", "-o", "log_cli_level=DEBUG")
     console = run.stdout + run.stderr
     assert [a.split(" on ")[0] for a in proxy.applied] == FAILING_ASSOCIATIONS, console.decode()[-3000:]
     assert b"AARQ" in console  # the failures were reported...
@@ -86,5 +46,7 @@ def test_password_appears_in_no_artefact_of_failing_associations(tmp_path, emula
     hits = [f"{name}: {form}" for name, content in artefacts.items()
             for form, needle in needles(PASSWORD).items() if needle in content]
     assert hits == []  # ...and the password is in none of them
-    # the failing associations were judged, not crashed on: ERROR/FAIL with a diagnosis
+    # the failing associations were judged, not crashed on: ERROR/FAIL with a diagnosis naming the AARQ
     assert b"INTERNALERROR" not in console
+    judged = [v for v, diagnosis in verdicts(out / "run").values() if v in ("ERROR", "FAIL") and "AARQ" in diagnosis]
+    assert len(judged) == len(FAILING_ASSOCIATIONS)
