@@ -175,7 +175,8 @@ class LinkAccess:
         probe.begin(self.meter.profile.clients.public_sap, self.link.server_logical)
         return probe
 
-    def session(self, client_sap: int, *, authenticate: bool = False, transport=None) -> DlmsSession:
+    def session(self, client_sap: int, *, authenticate: bool = False, transport=None,
+                max_pdu: int = 1024) -> DlmsSession:
         """An unconnected session as `client_sap` over a fresh connection on this link (or over
         `transport`, e.g. a probe), with the bench's password only when `authenticate`."""
         self.suspend()
@@ -187,7 +188,7 @@ class LinkAccess:
         settings = SessionSettings(
             client_sap=client_sap, server_logical=self.link.server_logical,
             authentication=Authentication.LOW if password is not None else Authentication.NONE,
-            password=password, timeout=self.link.timeout)
+            password=password, timeout=self.link.timeout, max_pdu=max_pdu)
         trace = FrameTrace()
         register_wire_trace(self.request, f"DLMS frames of client SAP {client_sap}", trace)
         session = DlmsSession(transport, settings, trace=trace)
