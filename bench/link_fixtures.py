@@ -175,7 +175,8 @@ class LinkAccess:
         probe.begin(self.meter.profile.clients.public_sap, self.link.server_logical)
         return probe
 
-    def session(self, client_sap: int, *, authenticate: bool = False, transport=None) -> DlmsSession:
+    def session(self, client_sap: int, *, authenticate: bool = False, transport=None,
+                max_pdu: int = 1024) -> DlmsSession:
         """An unconnected session as `client_sap` over a fresh connection on this link (or over
         `transport`, e.g. a probe), with the bench's password only when `authenticate`."""
         self.suspend()
@@ -187,7 +188,7 @@ class LinkAccess:
         settings = SessionSettings(
             client_sap=client_sap, server_logical=self.link.server_logical,
             authentication=Authentication.LOW if password is not None else Authentication.NONE,
-            password=password, timeout=self.link.timeout)
+            password=password, timeout=self.link.timeout, max_pdu=max_pdu)
         trace = FrameTrace()
         register_wire_trace(self.request, f"DLMS frames of client SAP {client_sap}", trace)
         session = DlmsSession(transport, settings, trace=trace)
@@ -244,7 +245,6 @@ def neighbour_addresses(station, link) -> set[int]:
 
 ASSOCIATION_LN = 15
 HDLC_SETUP = 23
-MECHANISM_OID_PREFIX = bytes((0x60, 0x85, 0x74, 0x05, 0x08, 0x02))  # 2.16.756.5.8.2 (DLMS UA mechanism names)
 
 
 class AssociationView:
@@ -254,11 +254,11 @@ class AssociationView:
         self.session, self.obis = session, obis
 
     def mechanism(self) -> int:
+        """The mechanism id, from either form the Blue Book allows (BER OID or structure)."""
+        from drivers.dlms.names import mechanism_id
+
         value = self.session.get(ASSOCIATION_LN, self.obis, 6)
-        if not (isinstance(value, bytes) and len(value) == 7 and value.startswith(MECHANISM_OID_PREFIX)):
-            raise MalformedReply(f"association {self.obis} authentication_mechanism_name {value!r} is not a "
-                                 f"DLMS UA mechanism name (2.16.756.5.8.2.x)")
-        return value[-1]
+        return mechanism_id(value, f"association {self.obis} authentication_mechanism_name")
 
     def partners(self) -> tuple[int, int]:
         value = self.session.get(ASSOCIATION_LN, self.obis, 3)

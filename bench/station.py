@@ -119,6 +119,8 @@ class Station:
                     serial=f"EMU{index + 1:07d}",
                     lls_password=password,
                     initial_clock_offset=self.config.emulator.initial_clock_offset,
+                    # [emulator] dialect: which encodings the standards allow the emulator uses
+                    dialect=getattr(self.config.emulator, "dialect", None),
                 )
                 emulator.start()
                 self._emulators[meter.id] = emulator

@@ -355,6 +355,10 @@ class CosemDateTime:
             raise InvalidCosemValue(f"date-time {self.to_bytes().hex()} is not a point in time: "
                                     f"{', '.join(missing)} not specified", raw=self.to_bytes())
         hs = 0 if self.hundredths == NOT_SPECIFIED else self.hundredths
-        local = datetime(self.year, self.month, self.day, self.hour, self.minute, self.second,
-                         hs * 10000, tzinfo=timezone.utc)
-        return local + timedelta(minutes=self.deviation)
+        try:
+            local = datetime(self.year, self.month, self.day, self.hour, self.minute, self.second,
+                             hs * 10000, tzinfo=timezone.utc)
+            return local + timedelta(minutes=self.deviation)
+        except (ValueError, OverflowError) as exc:  # a valid COSEM year beyond what Python dates hold
+            raise InvalidCosemValue(f"date-time {self.to_bytes().hex()} is outside the dates the bench can "
+                                    f"compute with: {exc}", raw=self.to_bytes()) from None

@@ -24,7 +24,7 @@ from ..secret import Secret
 from . import apdu as pdu
 from ._gurux_quiet import gurux_to_log
 from .cosem_types import Typed, decode_exact, describe, encode_data
-from .errors import (AssociationRejected, ConfirmedServiceFailure, DlmsError, ExceptionResponse,
+from .errors import (AssociationRejected, ConfirmedServiceFailure, DlmsError, DlmsTimeout, ExceptionResponse,
                      LinkClosed, LinkError, LinkOutOfStep, MalformedReply, UnsupportedFeature, result_name,
                      service_error_for)
 from .trace import FrameTrace
@@ -33,6 +33,8 @@ from .transport import Transport
 log = logging.getLogger("drivers.dlms")
 
 ASSOCIATION_LN = "0.0.40.0.0.255"
+# RLRQ with reason normal (ours: gurux builds none once its own state says "not connected").
+RLRQ_NORMAL = bytes.fromhex("6203800100")
 _MAX_BLOCKS = 100_000  # a peer streaming blocks forever must not loop us forever
 
 
@@ -122,8 +124,12 @@ _SECURITY = {Authentication.NONE: _Security, Authentication.LOW: _LowLevelSecuri
 
 
 class DlmsSession:
-    # Set while an exchange is on the wire; still set afterwards only if it was cut short.
-    _interrupted = False
+    # Why the link may hold a stale reply (an exchange cut short, timed out or answered with
+    # malformed bytes); the next request starts from a resynchronised link. None: in step.
+    _out_of_step: str | None = None
+    # Why the meter's side ended an association we did not release (it closed or reset the
+    # connection); the next request associates afresh. None: nothing was lost.
+    _lost: str | None = None
 
     def __init__(self, transport: Transport, settings: SessionSettings, trace: FrameTrace | None = None) -> None:
         self.transport = transport
@@ -139,6 +145,11 @@ class DlmsSession:
         self.negotiated_conformance: int | None = None
         # Link recoveries (DISC/SNRM and re-association) this session needed; each request gets at most one.
         self.recoveries = 0
+        # Invoke-id of the last request (4 bits): each request takes the next, and its reply must carry it.
+        self._invoke_id = 0
+        # The last AARE as parsed, and the conformance block our AARQ proposed (aspect 1 judges them).
+        self.last_aare: pdu.Aare | None = None
+        self.proposed_conformance: int | None = None
 
     def __repr__(self) -> str:
         state = "associated" if self._associated else "idle"
@@ -171,46 +182,59 @@ class DlmsSession:
             self.transport.open(s.client_sap, s.server_logical)
             try:
                 self._client = client
+                self._invoke_id = 0
                 summary = f"AARQ SAP{s.client_sap} {_AUTH_LABELS[s.authentication]}"
-                frame, reply = self._exchange(bytes(client.aarqRequest()[0]), summary)
+                # The AARQ carries the password: it travels as a Secret, so no traceback shows it.
+                aarq = Secret(bytes(client.aarqRequest()[0]))
+                self.proposed_conformance = _proposed_conformance(aarq)
+                frame, reply = self._exchange(aarq, summary)
                 try:
                     aare = pdu.parse_aare(reply)
                 except MalformedReply as exc:
                     raise self._malformed(exc, frame, summary)
+                except UnsupportedFeature as exc:
+                    self.trace.record("rx", frame, f"AARE not judged: {exc.diagnosis}")
+                    raise exc.with_context(f"{summary} to {self.transport.peer}") from None
+                self.last_aare = aare
                 self.trace.record("rx", frame, f"AARE {aare.describe()}")
                 if not aare.accepted:
                     raise AssociationRejected(
                         f"{summary} to {self.transport.peer}: association {aare.describe()}",
                         result=aare.result, diagnostic=aare.diagnostic, source=aare.diagnostic_source)
-                try:
-                    gx_reply = GXReplyData()
-                    client.getData(reply, gx_reply)
-                    client.parseAareResponse(gx_reply.data)
-                except Exception as exc:  # gurux raises bare Exception/ValueError
-                    raise MalformedReply(f"{summary} to {self.transport.peer}: AARE not understood: {exc}",
-                                         raw=frame) from None
-                self.negotiated_max_pdu = client.settings.maxPduSize
-                self.negotiated_conformance = int(client.negotiatedConformance)
+                _gurux_takes_aare(client, aare, frame, f"{summary} to {self.transport.peer}")
+                self.negotiated_max_pdu = aare.initiate.server_max_receive_pdu_size
+                self.negotiated_conformance = aare.initiate.conformance
                 security.after_aare(self)
                 self._associated = True
+                self._lost = None
             except BaseException:
                 self._client = None
-                self._interrupted = False  # the link is closed: nothing stale can arrive
+                self._out_of_step = None  # the link is closed: nothing stale can arrive
                 self.transport.close()
                 raise
 
-    def release(self) -> int | None:
-        """Send RLRQ; return the RLRE reason (0 normal). A dead link counts as released."""
+    def release(self, *, strict: bool = False) -> int | None:
+        """Send RLRQ; return the RLRE reason (0 normal, None when the RLRE gives none).
+
+        A malformed RLRE raises MalformedReply. A dead link or a link out of step counts as
+        released (None), unless `strict`: then a lost RLRE raises its LinkError (aspect 1 judges
+        the release itself; everywhere else the transport is closed whatever the RLRE says)."""
         with self._lock, gurux_to_log():
             if not self._associated or self._client is None:
+                if strict:
+                    raise LinkClosed(f"RLRQ: session with {self.transport.peer} is not associated")
                 return None
             self._associated = False
-            if self._interrupted:
-                return None  # the link is out of step: close() ends it, there is nothing to release
-            request = self._client.releaseRequest()
+            if self._out_of_step:
+                if strict:
+                    raise LinkOutOfStep(f"RLRQ to {self.transport.peer} not sent: the link is out of step "
+                                        f"({self._out_of_step})")
+                return None  # close() ends the link: there is nothing to release
             try:
-                frame, reply = self._exchange(bytes(request[0]), "RLRQ")
+                frame, reply = self._exchange(RLRQ_NORMAL, "RLRQ")
             except LinkError as exc:
+                if strict:
+                    raise
                 log.info("release on a dead link: %s", exc.diagnosis)
                 return None
             try:
@@ -222,7 +246,8 @@ class DlmsSession:
 
     def close(self) -> None:
         with self._lock:
-            self._interrupted = False
+            self._out_of_step = None
+            self._lost = None
             self._associated = False
             self._client = None
             self.transport.close()
@@ -232,12 +257,14 @@ class DlmsSession:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        # The transport is closed whatever the RLRE says. A malformed RLRE is the subject of
+        # aspect 1's own test (release(strict=True)); after any other use it is noted, not raised,
+        # so it never turns an unrelated verdict into an ERROR.
         try:
             self.release()
         except DlmsError as release_error:
-            if exc_type is None:
-                raise
-            log.info("release after an error failed: %s", release_error.diagnosis)
+            log.warning("release failed (judged by the association test, not here): %s", release_error.diagnosis)
+            self.trace.record("--", b"", f"release not judged here: {release_error.diagnosis}")
         finally:
             self.close()
 
@@ -247,7 +274,9 @@ class DlmsSession:
         """Read one attribute; returns a plain Python value (see cosem_types.decode_data)."""
         desc = f"{class_id}/{_check_logical_name(logical_name)}/{attribute}"
         with self._lock, gurux_to_log():
+            self._resynchronise_if_needed()
             client = self._require_client()
+            self._next_invoke_id(client)
             request = bytes(client._read(logical_name, class_id, attribute)[0])
             try:
                 return self._get_exchange(client, request, f"GET {desc}")
@@ -255,6 +284,7 @@ class DlmsSession:
                 # A read changes nothing in the meter: recover the link and read once more.
                 self._recover(exc)
                 client = self._require_client()
+                self._next_invoke_id(client)
                 request = bytes(client._read(logical_name, class_id, attribute)[0])
                 return self._get_exchange(client, request, f"GET {desc} (again, after link recovery)")
 
@@ -262,7 +292,9 @@ class DlmsSession:
         desc = f"{class_id}/{_check_logical_name(logical_name)}/{attribute}"
         payload = self._encode(value)
         with self._lock, gurux_to_log():
+            self._resynchronise_if_needed()
             client = self._require_client()
+            self._next_invoke_id(client)
             # gurux copies STRUCTURE-typed bytes verbatim: our encoding goes out untouched.
             messages = client._GXDLMSClient__write(logical_name, payload, GxDataType.STRUCTURE, class_id, attribute)
             summary = f"SET {desc} ({describe(payload[0], payload)})"
@@ -281,7 +313,9 @@ class DlmsSession:
         desc = f"{class_id}/{_check_logical_name(logical_name)}/{method}"
         payload = self._encode(parameter) if parameter is not None else b"\x00"
         with self._lock, gurux_to_log():
+            self._resynchronise_if_needed()
             client = self._require_client()
+            self._next_invoke_id(client)
             messages = client.method(SimpleNamespace(name=logical_name, objectType=class_id), method,
                                      payload, GxDataType.STRUCTURE)
             summary = f"ACTION {desc}" + (f" ({describe(payload[0], payload)})" if parameter is not None else "")
@@ -359,38 +393,65 @@ class DlmsSession:
             raise LinkOutOfStep(f"{exc.diagnosis}; recovery by DISC/SNRM and re-association failed: "
                                 f"{again.diagnosis}") from None
 
-    def _exchange(self, request: bytes, summary: str) -> tuple[bytes, bytes]:
-        """Send one APDU, wait for one reply; every transport failure names the request."""
-        if self._interrupted:
-            # Ctrl-C (or a test timeout) cut the last exchange: its reply may still be on its way.
-            # Nothing of this request has been sent yet, so starting the link afresh is safe.
-            self._interrupted = False
-            self._recover(LinkOutOfStep(f"{self.transport.peer}: the previous exchange was interrupted "
-                                        f"before its reply"))
+    def _next_invoke_id(self, client: GXDLMSClient) -> None:
+        """Give the next request its own invoke-id (1..15, then 0), so a stale reply cannot match it."""
+        self._invoke_id = (self._invoke_id + 1) % 16
+        # gurux's setInvokeID writes `invokeID` while its encoder reads `invokeId`: set what is read.
+        client.settings.invokeId = self._invoke_id
+
+    def _resynchronise_if_needed(self) -> None:
+        """Before a request: if the last exchange left the link out of step (cut short, timed out,
+        malformed), a late reply may still arrive. Nothing of this request has been sent yet, so
+        starting the link afresh (close, connect, associate) is safe."""
+        if self._out_of_step and self._associated:
+            why, self._out_of_step = self._out_of_step, None
+            self._recover(LinkOutOfStep(f"{self.transport.peer}: resynchronised after {why}"))
+        elif self._lost and not self._associated:
+            # The meter ended the connection under an association we never released: a restore
+            # after such a fault must still reach the meter, on a new connection and association.
+            why, self._lost = self._lost, None
+            self._recover(LinkOutOfStep(f"{self.transport.peer}: associated again after {why}"))
+
+    def _exchange(self, request: bytes | Secret, summary: str) -> tuple[bytes, bytes]:
+        """Send one APDU, wait for one reply; every transport failure names the request.
+        `request` is a Secret when it carries one (the AARQ): only the transport reveals it."""
         transport = self.transport
-        self._interrupted = True
+        # Until a whole, well-formed reply is in, a reply to this request may still be on its way.
+        self._out_of_step = f"the exchange '{summary}' was interrupted before its reply"
         try:
-            frame = transport.send(request)
+            if not getattr(transport, "takes_secret_apdus", False) and isinstance(request, Secret):
+                frame = transport.send(request.reveal())
+            else:
+                frame = transport.send(request)
             sent = time.perf_counter()
-            self.trace.record("tx", frame, summary)
+            self.trace.record("tx", frame.reveal() if isinstance(frame, Secret) else frame, summary)
             reply = transport.receive(self.settings.timeout)
+        # Every error leaves with `from None`: the transport's own frames (whose locals may hold the
+        # request's bytes, an AARQ's password among them) never reach a rendered traceback.
         except MalformedReply as exc:
-            self._interrupted = False
-            raise self._malformed(exc, exc.raw, summary)
+            self._out_of_step = f"a malformed reply to '{summary}'"
+            raise self._malformed(exc, exc.raw, summary) from None
+        except DlmsTimeout as exc:
+            self._out_of_step = f"no reply to '{summary}' within {self.settings.timeout:g} s"
+            raise exc.with_context(summary) from None
         except LinkError as exc:
-            self._interrupted = False
+            self._out_of_step = None
             if isinstance(exc, LinkClosed):
+                if self._associated:
+                    self._lost = f"'{exc.diagnosis}' during '{summary}'"
                 self._associated = False
                 transport.close()
             raise exc.with_context(summary) from None
-        except DlmsError:
-            self._interrupted = False
-            raise
-        self._interrupted = False
+        except DlmsError as exc:
+            self._out_of_step = None
+            raise exc.with_context(summary) from None
+        self._out_of_step = None
         self.last_round_trip = time.perf_counter() - sent
         return reply
 
     def _malformed(self, exc: MalformedReply, frame: bytes, summary: str) -> MalformedReply:
+        # Whatever followed the malformed bytes may still be on its way: resynchronise before the next request.
+        self._out_of_step = self._out_of_step or f"a malformed reply to '{summary}'"
         self.trace.record("rx", frame, f"malformed: {exc.diagnosis}")
         return exc.with_context(f"{summary} to {self.transport.peer}")
 
@@ -409,6 +470,8 @@ class DlmsSession:
             if (reply.invoke & 0x0F) != (request[2] & 0x0F):
                 raise MalformedReply(f"reply invoke-id {reply.invoke & 0x0F} does not match the request's "
                                      f"{request[2] & 0x0F}")
+            if reply.invoke & 0x30:
+                raise MalformedReply(f"reply invoke-id-and-priority 0x{reply.invoke:02X} has reserved bits 4-5 set")
         except MalformedReply as exc:
             exc.raw = frame
             raise self._malformed(exc, frame, summary)
@@ -469,6 +532,7 @@ class DlmsSession:
             if expected_block >= _MAX_BLOCKS:
                 raise self._malformed(MalformedReply(f"more than {_MAX_BLOCKS} blocks"), frame, summary)
             expected_block += 1
+            self._next_invoke_id(client)
             request = bytes(client.receiverReady(gx_reply))
             step = f"{summary} next block {expected_block - 1}"
             frame, reply_apdu = self._exchange(request, step)
@@ -477,7 +541,27 @@ class DlmsSession:
         try:
             return decode_exact(data)
         except MalformedReply as exc:
+            exc.raw = exc.raw or data
             raise exc.with_context(f"{summary} to {self.transport.peer}: reassembled {len(data)} bytes") from None
+
+
+def _proposed_conformance(aarq: Secret) -> int | None:
+    """The 24-bit conformance block of our AARQ's InitiateRequest (after its 5F 1F 04 00 header)."""
+    raw = aarq.reveal()
+    at = raw.rfind(b"\x5f\x1f\x04\x00")
+    return int.from_bytes(raw[at + 4:at + 7], "big") if at >= 0 and at + 7 <= len(raw) else None
+
+
+def _gurux_takes_aare(client: GXDLMSClient, aare: pdu.Aare, frame: bytes, where: str) -> None:
+    """gurux keeps the negotiated state (conformance, PDU size, block state) our requests need.
+    It is given the AARE we already parsed and judged, re-encoded in its minimal form, so the
+    optional elements and alternative forms the standard allows (parsed by us) never reach it."""
+    try:
+        gx_reply = GXReplyData()
+        client.getData(aare.minimal(), gx_reply)
+        client.parseAareResponse(gx_reply.data)
+    except Exception as exc:  # gurux raises bare Exception/ValueError
+        raise MalformedReply(f"{where}: AARE not understood by gurux: {exc}", raw=frame) from None
 
 
 def _outcome(result: int) -> str:

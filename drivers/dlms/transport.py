@@ -6,6 +6,7 @@ import socket
 import time
 from typing import Protocol
 
+from ..secret import Secret
 from . import wrapper
 from .errors import ConnectFailed, DlmsTimeout, LinkClosed, MalformedReply
 
@@ -80,12 +81,18 @@ class TcpWrapperTransport:
             raise LinkClosed(f"link to {self.peer} is not open")
         return self._sock
 
-    def send(self, apdu: bytes) -> bytes:
+    # An APDU that carries a secret (the AARQ) comes as a Secret and is revealed only inside the
+    # call that writes it: no local of a traceback ever holds it in clear.
+    takes_secret_apdus = True
+
+    def send(self, apdu: bytes | Secret) -> bytes | Secret:
         sock = self._socket()
         self._reject_unsolicited(sock)
-        frame = wrapper.wrap(self._client_wport, self._server_wport, apdu)
+        secret = isinstance(apdu, Secret)
+        frame = Secret(wrapper.wrap(self._client_wport, self._server_wport, apdu.reveal())) if secret else \
+            wrapper.wrap(self._client_wport, self._server_wport, apdu)
         try:
-            sock.sendall(frame)
+            sock.sendall(frame.reveal() if secret else frame)
         except socket.timeout:
             raise DlmsTimeout(f"{self.peer} did not accept the request within the timeout") from None
         except OSError as exc:

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Protocol
 
-from drivers.headend.notification import MalformedNotification, parse_data_notification
+from drivers.headend.notification import (GENERAL_BLOCK_TRANSFER, GeneralBlockAssembler, MalformedNotification,
+                                          parse_data_notification, parse_general_block)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ class _Connection:
     peer: str
     last_activity: float
     buffer: bytearray = field(default_factory=bytearray)
+    # Pushes in general block transfer being reassembled, by source wPort.
+    blocks: dict[int, GeneralBlockAssembler] = field(default_factory=dict)
 
 
 class HeadEndListener:
@@ -280,9 +283,10 @@ class HeadEndListener:
                 return
             apdu = bytes(conn.buffer[WRAPPER_HEADER.size:end])
             del conn.buffer[:end]
-            self._record(conn.peer, source, destination, apdu)
+            self._record(conn.peer, source, destination, apdu, conn)
 
-    def _record(self, peer: str, source: int, destination: int, apdu: bytes) -> None:
+    def _record(self, peer: str, source: int, destination: int, apdu: bytes,
+                conn: _Connection | None = None) -> None:
         arrival = self.clock.now()
         if not apdu:
             self._reject(peer, f"wrapper frame {source}->{destination} carries an empty APDU", arrival=arrival)
@@ -291,6 +295,17 @@ class HeadEndListener:
             self._reject(peer, f"frame for wPort {destination}, this head-end is wPort "
                                f"{self.expected_client_wport}", apdu, arrival)
             return
+        if apdu[0] == GENERAL_BLOCK_TRANSFER and conn is not None:
+            # A long push comes block by block: the notification is the blocks joined, arrived with the last.
+            assembler = conn.blocks.setdefault(source, GeneralBlockAssembler())
+            try:
+                whole = assembler.add(parse_general_block(apdu))
+            except MalformedNotification as exc:
+                self._reject(peer, f"from wPort {source}: {exc.diagnosis}", apdu, arrival)
+                return
+            if whole is None:
+                return
+            apdu = whole
         try:
             parsed = parse_data_notification(apdu)
         except MalformedNotification as exc:
@@ -315,6 +330,10 @@ class HeadEndListener:
             self._rejected.append(Rejected(arrival or self.clock.now(), peer, diagnosis, raw))
 
     def _end(self, conn: _Connection, why: str) -> None:
+        for source, assembler in conn.blocks.items():
+            if assembler.pending:
+                self._reject(conn.peer, f"{why} in the middle of a block-transferred push from wPort {source} "
+                                        f"(block {assembler.expected} never came)")
         if conn.buffer:
             self._reject(conn.peer, f"{why} after {len(conn.buffer)} bytes of an incomplete frame "
                                     f"(truncated)", bytes(conn.buffer[:64]))

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterator
 
+from drivers.dlms.errors import MalformedReply
+
 FLAG = 0x7E
 FORMAT_TYPE = 0xA
 MAX_FRAME_LENGTH = 0x7FF  # 11-bit length field
@@ -34,14 +36,15 @@ _MAX_INFO_TX, _MAX_INFO_RX, _WINDOW_TX, _WINDOW_RX = 0x05, 0x06, 0x07, 0x08
 SERIAL_ADDRESS_FORMULA = "SN % 10000 + 1000"
 
 
-class FrameError(ValueError):
-    """Bytes that are not a valid HDLC frame; `reason` is one of REASONS."""
+class FrameError(MalformedReply, ValueError):
+    """Bytes that are not a valid HDLC frame; `reason` is one of REASONS. One of the bench's
+    malformed-reply errors (and still a ValueError for older callers)."""
 
     REASONS = ("flags", "format", "length", "address", "hcs", "fcs", "control", "parameters")
 
     def __init__(self, reason: str, detail: str, raw: bytes = b"") -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail, self.raw = reason, detail, bytes(raw)
+        super().__init__(f"{reason}: {detail}", raw=bytes(raw))
+        self.reason, self.detail = reason, detail
 
 
 # --- CRC-16/X.25 (poly 0x1021 reflected, init and xorout 0xFFFF), sent low byte first ---

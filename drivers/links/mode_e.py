@@ -53,6 +53,10 @@ def parse_sign_on_request(line: bytes) -> str:
     return address.decode("ascii")
 
 
+class IdentificationError(MalformedReply, ValueError):
+    """A mode E identification line that breaks IEC 62056-21 (still a ValueError for older callers)."""
+
+
 @dataclass(frozen=True)
 class Identification:
     maker: str
@@ -88,7 +92,7 @@ def identification_message(maker: str, baud_char: str, ident: str, enhanced: str
 def parse_identification(line: bytes, reaction_time: float = 0.0) -> Identification:
     match = _IDENTIFICATION.match(line)
     if not match:
-        raise ValueError(f"identification {line!r} is not /XXXZ[\\W]ident CR LF")
+        raise IdentificationError(f"identification {line!r} is not /XXXZ[\\W]ident CR LF", raw=bytes(line))
     maker, baud_char, escapes, ident = (group.decode("ascii") for group in match.groups())
     return Identification(maker, baud_char, tuple(escapes[1::2]), ident, line.decode("ascii").rstrip(),
                           reaction_time)

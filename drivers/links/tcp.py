@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from drivers.dlms.trace import FrameTrace
 from drivers.dlms.transport import TcpWrapperTransport
+from drivers.secret import Secret
 
 
 class TracedWrapperTransport(TcpWrapperTransport):
@@ -28,8 +29,9 @@ class TracedWrapperTransport(TcpWrapperTransport):
         self.wire_trace.record("--", b"", f"TCP connected to {self.peer}")
 
     def send(self, apdu: bytes) -> bytes:
-        frame = super().send(apdu)
-        self.wire_trace.record("tx", frame, f"wrapper {self._client_wport}->{self._server_wport}, {len(apdu)} B")
+        frame = super().send(apdu)  # a Secret when the APDU carries one (the wire trace masks it)
+        self.wire_trace.record("tx", frame.reveal() if isinstance(frame, Secret) else frame,
+                               f"wrapper {self._client_wport}->{self._server_wport}, {len(apdu)} B")
         return frame
 
     def receive(self, timeout: float) -> tuple[bytes, bytes]:

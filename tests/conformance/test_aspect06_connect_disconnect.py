@@ -37,7 +37,8 @@ def disconnector(meter, bench_station):
         restore_all(f"meter {meter.id} disconnect control", [
             ("breaker reconnected, control mode restored",
              lambda: restore_connected(dc, meter.profile.disconnector.control_modes, original_mode, button)),
-        ])
+        ], state=lambda: (f"output_state {dc.output_state()}, control_state {dc.control_state().name}, "
+                          f"control_mode {dc.control_mode()} (was {original_mode})"))
 
 
 def wait_for_output(dc, wanted: bool, limit_s: float, bench_clock) -> float:

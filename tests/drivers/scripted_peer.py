@@ -57,6 +57,18 @@ def action_result(code: int, data: bytes | None = None, invoke: int = 0xC1) -> b
     return bytes((0xC7, 0x01, invoke, code)) + tail
 
 
+PLACEHOLDER_INVOKE = 0xC1  # replies built with it answer with the request's own invoke-id
+
+
+def _echo_invoke_id(step: bytes, request: bytes) -> bytes:
+    """A scripted GET/SET/ACTION reply whose invoke byte is the placeholder takes the request's:
+    the session gives each request its own invoke-id and checks the reply carries it."""
+    if (len(step) > 10 and step[8] in (0xC4, 0xC5, 0xC7) and step[10] == PLACEHOLDER_INVOKE
+            and len(request) > 2 and request[0] in (0xC0, 0xC1, 0xC3)):
+        return step[:10] + bytes((request[2],)) + step[11:]
+    return step
+
+
 OCTETS_12 = bytes((0x09, 12)) + bytes.fromhex("07ea0b1a04020e151300f000")
 
 
@@ -97,7 +109,10 @@ class ScriptedPeer:
         return buf
 
     def _serve(self) -> None:
-        self._listener.settimeout(0.1)
+        try:
+            self._listener.settimeout(0.1)
+        except OSError:
+            return  # closed before the thread ran
         while not self._stop.is_set():
             try:
                 conn, _ = self._listener.accept()
@@ -116,6 +131,8 @@ class ScriptedPeer:
                     step = self.steps.pop(0) if self.steps else SILENT
                     if step is CLOSE:
                         break
+                    if isinstance(step, bytes):
+                        step = _echo_invoke_id(step, apdu)
                     if isinstance(step, list):  # chunks and pauses (float seconds)
                         for part in step:
                             if isinstance(part, float):
