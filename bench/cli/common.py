@@ -3,6 +3,7 @@ configuration check that turns a broken bench file into exit code 2."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -34,6 +35,13 @@ def checked_bench(path: str) -> BenchConfig:
         config = load_bench(path)
         Station(config)  # loads each profile and resolves each secret, without starting anything
     except ConfigError as exc:
-        error_console.print(f"[bold red]bench configuration error[/]\n{escape(str(exc))}")
-        raise SystemExit(EXIT_USAGE) from None
+        usage_error(f"bench configuration error\n{exc}")
     return config
+
+
+def usage_error(message: str) -> NoReturn:
+    """Print a usage or configuration error and exit 2. Never wrapped: a CI log grep for the file
+    or key finds it whole."""
+    first, _, rest = message.partition("\n")
+    error_console.print(f"[bold red]{escape(first)}[/]" + (f"\n{escape(rest)}" if rest else ""), soft_wrap=True)
+    raise SystemExit(EXIT_USAGE)
