@@ -2,18 +2,19 @@
 probe the bench, serve an emulated meter. One module per command.
 
 Exit codes: 0 nothing failed or errored; 1 a FAIL or ERROR verdict (or, for
-validate, a test that kills no mutant); 2 bad configuration or usage; 5 no test
-selected.
+validate, a failed validation); 2 bad configuration or usage; 5 no test selected;
+130 interrupted (SIGINT or SIGTERM), after the bench was put back in its safe state.
 """
 from __future__ import annotations
 
 import argparse
 
-from bench.cli.common import CONFORMANCE, error_console
+from bench.cli.common import CONFORMANCE, EXIT_INTERRUPTED, error_console
 from bench.cli.doctor import command_doctor
 from bench.cli.emulate import command_emulate
 from bench.cli.run import command_run
 from bench.cli.validate import command_validate
+from bench.interrupt import RUN_INTERRUPT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,10 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM as well as Ctrl-C ends a command through its cleanup (a run through its teardown).
+    owned = RUN_INTERRUPT.install()
     try:
         return args.handler(args)
-    except KeyboardInterrupt:
-        error_console.print("[yellow]interrupted[/]")
-        return 130
+    except KeyboardInterrupt as exc:
+        RUN_INTERRUPT.note(exc)
+        error_console.print(f"[yellow]{RUN_INTERRUPT.describe()}[/]")
+        return EXIT_INTERRUPTED
+    finally:
+        if owned:
+            RUN_INTERRUPT.uninstall()
 
 

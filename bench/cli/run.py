@@ -11,8 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from bench.catalogue import aspect_title
-from bench.cli.common import (EXIT_FAILED, EXIT_NO_TESTS, EXIT_OK, EXIT_USAGE, REPO_ROOT, VERDICT_STYLE,
-                              checked_bench, console, error_console)
+from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_TESTS, EXIT_OK, EXIT_USAGE, REPO_ROOT,
+                              VERDICT_STYLE, checked_bench, console, error_console, usage_error)
+from bench.interrupt import RUN_INTERRUPT
+from bench.plugin import interruption_summary, recorder_of
 from bench.record import RunRecord, Verdict, new_run_id
 from bench.station import known_mutants
 
@@ -37,8 +39,6 @@ class LiveProgress:
         self.config = config
 
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple) -> None:
-        from bench.plugin import recorder_of
-
         record = recorder_of(self.config).tests.get(nodeid)
         if record is not None:
             style = VERDICT_STYLE[record.verdict]
@@ -75,8 +75,7 @@ def verdict_table(record: RunRecord) -> Table:
 def command_run(args: argparse.Namespace) -> int:
     config = checked_bench(args.bench)
     if args.mutant and args.mutant not in known_mutants():
-        error_console.print(f"[red]unknown mutant {escape(args.mutant)}; known: {', '.join(sorted(known_mutants()))}[/]")
-        return EXIT_USAGE
+        usage_error(f"unknown mutant {args.mutant!r}; `bench validate --list` lists them")
     run_dir = Path(args.reports) / new_run_id()
     pytest_args = [
         args.suite, f"--rootdir={REPO_ROOT}", "-p", "no:terminal", "-p", "no:cacheprovider",
@@ -96,15 +95,17 @@ def command_run(args: argparse.Namespace) -> int:
         live = LiveProgress(progress)
         code = pytest.main(pytest_args, plugins=[live])
     record_path = run_dir / "record.json"
-    if code == pytest.ExitCode.NO_TESTS_COLLECTED or not record_path.exists():
+    record = RunRecord.read(record_path) if record_path.exists() else None
+    if code == EXIT_INTERRUPTED or RUN_INTERRUPT.interrupted:
+        return _interrupted(args, record, record_path)
+    if code in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR):
+        # Not a signal (those are 130 above): the plugin's usage error (it printed why) or pytest's own.
+        error_console.print(f"[red]the run did not start (pytest exit {int(code)})[/]")
+        return EXIT_USAGE
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED or record is None:
         error_console.print("[yellow]no conformance test was selected[/]" if code in (0, 5) else
                             f"[red]the run stopped before any verdict (pytest exit {int(code)})[/]")
-        return EXIT_NO_TESTS if code in (0, 5) else (EXIT_USAGE if code in (2, 4) else EXIT_FAILED)
-    record = RunRecord.read(record_path)
-    if code == pytest.ExitCode.INTERRUPTED:
-        console.print(verdict_table(record))
-        error_console.print(f"[yellow]interrupted: the verdicts above are those judged so far ({record_path})[/]")
-        return 130
+        return EXIT_NO_TESTS if code in (0, 5) else EXIT_FAILED
     console.print(verdict_table(record))
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or len(record.tests) < live.collected:
         error_console.print(f"[bold red]run incomplete[/]: {len(record.tests)} of {live.collected} tests judged "
@@ -118,9 +119,28 @@ def command_run(args: argparse.Namespace) -> int:
     counts = record.counts()
     console.print(" ".join(f"[{VERDICT_STYLE[v]}]{counts[v.value]} {v.value}[/]" for v in Verdict))
     console.print(f"record: {record_path}  junit: {run_dir / 'junit.xml'}  allure: {run_dir / 'allure-results'}")
-    if args.json:
+    _copy_record(args, record_path)
+    return EXIT_OK if record.ok else EXIT_FAILED
+
+
+def _copy_record(args: argparse.Namespace, record_path: Path) -> None:
+    if args.json and record_path.exists():
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(record_path, args.json)
-    return EXIT_OK if record.ok else EXIT_FAILED
+
+
+def _interrupted(args: argparse.Namespace, record: RunRecord | None, record_path: Path) -> int:
+    """The verdicts judged so far, then how far the run got and what the safe state did."""
+    if record is None:
+        error_console.print(f"[yellow]{escape(RUN_INTERRUPT.describe())} before the run started: no verdict, "
+                            "no meter or instrument had been started[/]")
+        return EXIT_INTERRUPTED
+    if record.tests:
+        console.print(verdict_table(record))
+    for line in interruption_summary(record):
+        error_console.print(f"[{'bold red' if 'NOT ' in line else 'yellow'}]{escape(line)}[/]", soft_wrap=True)
+    error_console.print(f"record: {record_path} (interrupted: true)", soft_wrap=True)
+    _copy_record(args, record_path)
+    return EXIT_INTERRUPTED
 
 
