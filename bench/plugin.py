@@ -13,6 +13,8 @@ back (bench.safe_state), the record says `interrupted`, and pytest exits 130.
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ import pytest
 
 from bench import instrument_fixtures, link_fixtures, supply_fixtures
 from bench.catalogue import ASPECTS
+from bench.clock import RealClock
 from bench.config import BenchConfig, ConfigError, load_bench
 from bench.evidence import UseCase
 from bench.interrupt import RUN_INTERRUPT
@@ -45,6 +48,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench", default=None, help="bench file (default: ./bench.toml)")
     group.addoption("--mutant", default=None, help="serve the emulated meters as this mutant (method validation)")
     group.addoption("--run-dir", default=None, help="where the run record and traces go (default: reports/<run-id>)")
+    group.addoption("--progress-every", type=float, default=10.0, metavar="SECONDS",
+                    help="on hardware, say what a long wait waits for at least this often (default: 10)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -122,6 +127,7 @@ class BenchRecorder:
         self.tests: dict[str, TestRecord] = {}
         self.collected: int | None = None
         self.session: pytest.Session | None = None
+        self.current: pytest.Item | None = None
         self.interrupt = RUN_INTERRUPT
         self._owns_signals = self.interrupt.install()  # under `bench run` the CLI holds them already
         self.safe_state: list[str] = []
@@ -171,11 +177,16 @@ class BenchRecorder:
     # -- interruption ---------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
+        self.current = item
+        if self.station is not None and isinstance(self.station.clock, RealClock):
+            self.station.clock.new_activity()
         try:
             return (yield)
         except KeyboardInterrupt as exc:
             self._stop_in(item, exc)
             raise
+        finally:
+            self.current = None
 
     def _stop_in(self, item: pytest.Item, exc: KeyboardInterrupt) -> None:
         """pytest stops at once on an interrupt, before reporting the phase it hit, and tears the
@@ -209,6 +220,28 @@ class BenchRecorder:
     def _report(item: pytest.Item, call: pytest.CallInfo) -> None:
         report = item.ihook.pytest_runtest_makereport(item=item, call=call)
         item.ihook.pytest_runtest_logreport(report=report)
+
+    # -- progress on long waits (hardware) ------------------------------------------
+    def activity(self) -> str:
+        """What the bench is doing: the running test and its running use-case step."""
+        item = self.current
+        if item is None:
+            return "the bench"
+        state = item.stash.get(_STATE, None)
+        steps = state.usecase.steps if state is not None and state.usecase is not None else []
+        step = next((s for s in reversed(steps) if s.outcome == "running"), None)
+        return f"{item.name}, step {step.title()}" if step else item.name
+
+    def progress_line(self, line: str) -> None:
+        """One line on the console now, past pytest's output capture (a terminal or not)."""
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        terminal = self.config.pluginmanager.getplugin("terminalreporter")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            if terminal is not None:
+                terminal.write_line(line)
+            else:
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
         if getattr(report, "smmc_interrupted", False):
@@ -423,6 +456,10 @@ def bench_station(request: pytest.FixtureRequest, bench_config: BenchConfig) -> 
         station = Station(bench_config, mutant=recorder.mutant)
     except ConfigError as exc:
         pytest.exit(f"bench configuration error:\n{exc}", returncode=2)
+    if isinstance(station.clock, RealClock):
+        station.clock.progress_every = request.config.getoption("progress_every")
+        station.clock.report = recorder.progress_line
+        station.clock.activity = recorder.activity
     with station:
         recorder.station = station
         try:

@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mutant", default=None, help="serve the emulated meters as this mutant")
     run.add_argument("--reports", default="reports", help="where run folders go (default: ./reports)")
     run.add_argument("--suite", default=str(CONFORMANCE), help=argparse.SUPPRESS)
+    run.add_argument("--progress-every", type=float, default=None, help=argparse.SUPPRESS)
     run.set_defaults(handler=command_run)
 
     validate = commands.add_parser("validate", help="prove each conformance test fails against a mutant meter")

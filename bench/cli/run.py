@@ -86,6 +86,8 @@ def command_run(args: argparse.Namespace) -> int:
         pytest_args += ["-k", args.k]
     if args.mutant:
         pytest_args += ["--mutant", args.mutant]
+    if args.progress_every is not None:
+        pytest_args += ["--progress-every", str(args.progress_every)]
     if not all(m.emulated for m in config.meter):
         # Real time on hardware: a 15-minute limiter scenario is legitimate; the drivers bound every wait.
         pytest_args += ["-o", "timeout=0"]
