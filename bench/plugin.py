@@ -172,7 +172,10 @@ class BenchRecorder:
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
         if self._config_error:
             pytest.exit(f"bench configuration error\n{self._config_error}", returncode=2)
-        self.collected = sum("meter" in getattr(item, "fixturenames", ()) for item in items)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # After every deselection (-k, link kinds): the tests this run is to judge.
+        self.collected = sum("meter" in getattr(item, "fixturenames", ()) for item in session.items)
 
     # -- interruption ---------------------------------------------------------
     @pytest.hookimpl(wrapper=True)

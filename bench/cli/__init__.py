@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("-k", default=None, metavar="EXPR", help="validate only the tests matching this -k expression")
     validate.add_argument("--mutants", action="append", metavar="GLOB",
                           help="only the mutants whose name matches (repeatable), e.g. 'hdlc-*'")
+    validate.add_argument("--list", action="store_true", help="list every mutant with its aspect and defect")
+    validate.add_argument("--workers", type=int, default=None, metavar="N",
+                          help="worker processes judging mutants side by side (default: one per CPU)")
     validate.set_defaults(handler=command_validate)
 
     doctor = commands.add_parser("doctor", help="probe every link of the bench and say what answered")
