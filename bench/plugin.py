@@ -170,6 +170,11 @@ class BenchRecorder:
             metafunc.parametrize("meter", ids, indirect=True, ids=ids, scope="function")
 
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
+        if self._bench is not None and self._config_error is None:
+            try:
+                Station(self._bench)  # the profiles and secrets it names, before any test starts
+            except ConfigError as exc:
+                self._config_error = str(exc)
         if self._config_error:
             pytest.exit(f"bench configuration error\n{self._config_error}", returncode=2)
 
@@ -458,7 +463,7 @@ def bench_station(request: pytest.FixtureRequest, bench_config: BenchConfig) -> 
     try:
         station = Station(bench_config, mutant=recorder.mutant)
     except ConfigError as exc:
-        pytest.exit(f"bench configuration error:\n{exc}", returncode=2)
+        pytest.exit(f"bench configuration error\n{exc}", returncode=2)
     if isinstance(station.clock, RealClock):
         station.clock.progress_every = request.config.getoption("progress_every")
         station.clock.report = recorder.progress_line

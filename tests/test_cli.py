@@ -141,6 +141,29 @@ def test_emulate_serves_a_meter_until_interrupted(tmp_path):
     assert "stopped" in out and "SMMC-EMU" not in out + err
 
 
+def test_emulate_on_a_busy_port_is_a_usage_error():
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = bench("emulate", "--port", str(port), cwd=REPO, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"--port {port}: cannot listen there" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_run_with_an_unknown_mutant_is_a_usage_error(tmp_path):
+    for command in (["run", "--mutant", "no-such-mutant", "--reports", str(tmp_path)],
+                    ["emulate", "--mutant", "no-such-mutant"]):
+        result = bench(*command, cwd=REPO, timeout=60)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "no-such-mutant" in result.stderr and "Traceback" not in result.stdout + result.stderr
+    plain = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "tests" / "conformance"), "-q",
+                            "-p", "no:cacheprovider", "--mutant", "no-such-mutant"],
+                           capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert plain.returncode == 2, plain.stdout + plain.stderr
+    assert "unknown mutant 'no-such-mutant'" in plain.stdout + plain.stderr
+    assert "Traceback" not in plain.stdout + plain.stderr and " passed" not in plain.stdout
+
+
 def test_doctor_says_what_answered_and_why_not(tmp_path):
     good = bench("doctor", "--bench", str(REPO / "bench.toml"), cwd=REPO, timeout=60)
     assert good.returncode == 0, good.stdout + good.stderr

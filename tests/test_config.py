@@ -100,6 +100,19 @@ def test_broken_profile_names_key(tmp_path):
         load_profile(str(path))
 
 
+@pytest.mark.parametrize("explicit", [True, False], ids=["--bench FILE", "./bench.toml"])
+def test_plain_pytest_on_a_broken_bench_is_one_usage_error(tmp_path, explicit):
+    """Not a collection error per module: one message naming file and key, exit 2, nothing run."""
+    path = write(tmp_path, GOOD.replace("client_sap = 1", 'client_sap = "1"'))
+    command = [sys.executable, "-m", "pytest", str(REPO / "tests" / "conformance"), "-p", "no:cacheprovider",
+               "--rootdir", str(REPO)] + (["--bench", str(path)] if explicit else [])
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "meter[0].security.client_sap" in output and "bench.toml" in output
+    assert "Traceback" not in output and "ERROR collecting" not in output and " passed" not in output
+
+
 def test_cli_exits_2_naming_the_key(tmp_path):
     path = write(tmp_path, GOOD.replace('authentication = "low"', 'authentication = "medium"'))
     result = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--bench", str(path)],

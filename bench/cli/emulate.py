@@ -7,7 +7,7 @@ import threading
 
 from rich.markup import escape
 
-from bench.cli.common import EXIT_OK, EXIT_USAGE, checked_bench, console, error_console
+from bench.cli.common import EXIT_OK, EXIT_USAGE, checked_bench, console, error_console, usage_error
 
 
 def command_emulate(args: argparse.Namespace) -> int:
@@ -15,8 +15,10 @@ def command_emulate(args: argparse.Namespace) -> int:
     from fixtures.meter import MUTANTS, EmulatedMeter  # link mutants need a link: not served here
 
     if args.mutant and args.mutant not in MUTANTS:
-        error_console.print(f"[red]unknown mutant {escape(args.mutant)}; known: {', '.join(sorted(MUTANTS))}[/]")
-        return EXIT_USAGE
+        usage_error(f"unknown meter mutant {args.mutant!r} (link mutants need a link: not served here); "
+                    "`bench validate --list` lists them")
+    if not 0 <= args.port <= 65535:
+        usage_error(f"--port {args.port}: a TCP port is 0..65535 (0: any free port)")
     config = checked_bench(args.bench)
     emulated = next((m for m in config.meter if m.emulated), None)
     if emulated is None:
@@ -27,9 +29,14 @@ def command_emulate(args: argparse.Namespace) -> int:
         clock=VirtualClock(), mutant=args.mutant, lls_password=password.reveal() if password else b"",
         host=args.host, port=args.port, initial_clock_offset=config.emulator.initial_clock_offset,
     )
+    try:
+        meter.start()
+    except OSError as exc:  # the port is taken, or the host is not an address of this machine
+        usage_error(f"--host {args.host} --port {args.port}: cannot listen there: {exc.strerror or exc} "
+                    "(another emulator or program may hold the port: choose another --port, or 0 for any free one)")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with meter:
+    try:
         host, port = meter.address
         security = emulated.security
         secret_from = (f"env {security.password_env}" if security.password_env
@@ -45,6 +52,8 @@ def command_emulate(args: argparse.Namespace) -> int:
                 pass
         except KeyboardInterrupt:
             pass
+    finally:
+        meter.stop()
     console.print("emulated meter stopped")
     return EXIT_OK
 
