@@ -394,13 +394,19 @@ class BenchRecorder:
             return (yield)
         finally:
             # After every other plugin: the session fixtures are down (safe state read back), junit written.
-            if self.interrupt.interrupted:
+            if self.interrupt.interrupted and self.bench_run:
                 session.exitstatus = EXIT_INTERRUPTED
-            if self.tests or self.interrupt.interrupted:
+            if self.tests or (self.interrupt.interrupted and self.bench_run):
                 self.record().write(self.run_dir / "record.json")
 
+    @property
+    def bench_run(self) -> bool:
+        """A run of the bench (a bench file or mutant named, or tests of a meter collected), not
+        a session of other tests the plugin happens to be loaded in."""
+        return bool(self.config.getoption("bench") or self.mutant or self.collected)
+
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        if not self.interrupt.interrupted:
+        if not (self.interrupt.interrupted and self.bench_run):
             return
         terminalreporter.section("smmc-bench: run interrupted", yellow=True)
         for line in interruption_summary(self.record()):
@@ -408,7 +414,7 @@ class BenchRecorder:
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         # Interrupted before the session could finish (in its start): still the interrupted code.
-        if self.session is not None and self.interrupt.interrupted and \
+        if self.session is not None and self.interrupt.interrupted and self.bench_run and \
                 self.session.exitstatus == pytest.ExitCode.INTERRUPTED:
             self.session.exitstatus = EXIT_INTERRUPTED
         if self._owns_signals:
