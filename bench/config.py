@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import tomllib
 from datetime import date, datetime, time
 from enum import Enum
@@ -215,9 +214,6 @@ class BenchConfig(_Strict):
         return None
 
 
-_NAMED_KEY = re.compile(r"^([a-z_]\w*(?:\[\d+\])?(?:\.[a-z_]\w*(?:\[\d+\])?)*): (.+)$", re.DOTALL)
-
-
 def format_validation_error(source: Path, error: ValidationError) -> str:
     """One line per problem: file, dotted key path (list items as [i]), message."""
     lines = []
@@ -234,14 +230,8 @@ def format_validation_error(source: Path, error: ValidationError) -> str:
                 path += f".{part}" if path else str(part)
             previous = part
         message = problem["msg"].removeprefix("Value error, ")
-        key = cause.key if isinstance(cause, KeyProblem) else None
-        if key is None and problem["type"] == "value_error":
-            # A validator's message that starts with the key it is about ("resource: ...") names it.
-            named = _NAMED_KEY.match(message)
-            if named:
-                key, message = named.groups()
-        if key:
-            path = f"{path}.{key}" if path else key
+        if isinstance(cause, KeyProblem):
+            path = f"{path}.{cause.key}" if path else cause.key
         lines.append(f"{source}: {path or '(top level)'}: {message}")
     return "\n".join(lines)
 
