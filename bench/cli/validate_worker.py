@@ -68,11 +68,14 @@ def main() -> int:
     args = parser.parse_args()
     # The answers go to the parent on a descriptor of their own: fd 1 is each run's log.
     answers = os.fdopen(os.dup(1), "w", buffering=1)
-    for line in sys.stdin:
-        name = line.strip()
-        if name:
-            code = judge(args, name)
-            answers.write(json.dumps({"name": name, "exit": code}) + "\n")
+    try:
+        for line in sys.stdin:
+            name = line.strip()
+            if name:
+                code = judge(args, name)
+                answers.write(json.dumps({"name": name, "exit": code}) + "\n")
+    except KeyboardInterrupt:  # stopped between runs (a run in progress handles its own)
+        return 130
     return 0
 
 
