@@ -2,15 +2,24 @@
 
 A broken file raises `ConfigError` with one message naming the file, the key
 path and the problem; the CLI turns it into exit code 2.
+
+Every file (bench and profile) is checked the same way (`validate_document`):
+UTF-8 text, valid TOML, every number finite, then the models in pydantic's
+strict mode (a port written "27059" or 27059.0, a timeout written true or "5"
+are refused, not converted), with bounds on every timeout and limit.
 """
 from __future__ import annotations
 
+import json
+import math
 import os
 import tomllib
+from datetime import date, datetime, time
 from enum import Enum
 from pathlib import Path
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from bench.instruments import AcSourceSettings, LoadSettings
 from bench.links import Link
@@ -21,9 +30,25 @@ class ConfigError(Exception):
     """A configuration file is unusable; the message says where and why."""
 
 
+class KeyProblem(ValueError):
+    """Raised by a model validator about one of the model's keys (or a key below it), so the
+    message names that key rather than the table it sits in."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+# The longest a bench waits for one reply or one connection: a cellular modem may take a
+# minute to dial, nothing legitimate takes longer, and a typo (1e12) must not hang a lab.
+MAX_LINK_TIMEOUT_S = 120.0
+# How far the emulated meter's clock may start from the reference (a year either way).
+MAX_CLOCK_OFFSET_S = 366 * 86400.0
+
+
 class _Strict(BaseModel):
     # Unknown keys are typos more often than not: name them instead of ignoring them.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class StationInfo(_Strict):
@@ -35,7 +60,7 @@ class StationInfo(_Strict):
 class EmulatorSettings(_Strict):
     enabled: bool = True
     # Seconds the emulated meter's clock starts off the reference, so a clock sync has work to do.
-    initial_clock_offset: float = -437.0
+    initial_clock_offset: float = Field(default=-437.0, ge=-MAX_CLOCK_OFFSET_S, le=MAX_CLOCK_OFFSET_S)
 
 
 class HeadEndSettings(_Strict):
@@ -45,6 +70,13 @@ class HeadEndSettings(_Strict):
     port: int = Field(default=0, ge=0, le=65535, description="0: any free port")
     advertise: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$",
                                   description="host:port written into the meter's push setup")
+
+    @field_validator("advertise")
+    @classmethod
+    def _advertised_port(cls, value: str | None) -> str | None:
+        if value is not None and not 1 <= int(value.rsplit(":", 1)[1]) <= 65535:
+            raise ValueError(f"{value!r}: the port must be 1..65535")
+        return value
 
 
 class Authentication(str, Enum):
@@ -57,7 +89,7 @@ class SecuritySettings(_Strict):
     client_sap: int = Field(default=1, ge=1, le=0x7F)
     authentication: Authentication = Authentication.LOW
     # Secrets are named, never written inline: an env variable or a key file.
-    password_env: str | None = None
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     password_file: Path | None = None
 
     @model_validator(mode="after")
@@ -93,9 +125,17 @@ class MeterSettings(_Strict):
                     where = "link" if self.link is not None else f"links[{index}]"
                     raise ValueError(f"{where}: a meter that is not emulated needs {', '.join(missing)}")
         labels = [link.name or link.kind for link in self.all_links]
-        repeated = sorted({label for label in labels if labels.count(label) > 1})
-        if repeated:
-            raise ValueError(f"links need distinct names; give each a name = ... (repeated: {', '.join(repeated)})")
+        for index, label in enumerate(labels):
+            if label in labels[:index]:
+                raise KeyProblem(f"links[{index}].name", f"links need distinct names; give each a name = ... "
+                                 f"({label!r} is links[{labels.index(label)}]'s too)")
+        for index, link in enumerate(self.all_links):
+            where = "link" if self.link is not None else f"links[{index}]"
+            for key in ("timeout", "connect_timeout"):
+                # bench.links bounds them below only; above, a typo would hang the run.
+                if getattr(link, key) > MAX_LINK_TIMEOUT_S:
+                    raise KeyProblem(f"{where}.{key}", f"at most {MAX_LINK_TIMEOUT_S:g} s "
+                                     f"(got {getattr(link, key):g})")
         return self
 
     @property
@@ -128,9 +168,10 @@ class BenchConfig(_Strict):
     @model_validator(mode="after")
     def _unique_meter_ids(self) -> "BenchConfig":
         ids = [m.id for m in self.meter]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"meter ids must be unique; repeated: {', '.join(duplicates)}")
+        for index, meter_id in enumerate(ids):
+            if meter_id in ids[:index]:
+                raise KeyProblem(f"meter[{index}].id", f"meter ids must be unique; {meter_id!r} is meter["
+                                 f"{ids.index(meter_id)}]'s too")
         targets = [target for m in self.meter for target in m.target_ids()]
         clashes = sorted({t for t in targets if targets.count(t) > 1})
         if clashes:
@@ -138,6 +179,14 @@ class BenchConfig(_Strict):
                              "meter's id-link name; rename one")
         if any(m.emulated for m in self.meter) and not self.emulator.enabled:
             raise ValueError("a meter is marked emulated but [emulator] enabled = false")
+        real = [m.id for m in self.meter if not m.emulated]
+        for name, instrument in (("ac_source", self.ac_source), ("load", self.load)):
+            # An emulated instrument powers and loads only the emulated meters: beside a real
+            # meter it would measure a current that never flowed through it (false verdicts).
+            if instrument is not None and instrument.emulated and real:
+                what = {"ac_source": "AC source", "load": "load"}[name]
+                raise KeyProblem(f"{name}.emulated", f"an emulated {what} cannot serve a real meter "
+                                 f"({', '.join(real)}); describe the bench's real {what} instead")
         return self
 
     def resolve_password(self, meter: MeterSettings) -> Secret | None:
@@ -169,6 +218,7 @@ def format_validation_error(source: Path, error: ValidationError) -> str:
     """One line per problem: file, dotted key path (list items as [i]), message."""
     lines = []
     for problem in error.errors():
+        cause = (problem.get("ctx") or {}).get("error")
         path = ""
         previous: object = None
         for part in problem["loc"]:
@@ -180,28 +230,95 @@ def format_validation_error(source: Path, error: ValidationError) -> str:
                 path += f".{part}" if path else str(part)
             previous = part
         message = problem["msg"].removeprefix("Value error, ")
+        if isinstance(cause, KeyProblem):
+            path = f"{path}.{cause.key}" if path else cause.key
         lines.append(f"{source}: {path or '(top level)'}: {message}")
     return "\n".join(lines)
 
 
+def _key_path(parts: list[str | int]) -> str:
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path
+
+
+def _walk(data: Any, parts: list[str | int]):
+    """(key path, value) of every leaf of a TOML document."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _walk(value, [*parts, key])
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _walk(value, [*parts, index])
+    else:
+        yield parts, data
+
+
 def read_toml(path: Path) -> dict:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(_not_utf8(path, raw, exc)) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
-def load_bench(path: str | os.PathLike[str]) -> BenchConfig:
-    source = Path(path)
-    data = read_toml(source)
+def _not_utf8(path: Path, raw: bytes, exc: UnicodeDecodeError) -> str:
+    """Name the key whose value holds the first byte that is not UTF-8 (else its line)."""
+    line = raw.count(b"\n", 0, exc.start) + 1
+    what = f"byte 0x{raw[exc.start]:02x} on line {line} is not UTF-8 (TOML files are UTF-8 text; save it as UTF-8)"
     try:
-        config = BenchConfig.model_validate(data)
+        replaced = tomllib.loads(raw.decode("utf-8", errors="replace"))
+    except tomllib.TOMLDecodeError:
+        return f"{path}: {what}"
+    for parts, value in _walk(replaced, []):
+        if isinstance(value, str) and "\ufffd" in value:
+            return f"{path}: {_key_path(parts)}: {what}"
+    return f"{path}: {what}"
+
+
+def _check_finite(source: Path, data: dict) -> None:
+    """No setting is meaningfully infinite or NaN: refuse them before any model sees them (a
+    model that forgot `allow_inf_nan=False` would otherwise take `timeout = inf`)."""
+    problems = [f"{source}: {_key_path(parts)}: must be a finite number (got {value})"
+                for parts, value in _walk(data, []) if isinstance(value, float) and not math.isfinite(value)]
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _as_json(value: Any) -> str:
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a configuration value")
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def validate_document(model: type[Model], source: Path, data: dict) -> Model:
+    """`data` (a TOML document read from `source`) as `model`, or a ConfigError naming each bad key.
+
+    Validated as the JSON document it is, in strict mode: strings still name enums and paths,
+    but no value changes type on the way ("27059" is not a port, 27059.0 not an integer, true
+    not a number)."""
+    _check_finite(source, data)
+    try:
+        return model.model_validate_json(json.dumps(data, default=_as_json), strict=True)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc)) from None
+
+
+def load_bench(path: str | os.PathLike[str]) -> BenchConfig:
+    source = Path(path)
+    config = validate_document(BenchConfig, source, read_toml(source))
     config._source = source
     return config

@@ -4,9 +4,17 @@ verdicts and the run record.
 Fixtures: `bench_config`, `bench_station`, `bench_clock`, `meter` (parametrized
 over the bench's meters, connected with the meter's security) and `usecase`
 (steps and measurements). Markers: `aspect(n)`, `ntd("3-11")`, `feature(name)`.
+
+A bad bench file or profile, or an unknown mutant, is one usage error (exit 2)
+before anything runs. SIGINT and SIGTERM stop the run the same way under
+`pytest --bench` as under `bench run` (bench.interrupt): the test running then is
+an ERROR "interrupted", every fixture is torn down, the bench's safe state is read
+back (bench.safe_state), the record says `interrupted`, and pytest exits 130.
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +25,14 @@ import pytest
 
 from bench import instrument_fixtures, link_fixtures, supply_fixtures
 from bench.catalogue import ASPECTS
+from bench.clock import RealClock
 from bench.config import BenchConfig, ConfigError, load_bench
 from bench.evidence import UseCase
+from bench.interrupt import RUN_INTERRUPT
 from bench.record import MeterRecord, RunRecord, TestRecord, Verdict, file_sha256, new_run_id, now_iso, software_identity
 from bench.links import link_label
-from bench.station import MeterUnderTest, Station, StationMeter, read_identity, target_ids, trace_path
+from bench.safe_state import check_safe_state
+from bench.station import MeterUnderTest, Station, StationMeter, known_mutants, read_identity, target_ids, trace_path
 from drivers.dlms import FrameTrace
 from drivers.dlms.errors import ConnectFailed, DlmsError, DlmsTimeout, LinkError, ServiceError
 
@@ -34,9 +45,11 @@ MARKERS = (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("smmc-bench")
-    group.addoption("--bench", default="bench.toml", help="bench file (default: ./bench.toml)")
+    group.addoption("--bench", default=None, help="bench file (default: ./bench.toml)")
     group.addoption("--mutant", default=None, help="serve the emulated meters as this mutant (method validation)")
     group.addoption("--run-dir", default=None, help="where the run record and traces go (default: reports/<run-id>)")
+    group.addoption("--progress-every", type=float, default=10.0, metavar="SECONDS",
+                    help="on hardware, say what a long wait waits for at least this often (default: 10)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,11 +66,21 @@ def recorder_of(config: pytest.Config) -> "BenchRecorder":
     return config.pluginmanager.get_plugin(BenchRecorder.name)
 
 
+def bench_path(config: pytest.Config) -> str:
+    return config.getoption("bench") or "bench.toml"
+
+
+# pytest's exit code for a run stopped by SIGINT/SIGTERM is 2, the bench's "bad configuration":
+# an interrupted run exits 128 + SIGINT instead, as a shell reports it.
+EXIT_INTERRUPTED = 130
+
+
 @dataclass
 class _TestState:
     verdict: Verdict | None = None
     diagnosis: str = ""
     duration: float = 0.0
+    interrupted: bool = False
     usecase: UseCase | None = None
     trace: str | None = None
     wire_trace: str | None = None
@@ -108,34 +131,167 @@ class BenchRecorder:
         self.mutant = config.getoption("mutant")
         self.station: Station | None = None
         self.tests: dict[str, TestRecord] = {}
+        self.collected: int | None = None
+        self.session: pytest.Session | None = None
+        self.current: pytest.Item | None = None
+        self.interrupt = RUN_INTERRUPT
+        self._owns_signals = self.interrupt.install()  # under `bench run` the CLI holds them already
+        self.safe_state: list[str] = []
+        self._reported: dict[str, set[str]] = {}  # test -> the phases reported (setup, call, teardown)
+        self._config_error: str | None = None
         self._bench: BenchConfig | None = None
         self._software: dict[str, str] | None = None
 
     def bench_config(self) -> BenchConfig:
         if self._bench is None:
             try:
-                self._bench = load_bench(self.config.getoption("bench"))
+                self._bench = load_bench(bench_path(self.config))
             except ConfigError as exc:
-                pytest.exit(f"bench configuration error:\n{exc}", returncode=2)
+                pytest.exit(f"bench configuration error\n{exc}", returncode=2)
         return self._bench
+
+    # -- usage errors: before anything runs -------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+        if self.config.getoption("bench") is None and not self.mutant:
+            return  # a plain pytest run: the bench is loaded only if a test asks for a meter
+        try:
+            Station(load_bench(bench_path(self.config)))  # every profile and secret, nothing started
+        except ConfigError as exc:
+            pytest.exit(f"bench configuration error\n{exc}", returncode=2)
+        if self.mutant and self.mutant not in known_mutants():
+            pytest.exit(f"unknown mutant {self.mutant!r}; `bench validate --list` lists them", returncode=2)
 
     # -- collection ---------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "meter" in metafunc.fixturenames:
-            ids = [test_id for m in self.bench_config().meter for test_id in target_ids(m)]
+            try:
+                if self._bench is None:
+                    self._bench = load_bench(bench_path(self.config))
+                ids = [test_id for m in self._bench.meter for test_id in target_ids(m)]
+            except ConfigError as exc:
+                # An exit here would be a collection error per module: one usage error after collection.
+                self._config_error, ids = str(exc), []
             metafunc.parametrize("meter", ids, indirect=True, ids=ids, scope="function")
+
+    def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
+        if self._bench is not None and self._config_error is None:
+            try:
+                Station(self._bench)  # the profiles and secrets it names, before any test starts
+            except ConfigError as exc:
+                self._config_error = str(exc)
+        if self._config_error:
+            pytest.exit(f"bench configuration error\n{self._config_error}", returncode=2)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # After every deselection (-k, link kinds): the tests this run is to judge.
+        self.collected = sum("meter" in getattr(item, "fixturenames", ()) for item in session.items)
+
+    # -- interruption ---------------------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
+        self.current = item
+        if self.station is not None and isinstance(self.station.clock, RealClock):
+            self.station.clock.new_activity()
+        try:
+            return (yield)
+        except KeyboardInterrupt as exc:
+            self._stop_in(item, exc)
+            raise
+        finally:
+            self.current = None
+
+    def _stop_in(self, item: pytest.Item, exc: KeyboardInterrupt) -> None:
+        """pytest stops at once on an interrupt, before reporting the phase it hit, and tears the
+        fixtures down only as the session ends, unreported: the test would be missing from the
+        record and listed as passed in junit. Report the interrupted phase, and tear everything
+        down now (nextitem None: every scope), reported as the test's teardown."""
+        self.interrupt.note(exc)
+        self.interrupt.stop()
+        reported = self._reported.get(item.nodeid, set())
+        phase = next((when for when in ("setup", "call", "teardown") if when not in reported), None)
+        if phase is None:  # every phase was reported: interrupted between tests
+            return
+
+        def interrupted() -> None:
+            raise exc
+
+        def teardown() -> None:
+            item.ihook.pytest_runtest_teardown(item=item, nextitem=None)
+
+        if phase == "teardown":  # the teardown was cut short: finish it, then report it interrupted
+            rest = pytest.CallInfo.from_call(teardown, when="teardown", reraise=(pytest.exit.Exception,))
+            if rest.excinfo is not None:
+                self.safe_state.append(f"teardown after the interrupt: {diagnose(rest.excinfo.value)}")
+            self._report(item, pytest.CallInfo.from_call(interrupted, when="teardown", reraise=()))
+        else:
+            self._report(item, pytest.CallInfo.from_call(interrupted, when=phase, reraise=()))
+            self._report(item, pytest.CallInfo.from_call(teardown, when="teardown", reraise=(pytest.exit.Exception,)))
+        item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+    @staticmethod
+    def _report(item: pytest.Item, call: pytest.CallInfo) -> None:
+        report = item.ihook.pytest_runtest_makereport(item=item, call=call)
+        item.ihook.pytest_runtest_logreport(report=report)
+
+    # -- progress on long waits (hardware) ------------------------------------------
+    def activity(self) -> str:
+        """What the bench is doing: the running test and its running use-case step."""
+        item = self.current
+        if item is None:
+            return "the bench"
+        state = item.stash.get(_STATE, None)
+        steps = state.usecase.steps if state is not None and state.usecase is not None else []
+        step = next((s for s in reversed(steps) if s.outcome == "running"), None)
+        return f"{item.name}, step {step.title()}" if step else item.name
+
+    def progress_line(self, line: str) -> None:
+        """One line on the console now, past pytest's output capture (a terminal or not)."""
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        terminal = self.config.pluginmanager.getplugin("terminalreporter")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            if terminal is not None:
+                terminal.write_line(line)
+            else:
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
+        if getattr(report, "smmc_interrupted", False):
+            return "error", "E", ("ERROR", {"red": True})
+        return None
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
+        if isinstance(excinfo.value, KeyboardInterrupt):  # not pytest.exit()
+            self.interrupt.note(excinfo.value)
 
     # -- verdicts -----------------------------------------------------------
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
         outcome = yield
         report = outcome.get_result()
+        exc = call.excinfo.value if call.excinfo else None
+        self._reported.setdefault(item.nodeid, set()).add(call.when)
+        if isinstance(exc, KeyboardInterrupt):
+            self.interrupt.note(exc)
+            # Where the signal landed in the code is no news to a lab: say what happened instead.
+            report.longrepr = f"interrupted by {self.interrupt.received} during {call.when}: the run was stopped"
+            report.smmc_interrupted = True
         if "meter" not in getattr(item, "fixturenames", ()):
             return
         state = item.stash.setdefault(_STATE, _TestState())
         state.duration += call.duration
-        exc = call.excinfo.value if call.excinfo else None
-        if report.skipped and state.verdict is None:
+        if isinstance(exc, KeyboardInterrupt) and not state.interrupted:
+            state.interrupted = True
+            judged = f"; it had ended {state.verdict.value}: {state.diagnosis}" if state.verdict else ""
+            where = "" if call.when == "call" else f" during {call.when}"
+            state.verdict = Verdict.ERROR
+            state.diagnosis = f"interrupted ({self.interrupt.received}){where}{judged}"
+        elif state.interrupted:
+            if report.failed and exc is not None:
+                state.diagnosis += f"; {call.when}: {diagnose(exc)}"
+        elif report.skipped and state.verdict is None:
             state.verdict = Verdict.SKIP
             state.diagnosis = _skip_reason(report)
         elif report.failed and exc is not None:
@@ -153,6 +309,8 @@ class BenchRecorder:
             self.record().write(self.run_dir / "record.json")
             # JUnit consumers see the bench's verdict and its reason beside pytest's outcome.
             report.user_properties += [("verdict", record.verdict.value), ("diagnosis", record.diagnosis)]
+            if state.interrupted:
+                _junit_error(self.config, report)
 
     def _finish(self, item: pytest.Item, state: _TestState) -> TestRecord:
         aspect = item.get_closest_marker("aspect")
@@ -217,7 +375,7 @@ class BenchRecorder:
                         identity=meter.identity, identity_error=meter.identity_error,
                     )
                 )
-        bench_file = Path(self.config.getoption("bench"))
+        bench_file = Path(bench_path(self.config))
         return RunRecord(
             run_id=self.run_id,
             started=self.started,
@@ -228,12 +386,75 @@ class BenchRecorder:
             mutant=self.mutant,
             software=self._software,
             meters=meters,
+            collected=self.collected,
+            interrupted=self.interrupt.interrupted,
+            interrupted_by=self.interrupt.received or (self.interrupt.held[0] if self.interrupt.held else None),
+            safe_state=self.safe_state,
             tests=list(self.tests.values()),
         )
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.tests:
-            self.record().write(self.run_dir / "record.json")
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
+        self.interrupt.stop()  # the run is ending: a signal now must not cut the teardown short
+        try:
+            return (yield)
+        finally:
+            # After every other plugin: the session fixtures are down (safe state read back), junit written.
+            if self.interrupt.interrupted and self.bench_run:
+                session.exitstatus = EXIT_INTERRUPTED
+            if self.tests or (self.interrupt.interrupted and self.bench_run):
+                self.record().write(self.run_dir / "record.json")
+
+    @property
+    def bench_run(self) -> bool:
+        """A run of the bench (a bench file or mutant named, or tests of a meter collected), not
+        a session of other tests the plugin happens to be loaded in."""
+        return bool(self.config.getoption("bench") or self.mutant or self.collected)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not (self.interrupt.interrupted and self.bench_run):
+            return
+        terminalreporter.section("smmc-bench: run interrupted", yellow=True)
+        for line in interruption_summary(self.record()):
+            terminalreporter.line(line, red="NOT " in line)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # Interrupted before the session could finish (in its start): still the interrupted code.
+        if self.session is not None and self.interrupt.interrupted and self.bench_run and \
+                self.session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.session.exitstatus = EXIT_INTERRUPTED
+        if self._owns_signals:
+            self.interrupt.uninstall()
+
+
+def interruption_summary(record: RunRecord) -> list[str]:
+    """What the console says of an interrupted run: how far it got and the safe state."""
+    if record.collected is None:
+        lines = [f"interrupted by {record.interrupted_by} before the tests were collected: no verdict"]
+    else:
+        lines = [f"interrupted by {record.interrupted_by}: {len(record.tests)} of {record.collected} tests judged"]
+        lines += [f"{test.id}: ERROR \"{test.diagnosis}\"" for test in record.tests
+                  if test.diagnosis.startswith("interrupted (")]
+    if record.safe_state:
+        lines.append("safe state after the interrupt:")
+        lines += [f"  {line}" for line in record.safe_state]
+    else:
+        lines.append("safe state: no meter or instrument had been started")
+    return lines
+
+
+def _junit_error(config: pytest.Config, report: pytest.TestReport) -> None:
+    """An interrupted test is an <error> in junit.xml, not a <failure> (the meter did nothing
+    wrong). pytest's junit writer keeps one XML node per test until its teardown report: the
+    one place we reach into it (tests/bench/test_interrupt.py pins it)."""
+    from _pytest.junitxml import xml_key
+
+    writer = config.stash.get(xml_key, None)
+    if writer is None:
+        return
+    for node in writer.node_reporter(report).nodes:
+        if node.tag == "failure":
+            node.tag = "error"
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
@@ -254,12 +475,21 @@ def bench_station(request: pytest.FixtureRequest, bench_config: BenchConfig) -> 
     try:
         station = Station(bench_config, mutant=recorder.mutant)
     except ConfigError as exc:
-        pytest.exit(f"bench configuration error:\n{exc}", returncode=2)
+        pytest.exit(f"bench configuration error\n{exc}", returncode=2)
+    if isinstance(station.clock, RealClock):
+        station.clock.progress_every = request.config.getoption("progress_every")
+        station.clock.report = recorder.progress_line
+        station.clock.activity = recorder.activity
     with station:
         recorder.station = station
-        for meter in station.meters.values():
-            _read_identity(station, meter)
-        yield station
+        try:
+            for meter in station.meters.values():
+                _read_identity(station, meter)
+            yield station
+        finally:
+            if recorder.interrupt.interrupted:
+                # Every other fixture is down (each put its device back): read the devices back.
+                recorder.safe_state += check_safe_state(station)
 
 
 def _read_identity(station: Station, meter: StationMeter) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from bench.config import KeyProblem
 
 _OBIS = re.compile(r"^\d{1,3}(\.\d{1,3}){5}$")
 
@@ -21,17 +23,32 @@ ObisCode = Annotated[str, AfterValidator(_check_obis)]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN or infinity: a NaN tolerance fails every comparison, an infinite one passes all.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# The largest value a limit may take, by unit: a duration longer than a day or a share over
+# 100 % is a typo, and a wait the bench would sit through silently.
+LIMIT_CEILINGS = {"s": 86400.0, "%": 100.0}
+LIMIT_CEILING_OTHER_UNITS = 1e6
 
 
 class Limit(StrictModel):
-    """A figure a test is judged by, traceable to the regulation."""
+    """A figure a test is judged by, traceable to the regulation: a magnitude (a tolerance, a
+    duration, a threshold, a count), never negative."""
 
-    value: float
+    value: float = Field(ge=0)
     unit: str
     article: str = Field(pattern=r"^\d+(-\d+)*$")
     provisional: bool = False
     note: str = ""
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "Limit":
+        ceiling = LIMIT_CEILINGS.get(self.unit, LIMIT_CEILING_OTHER_UNITS)
+        if self.value > ceiling:
+            raise KeyProblem("value", f"at most {ceiling:g} {self.unit} (got {self.value:g})")
+        return self
 
     def describe(self) -> str:
         mark = ", provisional" if self.provisional else ""

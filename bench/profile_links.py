@@ -105,7 +105,8 @@ class AssociationProfile(StrictModel):
 
 class ModeEProfile(StrictModel):
     maker: str = Field(default="EMU", min_length=3, max_length=3, description="FLAG id, compared case-insensitively")
-    min_baud: int = Field(default=9600, description="slowest HDLC rate the identification may offer")
+    min_baud: int = Field(default=9600, ge=300, le=115200,
+                          description="slowest HDLC rate the identification may offer (IEC 62056-21: 300..115200)")
     ident_pattern: str = Field(default=r".+", description="regular expression the identification must match")
     reaction_time: Limit = Limit(value=1.5, unit="s", article="4-11", provisional=True,
                                  note="IEC 62056-21 reaction time tr <= 1500 ms (sign-on to identification)")
@@ -128,9 +129,9 @@ class ProgrammingProfile(StrictModel):
     """The parameter aspect 5 writes through the optical port and reads back (restored afterwards)."""
 
     name: str = "clock.time_zone"
-    class_id: int = 8
+    class_id: int = Field(default=8, ge=1, le=0xFFFF)
     obis: ObisCode = "0.0.1.0.0.255"
-    attribute: int = Field(default=3, ge=2)
+    attribute: int = Field(default=3, ge=2, le=127)
     data_type: DataTypeName = "long"
     value: int | str = Field(default=-180, description="written value (octet-string as hex)")
     # IDIS 47 "parameters changed", in the standard event log; left out: not checked.

@@ -7,10 +7,11 @@ A profile is a TOML file; `bench.toml` names it by file name (looked up in
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from bench.config import ConfigError, format_validation_error, read_toml
+from bench.config import ConfigError, KeyProblem, read_toml, validate_document
 from bench.profile_base import Limit, ObisCode, StrictModel
 from bench.profile_links import LINK_FEATURES, LinkProfile
 from bench.profile_supply import SUPPLY_FEATURES, SupplyProfile
@@ -54,11 +55,14 @@ class Objects(StrictModel):
 
 
 
+EventCode = Annotated[int, Field(ge=0, le=255)]  # an event object's value is an unsigned
+
+
 class EventCodes(StrictModel):
-    clock_adjusted_old_time: int = 4
-    clock_adjusted_new_time: int = 5
-    remote_disconnect: int = 62
-    remote_reconnect: int = 63
+    clock_adjusted_old_time: EventCode = 4
+    clock_adjusted_new_time: EventCode = 5
+    remote_disconnect: EventCode = 62
+    remote_reconnect: EventCode = 63
 
 
 class Disconnector(StrictModel):
@@ -82,6 +86,15 @@ class Limits(StrictModel):
     disconnect_operation_time: Limit
     disconnected_observation_time: Limit
     energy_while_disconnected: Limit
+
+    @model_validator(mode="after")
+    def _clock_figures(self) -> "Limits":
+        # IC 8 shift_time takes a long of -900..900 s; a zero shift or desync shows nothing.
+        for name, low, high in (("clock_shift_step", 0.0, 900.0), ("clock_desync_offset", 0.0, 86400.0)):
+            value = getattr(self, name).value
+            if not low < value <= high:
+                raise KeyProblem(f"{name}.value", f"must be more than {low:g} and at most {high:g} s (got {value:g})")
+        return self
 
 
 class MeterProfile(StrictModel):
@@ -120,8 +133,4 @@ def load_profile(name_or_path: str, relative_to: Path = Path(".")) -> MeterProfi
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in BUILTIN_PROFILES.glob("*.toml")))
         raise ConfigError(f"{path}: meter profile not found (built-in profiles: {known})")
-    data = read_toml(path)
-    try:
-        return MeterProfile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(path, exc)) from None
+    return validate_document(MeterProfile, path, read_toml(path))

@@ -58,6 +58,13 @@ class RunRecord(BaseModel):
     mutant: str | None = None
     software: dict[str, str] = Field(default_factory=dict)
     meters: list[MeterRecord] = Field(default_factory=list)
+    # Tests selected for the run; fewer in `tests` means the run did not judge them all.
+    collected: int | None = None
+    # Stopped by SIGINT/SIGTERM: the verdicts are those judged so far, the test running then
+    # is an ERROR "interrupted", and `safe_state` says what the bench found and did afterwards.
+    interrupted: bool = False
+    interrupted_by: str | None = None
+    safe_state: list[str] = Field(default_factory=list)
     tests: list[TestRecord] = Field(default_factory=list)
 
     def counts(self) -> dict[str, int]:

@@ -97,10 +97,15 @@ def test_run_with_no_matching_test_exits_5(tmp_path):
 @pytest.mark.timeout(900)  # a validation is dozens of suite runs
 def test_validate_kills_a_mutant_with_every_test(tmp_path):
     result = bench("validate", "--bench", str(REPO / "bench.toml"), "--reports", str(tmp_path), cwd=REPO, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(next(tmp_path.glob("validate-*/validation.json")).read_text())
-    assert summary["problems"] == []
+    # Each mutant's run is a run of its own: its folder, its record, naming it.
+    folder = next(tmp_path.glob("validate-*"))
+    for name in summary["mutants"]:
+        assert json.loads((folder / name / "record.json").read_text())["mutant"] == name
+    assert json.loads((folder / "conforming" / "record.json").read_text())["mutant"] is None
     assert set(summary["conforming"].values()) == {"PASS"}
+    assert summary["problems"] == []
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.timeout(900)  # a validation is dozens of suite runs
@@ -142,6 +147,29 @@ def test_emulate_serves_a_meter_until_interrupted(tmp_path):
         process.kill()
     assert process.returncode == 0, err
     assert "stopped" in out and "SMMC-EMU" not in out + err
+
+
+def test_emulate_on_a_busy_port_is_a_usage_error():
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = bench("emulate", "--port", str(port), cwd=REPO, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"--port {port}: cannot listen there" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_run_with_an_unknown_mutant_is_a_usage_error(tmp_path):
+    for command in (["run", "--mutant", "no-such-mutant", "--reports", str(tmp_path)],
+                    ["emulate", "--mutant", "no-such-mutant"]):
+        result = bench(*command, cwd=REPO, timeout=60)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "no-such-mutant" in result.stderr and "Traceback" not in result.stdout + result.stderr
+    plain = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "tests" / "conformance"), "-q",
+                            "-p", "no:cacheprovider", "--mutant", "no-such-mutant"],
+                           capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert plain.returncode == 2, plain.stdout + plain.stderr
+    assert "unknown mutant 'no-such-mutant'" in plain.stdout + plain.stderr
+    assert "Traceback" not in plain.stdout + plain.stderr and " passed" not in plain.stdout
 
 
 def test_doctor_says_what_answered_and_why_not(tmp_path):
@@ -246,15 +274,15 @@ def test_validate_kills_every_hdlc_and_optical_mutant(tmp_path):
                    "--mutants", "hdlc-*", "--mutants", "optical-*", "--mutants", "mode-e-*",
                    "--mutants", "management-*", "--mutants", "limiter-*", "--mutants", "breaker-*",
                    "--reports", str(tmp_path), cwd=REPO, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(next(tmp_path.glob("validate-*/validation.json")).read_text())
-    assert summary["problems"] == []
     assert "hdlc-bad-fcs-every-5th" in summary["mutants"] and "optical-drops-writes" in summary["mutants"]
-    survivors = [name for name, verdicts in summary["mutants"].items()
-                 if not any(v in ("FAIL", "ERROR") for v in verdicts.values())]
-    # Only limiter mutants that aspect 15 cannot see (emergency profile, event 67) may survive here.
-    assert [name for name in survivors if not name.startswith("limiter-")] == []
+    # Only limiter mutants (aspect 14, whose tests are not selected here) may go unkilled: not exercised.
+    unkilled = {name: m["status"] for name, m in summary["mutants"].items() if not m["status"].startswith("killed")}
+    assert {name: status for name, status in unkilled.items() if not name.startswith("limiter-")} == {}
+    assert set(unkilled.values()) <= {"not exercised"}
     assert any("aspect15" in test and verdict == "PASS" for test, verdict in summary["conforming"].items())
+    assert summary["problems"] == []
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_meter_dying_mid_run_gives_errors_and_the_run_goes_on(tmp_path):
@@ -342,6 +370,35 @@ def test_validate_with_a_crashing_run_is_not_validated(tmp_path):
                    "--mutants", "clock-set-off-by-30s", "--reports", str(tmp_path / "r"), cwd=REPO, timeout=600)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "run incomplete" in result.stdout + result.stderr
+
+
+@pytest.mark.timeout(900)
+def test_a_run_that_crashes_its_worker_loses_only_itself(tmp_path):
+    """One worker judging mutant after mutant: the run that kills it is named incomplete, a fresh
+    worker judges the rest, and an ERROR on a mutant is shown, never counted as a kill."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_some.py").write_text(
+        "import os\nimport pytest\n"
+        "pytestmark = [pytest.mark.aspect(13)]\n"
+        "def test_a_kills(meter, request, usecase):\n"
+        "    mutant = request.config.getoption('mutant')\n"
+        "    if mutant == 'clock-ignores-set':\n"
+        "        os._exit(3)\n"
+        "    if mutant == 'clock-shift-ignored':\n"
+        "        raise ConnectionError('the bench could not judge')\n"
+        "    usecase.expect('mutant', mutant, None, article='3-11')\n")
+    result = bench("validate", "--bench", str(REPO / "bench.toml"), "--suite", str(suite), "--workers", "1",
+                   "--mutants", "clock-ignores-set", "--mutants", "clock-set-off-by-30s",
+                   "--mutants", "clock-shift-ignored", "--reports", str(tmp_path / "r"), cwd=REPO, timeout=600)
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = json.loads(next((tmp_path / "r").glob("validate-*/validation.json")).read_text())
+    statuses = {name: m["status"] for name, m in summary["mutants"].items()}
+    assert statuses == {"clock-ignores-set": "run incomplete", "clock-set-off-by-30s": "killed",
+                        "clock-shift-ignored": "survived"}
+    assert summary["mutants"]["clock-shift-ignored"]["errors"] and \
+        not summary["mutants"]["clock-shift-ignored"]["kills_in_aspect"]
+    assert "Traceback" not in result.stdout
 
 
 @pytest.mark.timeout(900)

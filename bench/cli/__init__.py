@@ -1,0 +1,73 @@
+"""The `bench` command: run the conformance suite, validate it against the mutants,
+probe the bench, serve an emulated meter. One module per command.
+
+Exit codes: 0 nothing failed or errored; 1 a FAIL or ERROR verdict (or, for
+validate, a failed validation); 2 bad configuration or usage; 5 no test selected;
+130 interrupted (SIGINT or SIGTERM), after the bench was put back in its safe state.
+"""
+from __future__ import annotations
+
+import argparse
+
+from bench.cli.common import CONFORMANCE, EXIT_INTERRUPTED, error_console
+from bench.cli.doctor import command_doctor
+from bench.cli.emulate import command_emulate
+from bench.cli.run import command_run
+from bench.cli.validate import command_validate
+from bench.interrupt import RUN_INTERRUPT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="SMMC smart-meter homologation bench")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the conformance suite and print the verdicts")
+    run.add_argument("--bench", default="bench.toml", help="bench file (default: ./bench.toml)")
+    run.add_argument("-k", default=None, metavar="EXPR", help="only tests matching this pytest -k expression")
+    run.add_argument("--json", default=None, metavar="PATH", help="also write the run record here")
+    run.add_argument("--mutant", default=None, help="serve the emulated meters as this mutant")
+    run.add_argument("--reports", default="reports", help="where run folders go (default: ./reports)")
+    run.add_argument("--suite", default=str(CONFORMANCE), help=argparse.SUPPRESS)
+    run.add_argument("--progress-every", type=float, default=None, help=argparse.SUPPRESS)
+    run.set_defaults(handler=command_run)
+
+    validate = commands.add_parser("validate", help="prove each conformance test fails against a mutant meter")
+    validate.add_argument("--bench", default="bench.toml")
+    validate.add_argument("--reports", default="reports")
+    validate.add_argument("--suite", default=str(CONFORMANCE), help="conformance test folder (default: the bench's)")
+    validate.add_argument("-k", default=None, metavar="EXPR", help="validate only the tests matching this -k expression")
+    validate.add_argument("--mutants", action="append", metavar="GLOB",
+                          help="only the mutants whose name matches (repeatable), e.g. 'hdlc-*'")
+    validate.add_argument("--list", action="store_true", help="list every mutant with its aspect and defect")
+    validate.add_argument("--workers", type=int, default=None, metavar="N",
+                          help="worker processes judging mutants side by side (default: one per CPU)")
+    validate.set_defaults(handler=command_validate)
+
+    doctor = commands.add_parser("doctor", help="probe every link of the bench and say what answered")
+    doctor.add_argument("--bench", default="bench.toml")
+    doctor.set_defaults(handler=command_doctor)
+
+    emulate = commands.add_parser("emulate", help="serve an emulated meter until interrupted")
+    emulate.add_argument("--bench", default="bench.toml", help="bench file whose emulated meter gives the security")
+    emulate.add_argument("--mutant", default=None)
+    emulate.add_argument("--host", default="127.0.0.1")
+    emulate.add_argument("--port", type=int, default=4059)
+    emulate.set_defaults(handler=command_emulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # SIGTERM as well as Ctrl-C ends a command through its cleanup (a run through its teardown).
+    owned = RUN_INTERRUPT.install()
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt as exc:
+        RUN_INTERRUPT.note(exc)
+        error_console.print(f"[yellow]{RUN_INTERRUPT.describe()}[/]")
+        return EXIT_INTERRUPTED
+    finally:
+        if owned:
+            RUN_INTERRUPT.uninstall()
+
+

@@ -1,0 +1,61 @@
+"""`bench doctor`: probe every link and instrument of the bench and say what answered."""
+from __future__ import annotations
+
+import argparse
+
+from rich.markup import escape
+from rich.table import Table
+
+from bench.cli.common import EXIT_FAILED, EXIT_OK, checked_bench, console
+from bench.station import Station
+
+
+def command_doctor(args: argparse.Namespace) -> int:
+    """Probe every meter link of the bench and say what answered, or why not."""
+    import time
+
+    from bench.instruments import probe_instruments
+    from bench.links import link_label, probe_link
+    from bench.station import read_identity
+    from drivers.dlms import FrameTrace
+    from drivers.dlms.errors import DlmsError
+
+    config = checked_bench(args.bench)
+    table = Table(title=f"bench doctor - {escape(args.bench)}")
+    for column in ("Device", "Link", "Answer", "Details"):
+        table.add_column(column, overflow="fold")
+    failures = 0
+    with Station(config) as station:
+        for test_id, (meter, index) in station.targets().items():
+            link = meter.links[index]
+            started = time.monotonic()
+            probe = probe_link(link, meter.profile.links)
+            if not probe.ok:
+                failures += 1
+                table.add_row(escape(test_id), escape(f"{link_label(link)}: {link.describe()}"), "[red]NO[/]",
+                              escape(f"{probe.diagnosis} ({probe.seconds:.2f} s)"))
+                continue
+            link_details = "; ".join(d for d in (probe.identification, probe.negotiated_hdlc) if d)
+            try:
+                with station.session(meter, FrameTrace(), index) as session:
+                    identity = read_identity(session, meter.profile)
+                details = ", ".join(f"{k}={v}" for k, v in identity.items())
+                details += f"; max PDU {session.negotiated_max_pdu}"
+                answer = "[green]OK[/]"
+            except DlmsError as exc:
+                failures += 1
+                answer, details = "[red]NO[/]", f"link up, DLMS association failed: {exc.diagnosis}"
+            if link_details:
+                details = f"{link_details}; {details}"
+            elapsed = time.monotonic() - started
+            table.add_row(escape(test_id), escape(f"{link_label(link)}: {link.describe()}"), answer,
+                          escape(f"{details} ({elapsed:.2f} s)"))
+        instruments = station.instruments
+        for probe in probe_instruments(instruments.ac_source, instruments.load, station.clock):
+            failures += not probe.ok
+            table.add_row(escape(probe.name), "instrument", "[green]OK[/]" if probe.ok else "[red]NO[/]",
+                          escape(probe.identification if probe.ok else probe.diagnosis))
+    console.print(table)
+    return EXIT_OK if failures == 0 else EXIT_FAILED
+
+

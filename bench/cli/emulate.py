@@ -1,0 +1,60 @@
+"""`bench emulate`: serve an emulated meter for any DLMS client until interrupted."""
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from rich.markup import escape
+
+from bench.cli.common import EXIT_OK, EXIT_USAGE, checked_bench, console, error_console, usage_error
+
+
+def command_emulate(args: argparse.Namespace) -> int:
+    from fixtures.clock import VirtualClock
+    from fixtures.meter import MUTANTS, EmulatedMeter  # link mutants need a link: not served here
+
+    if args.mutant and args.mutant not in MUTANTS:
+        usage_error(f"unknown meter mutant {args.mutant!r} (link mutants need a link: not served here); "
+                    "`bench validate --list` lists them")
+    if not 0 <= args.port <= 65535:
+        usage_error(f"--port {args.port}: a TCP port is 0..65535 (0: any free port)")
+    config = checked_bench(args.bench)
+    emulated = next((m for m in config.meter if m.emulated), None)
+    if emulated is None:
+        error_console.print(f"[red]{escape(args.bench)} declares no emulated meter to take the security from[/]")
+        return EXIT_USAGE
+    password = config.resolve_password(emulated)
+    meter = EmulatedMeter(
+        clock=VirtualClock(), mutant=args.mutant, lls_password=password.reveal() if password else b"",
+        host=args.host, port=args.port, initial_clock_offset=config.emulator.initial_clock_offset,
+    )
+    try:
+        meter.start()
+    except OSError as exc:  # the port is taken, or the host is not an address of this machine
+        usage_error(f"--host {args.host} --port {args.port}: cannot listen there: {exc.strerror or exc} "
+                    "(another emulator or program may hold the port: choose another --port, or 0 for any free one)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        host, port = meter.address
+        security = emulated.security
+        secret_from = (f"env {security.password_env}" if security.password_env
+                       else f"file {security.password_file}" if security.password_file else "none")
+        console.print(f"[bold]emulated meter[/] {'(mutant ' + args.mutant + ')' if args.mutant else '(conforming)'}"
+                      f" listening on [cyan]{host}:{port}[/] (DLMS/COSEM, TCP wrapper, LN referencing)")
+        console.print(f"  server wPort 1; management client SAP 1 with LLS (password: {escape(secret_from)});"
+                      " public client SAP 16 without authentication")
+        console.print(escape(f'  bench.toml:  [meter.link] kind = "tcp"  host = "{host}"  port = {port}'))
+        console.print("  Ctrl-C to stop")
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        meter.stop()
+    console.print("emulated meter stopped")
+    return EXIT_OK
+
+
