@@ -27,5 +27,13 @@ TABLE = AcCommandTable(
     measure_current="MEAS:CURR:AC?",
     measure_power="MEAS:POW:AC?",
     abort=("ABOR",),
+    on_close=("SYST:LOC",),
+    unconfirmed=(
+        "bare ABOR accepted (not found in the guide; if refused, safe_state fails)",
+        "MEAS:VOLT:AC? etc. headers; MEAS takes 333-666 ms per query (three acquisitions per measure())",
+        "FREQ <f> alone accepted (guide example also sets soft limits)",
+        "VOLT:RANG 135|270 not set on open (front-panel range carried over)",
+    ),
+    sources=(("subsystems ABOR/FETC/MEAS/FREQ/OUTP/VOLT", "AC6800B Operating and Service Guide ch. 3"),),
     idn_words=("KEYSIGHT", "AGILENT"),
 )
