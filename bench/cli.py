@@ -284,6 +284,9 @@ def command_doctor(args: argparse.Namespace) -> int:
     from drivers.dlms.errors import DlmsError
 
     config = checked_bench(args.bench)
+    if args.instruments:
+        from bench.instrument_acceptance import command_doctor_instruments
+        return command_doctor_instruments(args, config, console)
     table = Table(title=f"bench doctor - {escape(args.bench)}")
     for column in ("Device", "Link", "Answer", "Details"):
         table.add_column(column, overflow="fold")
@@ -386,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="probe every link of the bench and say what answered")
     doctor.add_argument("--bench", default="bench.toml")
+    doctor.add_argument("--instruments", action="store_true", help="first-day instrument acceptance (scope)")
+    doctor.add_argument("--scope-readings", choices=("prompt", "auto"), default="prompt",
+                        help="auto: take the source's own measurement, no prompt (CI)")
+    doctor.add_argument("--station-record", default="station-record.json")
     doctor.set_defaults(handler=command_doctor)
 
     emulate = commands.add_parser("emulate", help="serve an emulated meter until interrupted")
