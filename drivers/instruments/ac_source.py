@@ -161,10 +161,10 @@ class AcSource:
 
     def close(self) -> None:
         if self.link.is_open:
-            # The front panel back to the lab (unchecked: a close must not fail on it).
+            # The front panel back to the lab (a close must not fail on it: refusals are logged).
             for command in self.table.on_close:
                 try:
-                    self.link.write(command, check=False)
+                    self.link.write(command)  # checked: a refusal is logged, not raised
                 except InstrumentError as exc:
                     log.warning("%s: %s on close failed: %s", self.name, command, exc.diagnosis)
         self.link.close()

@@ -136,7 +136,7 @@ class ScpiElectronicLoad:
         if self.link.is_open:
             for command in self.table.on_close:
                 try:
-                    self.link.write(command, check=False)
+                    self.link.write(command)  # checked: a refusal is logged, not raised
                 except InstrumentError as exc:
                     log.warning("%s: %s on close failed: %s", self.name, command, exc.diagnosis)
         self.link.close()
