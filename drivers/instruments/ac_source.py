@@ -185,6 +185,17 @@ class AcSource:
 
     def output(self, on: bool) -> None:
         self.link.write(self.table.output_on if on else self.table.output_off)
+        self.wait_complete()
+
+    def wait_complete(self) -> None:
+        """The operation-complete handshake: SYST:ERR? says a command parsed, *OPC? that the
+        relay/slew it started has finished (AMETEK/CI relays take ~1 s)."""
+        if self.table.operation_complete is None:
+            return
+        reply = self.link.query(self.table.operation_complete).strip()
+        if reply != "1":
+            raise InstrumentReplyError(f"{self.name}: {self.table.operation_complete!r} answered {reply!r}, not 1",
+                                       raw=reply)
 
     def on(self) -> None:
         self.output(True)
@@ -219,10 +230,12 @@ class AcSource:
         return self.link.query_number(self.table.frequency_query)
 
     def measure(self) -> AcMeasurement:
+        """One acquisition (the table's first query), then the others fetched from it where the
+        model separates MEASure from FETCh, so the three figures describe the same cycles."""
         return AcMeasurement(
             voltage_v=self.link.query_number(self.table.measure_voltage),
-            current_a=self.link.query_number(self.table.measure_current),
-            power_w=self.link.query_number(self.table.measure_power),
+            current_a=self.link.query_number(self.table.fetch_current or self.table.measure_current),
+            power_w=self.link.query_number(self.table.fetch_power or self.table.measure_power),
         )
 
     def errors(self) -> list[tuple[int, str]]:

@@ -165,3 +165,11 @@ def test_load_overrides_from_bench_toml():
                                 overrides={"mode": "MODE CC", "on": "LOAD ON"}) as load:
             load.on()
             assert emulator.input_on
+
+
+@pytest.mark.parametrize("model", ["generic", "keysight-ac6800", "ametek-ci"])
+def test_measure_is_one_acquisition_then_fetch(open_source, model):
+    source, emulator = open_source(model)
+    before = emulator.acquisitions
+    source.measure()
+    assert emulator.acquisitions - before == 1

@@ -59,6 +59,9 @@ class AcCommandTable:
     measure_voltage: str
     measure_current: str
     measure_power: str
+    # Fetch the figures of the acquisition measure_voltage started (None: measure each anew).
+    fetch_current: str | None = None
+    fetch_power: str | None = None
     identify: str = "*IDN?"
     clear_status: str = "*CLS"
     error_query: str = "SYST:ERR?"

@@ -26,6 +26,10 @@ TABLE = AcCommandTable(
     measure_voltage="MEAS:VOLT:AC?",
     measure_current="MEAS:CURR:AC?",
     measure_power="MEAS:POW:AC?",
+    # MEAS takes 333-666 ms and starts a new acquisition each time: one MEAS, then FETC
+    # (AC6800B guide ch. 3, FETCh/MEASure subsystem).
+    fetch_current="FETC:CURR:AC?",
+    fetch_power="FETC:POW:AC?",
     abort=("ABOR",),
     on_close=("SYST:LOC",),
     unconfirmed=(
