@@ -55,6 +55,15 @@ class LoadCommandTable:
     on_close: tuple[str, ...] = ()
     unconfirmed: tuple[str, ...] = ()
     sources: tuple[tuple[str, str], ...] = ()
+    idn_words: tuple[str, ...] = ()
+
+    @property
+    def description(self) -> str:
+        return f"{self.model} electronic load"
+
+    def idn_matches(self, identification: str) -> bool:
+        text = identification.upper()
+        return not self.idn_words or any(word.upper() in text for word in self.idn_words)
 
 
 LOAD_TABLES: dict[str, LoadCommandTable] = {
