@@ -280,6 +280,10 @@ def _probe(name: str, opener: Callable[[], object], settings) -> InstrumentProbe
         if table is not None and not table.idn_matches(identification):
             diagnosis = f"*IDN? does not look like a {table.description}; check model = \"{table.model}\""
             return InstrumentProbe(name, False, identification, diagnosis)
+        unconfirmed = len(getattr(table, "unconfirmed", ()))
+        if unconfirmed:
+            note = f"{unconfirmed} unconfirmed command-table entries (bench doctor --instruments lists them)"
+            identification = f"{identification}; {note}" if identification else note
         return InstrumentProbe(name, True, identification, diagnosis)
     finally:
         driver.close()
