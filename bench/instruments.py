@@ -20,6 +20,7 @@ to point at them, so the fixtures open emulated and real instruments alike.
 """
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
@@ -34,11 +35,36 @@ _DEFAULT_STEPS_A = (1.0, 2.0, 4.0, 8.0)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no "2" for 2.0 nor "true" for true; no inf/nan: every timeout and level is finite.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class Calibration(_Strict):
+    """[ac_source.calibration] / [load.calibration]: the instrument's last calibration.
+
+        [ac_source.calibration]
+        last = 2026-03-01
+        due = 2027-03-01
+        certificate = "LAB-CAL-2026-0117"
+    """
+
+    last: _dt.date
+    due: _dt.date
+    certificate: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _due_after_last(self) -> "Calibration":
+        if self.due <= self.last:
+            raise ValueError("due: the calibration due date must come after the last calibration")
+        return self
+
+    def overdue(self, today: _dt.date) -> bool:
+        return today > self.due
 
 
 class AcSourceSettings(_Strict):
     emulated: bool = False
+    calibration: Calibration | None = None
     # VISA resource string: "TCPIP::192.0.2.20::5025::SOCKET", "GPIB0::30::INSTR", "ASRL/dev/ttyUSB0::INSTR".
     resource: str | None = Field(default=None, min_length=1)
     model: AcModel = "generic"
@@ -48,7 +74,7 @@ class AcSourceSettings(_Strict):
     visa_backend: str = Field(default="@py", min_length=1)
     read_termination: str = "\n"
     write_termination: str = "\n"
-    baud_rate: int | None = Field(default=None, gt=0, description="serial (ASRL) resources only")
+    baud_rate: int | None = Field(default=None, gt=0, le=4_000_000, description="serial (ASRL) resources only")
 
     @model_validator(mode="after")
     def _needs_address(self) -> "AcSourceSettings":
@@ -61,6 +87,13 @@ class AcSourceSettings(_Strict):
 class LoadSettings(_Strict):
     kind: Literal["scpi", "modbus"]
     emulated: bool = False
+    calibration: Calibration | None = None
+    # kind = "scpi": the command table (drivers.instruments.load.LOAD_TABLES), the mode selected
+    # on open, and per-command overrides for a unit whose manual names one differently:
+    #   commands = { on = "LOAD ON", off = "LOAD OFF" }   (keys: mode, set, on, off, measure)
+    model: Literal["generic", "chroma-63800", "chroma-63600"] = "generic"
+    mode: Literal["CC", "CP", "CR"] = "CC"
+    commands: dict[str, str] | None = None
     timeout: float = Field(default=2.0, gt=0, le=60, description="seconds to wait for each reply")
     # kind = "scpi": an electronic load over VISA.
     resource: str | None = Field(default=None, min_length=1)
@@ -70,11 +103,14 @@ class LoadSettings(_Strict):
     host: str | None = Field(default=None, min_length=1)
     port: int | None = Field(default=None, ge=1, le=65535)
     serial_port: str | None = Field(default=None, min_length=1)
-    baudrate: int = Field(default=9600, gt=0)
+    baudrate: int = Field(default=9600, gt=0, le=4_000_000)
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
     device_id: int = Field(default=1, ge=1, le=247)
     first_coil: int = Field(default=0, ge=0, le=65535)
+    # The register map: "coils" (FC01/FC05/FC15, one coil per step from first_coil) or
+    # "holding" (FC03/FC06, one holding register per step from first_coil, 1 closes the relay).
+    registers: Literal["coils", "holding"] = "coils"
     steps_a: list[float] | None = Field(default=None, min_length=1, max_length=16)
 
     @model_validator(mode="after")
@@ -82,6 +118,8 @@ class LoadSettings(_Strict):
         if any(step <= 0 for step in self.steps_a or ()):
             raise ValueError("steps_a: every load step must be a positive current in A")
         if self.kind == "scpi":
+            if set(self.commands or {}) - {"mode", "set", "on", "off", "measure"}:
+                raise ValueError("commands: keys are mode, set, on, off, measure")
             foreign = [key for key in ("host", "port", "serial_port", "steps_a") if getattr(self, key) is not None]
             if foreign:
                 raise ValueError(f"{', '.join(foreign)}: not used by kind = \"scpi\" (it takes resource)")
@@ -119,13 +157,15 @@ def open_load(settings: LoadSettings) -> ScpiElectronicLoad | ModbusLoadBank:
     if settings.kind == "scpi":
         if settings.resource is None:
             raise InstrumentError("load: emulated but not served yet (serve_emulated_instruments first)")
-        return ScpiElectronicLoad(settings.resource, timeout=settings.timeout, backend=settings.visa_backend).open()
+        return ScpiElectronicLoad(settings.resource, timeout=settings.timeout, backend=settings.visa_backend,
+                                  model=settings.model, mode=settings.mode, overrides=settings.commands).open()
     if (settings.serial_port if settings.transport == "rtu" else settings.port) is None:
         raise InstrumentError("load: emulated but not served yet (serve_emulated_instruments first)")
     bank = ModbusLoadBank(settings.steps_a or _DEFAULT_STEPS_A, transport=settings.transport,
                           host=settings.host, port=settings.port or 502, serial_port=settings.serial_port,
                           baudrate=settings.baudrate, parity=settings.parity, stopbits=settings.stopbits,
-                          device_id=settings.device_id, first_coil=settings.first_coil, timeout=settings.timeout)
+                          device_id=settings.device_id, first_coil=settings.first_coil, timeout=settings.timeout,
+                          registers=settings.registers)
     return bank.open()
 
 
@@ -171,14 +211,14 @@ def serve_emulated_instruments(ac: AcSourceSettings | None, load: LoadSettings |
             served.ac_source = ac.model_copy(update={"resource": source.resource, "visa_backend": "@py"})
         if load is not None and load.emulated:
             if load.kind == "scpi":
-                emulator = EmulatedScpiLoad(on_demand, actual_current=load_current)
+                emulator = EmulatedScpiLoad(on_demand, actual_current=load_current, model=load.model)
                 emulator.start()
                 served.load = load.model_copy(update={"resource": emulator.resource, "visa_backend": "@py"})
             else:
                 framer = "rtu" if load.transport != "tcp" else "socket"
                 emulator = EmulatedModbusLoadBank(load.steps_a or _DEFAULT_STEPS_A, on_demand=on_demand,
                                                   device_id=load.device_id, first_coil=load.first_coil,
-                                                  framer=framer)
+                                                  framer=framer, registers=load.registers)
                 host, port = emulator.start()
                 # A serial RTU bank is served as RTU over TCP: same frames, no serial port needed.
                 served.load = load.model_copy(update={
@@ -240,6 +280,47 @@ def _probe(name: str, opener: Callable[[], object], settings) -> InstrumentProbe
         if table is not None and not table.idn_matches(identification):
             diagnosis = f"*IDN? does not look like a {table.description}; check model = \"{table.model}\""
             return InstrumentProbe(name, False, identification, diagnosis)
+        unconfirmed = len(getattr(table, "unconfirmed", ()))
+        if unconfirmed:
+            note = f"{unconfirmed} unconfirmed command-table entries (bench doctor --instruments lists them)"
+            identification = f"{identification}; {note}" if identification else note
         return InstrumentProbe(name, True, identification, diagnosis)
     finally:
         driver.close()
+
+
+# -- calibration, for the run record ---------------------------------------------
+@dataclass(frozen=True)
+class InstrumentCalibration:
+    """One instrument's identity and calibration, as a run record carries it."""
+
+    name: str  # "AC source" | "load"
+    identification: str  # *IDN? (or the Modbus board's description); "" if not read
+    certificate: str | None
+    last: _dt.date | None
+    due: _dt.date | None
+    overdue: bool  # past its due date on `today`; an instrument with no calibration data is not overdue
+    emulated: bool
+
+    def as_record(self) -> dict[str, object]:
+        return {"name": self.name, "identification": self.identification, "certificate": self.certificate,
+                "last": self.last.isoformat() if self.last else None,
+                "due": self.due.isoformat() if self.due else None,
+                "overdue": self.overdue, "emulated": self.emulated}
+
+
+def calibration_summary(ac: AcSourceSettings | None, load: LoadSettings | None, today: _dt.date,
+                        identities: dict[str, str] | None = None) -> list[InstrumentCalibration]:
+    """Per configured instrument: identity and calibration, with `overdue` against `today` (the
+    bench clock's date). `identities` maps "AC source"/"load" to their *IDN? replies."""
+    identities = identities or {}
+    summary = []
+    for name, settings in (("AC source", ac), ("load", load)):
+        if settings is None:
+            continue
+        cal = settings.calibration
+        summary.append(InstrumentCalibration(
+            name=name, identification=identities.get(name, ""),
+            certificate=cal.certificate if cal else None, last=cal.last if cal else None,
+            due=cal.due if cal else None, overdue=bool(cal and cal.overdue(today)), emulated=settings.emulated))
+    return summary

@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="probe every link of the bench and say what answered")
     doctor.add_argument("--bench", default="bench.toml")
+    doctor.add_argument("--instruments", action="store_true", help="first-day instrument acceptance (scope)")
+    doctor.add_argument("--scope-readings", choices=("prompt", "auto"), default="prompt",
+                        help="auto: take the source's own measurement, no prompt (CI)")
+    doctor.add_argument("--station-record", default="station-record.json")
     doctor.set_defaults(handler=command_doctor)
 
     emulate = commands.add_parser("emulate", help="serve an emulated meter until interrupted")

@@ -21,6 +21,9 @@ def command_doctor(args: argparse.Namespace) -> int:
     from drivers.dlms.errors import DlmsError
 
     config = checked_bench(args.bench)
+    if args.instruments:
+        from bench.instrument_acceptance import command_doctor_instruments
+        return command_doctor_instruments(args, config, console)
     table = Table(title=f"bench doctor - {escape(args.bench)}")
     for column in ("Device", "Link", "Answer", "Details"):
         table.add_column(column, overflow="fold")

@@ -78,6 +78,18 @@ class DropoutResult:
     # Bench seconds between sending a start/stop command and its acknowledgement: the timing
     # uncertainty of a software event (for a LIST event, of its start only).
     uncertainty_s: float
+    # Measured, not trusted: the event's length as the source's own measurement saw it (voltage
+    # sampled during the event), with the half-width of its bounds. A verdict uses applied_s.
+    applied_s: float | None = None
+    applied_uncertainty_s: float | None = None
+    measurement: str = "not measured"
+
+    def evidence(self) -> dict[str, object]:
+        """What a test records beside its verdict."""
+        return {"kind": self.kind, "method": self.method, "cycle_exact": self.cycle_exact, "model": self.model,
+                "requested_s": self.requested_s, "programmed_s": self.programmed_s,
+                "applied_s": self.applied_s, "uncertainty_s": self.applied_uncertainty_s,
+                "measurement": self.measurement, "residual_v": self.residual_v, "restored_v": self.restored_v}
 
     @property
     def duration_s(self) -> float:
@@ -89,7 +101,9 @@ class DropoutResult:
         level = "0 V" if self.kind == "dropout" else f"{self.residual_v:.1f} V"
         return (f"{self.kind} to {level} for {self.programmed_s * 1000:.1f} ms "
                 f"(asked {self.requested_s * 1000:.1f} ms; {how}; +/-{self.uncertainty_s * 1000:.1f} ms; "
-                f"{self.model})")
+                f"{self.model}); applied "
+                + (f"{self.applied_s * 1000:.1f} +/- {self.applied_uncertainty_s * 1000:.1f} ms ({self.measurement})"
+                   if self.applied_s is not None else "not measured"))
 
 
 @runtime_checkable
@@ -136,12 +150,23 @@ class AcSource:
             for command in self.table.on_open:
                 self.link.write(command)
             self.identify()
+            # Only on the model the table is for: another model's commands could do anything.
+            if self.table.idn_matches(self.identification or ""):
+                for command in self.table.known_state:
+                    self.link.write(command)
         except BaseException:
             self.link.close()
             raise
         return self
 
     def close(self) -> None:
+        if self.link.is_open:
+            # The front panel back to the lab (a close must not fail on it: refusals are logged).
+            for command in self.table.on_close:
+                try:
+                    self.link.write(command)  # checked: a refusal is logged, not raised
+                except InstrumentError as exc:
+                    log.warning("%s: %s on close failed: %s", self.name, command, exc.diagnosis)
         self.link.close()
 
     def __enter__(self) -> "AcSource":
@@ -160,6 +185,17 @@ class AcSource:
 
     def output(self, on: bool) -> None:
         self.link.write(self.table.output_on if on else self.table.output_off)
+        self.wait_complete()
+
+    def wait_complete(self) -> None:
+        """The operation-complete handshake: SYST:ERR? says a command parsed, *OPC? that the
+        relay/slew it started has finished (AMETEK/CI relays take ~1 s)."""
+        if self.table.operation_complete is None:
+            return
+        reply = self.link.query(self.table.operation_complete).strip()
+        if reply != "1":
+            raise InstrumentReplyError(f"{self.name}: {self.table.operation_complete!r} answered {reply!r}, not 1",
+                                       raw=reply)
 
     def on(self) -> None:
         self.output(True)
@@ -194,10 +230,12 @@ class AcSource:
         return self.link.query_number(self.table.frequency_query)
 
     def measure(self) -> AcMeasurement:
+        """One acquisition (the table's first query), then the others fetched from it where the
+        model separates MEASure from FETCh, so the three figures describe the same cycles."""
         return AcMeasurement(
             voltage_v=self.link.query_number(self.table.measure_voltage),
-            current_a=self.link.query_number(self.table.measure_current),
-            power_w=self.link.query_number(self.table.measure_power),
+            current_a=self.link.query_number(self.table.fetch_current or self.table.measure_current),
+            power_w=self.link.query_number(self.table.fetch_power or self.table.measure_power),
         )
 
     def errors(self) -> list[tuple[int, str]]:
@@ -267,11 +305,14 @@ class AcSource:
         ))
         for command in program.setup:
             self.link.write(command)
+        self._verify_readback(program)
+        threshold = (residual + restored) / 2
         try:
             sent = clock.monotonic()
             for command in program.start:
                 self.link.write(command)
             acked = clock.monotonic()
+            samples = self._sample_event(sent, program.durations_s[0], frequency, clock)
             self._wait_sequence(program, sent, clock)
         except BaseException:
             # Never leave a half-run sequence behind, whatever interrupted it.
@@ -281,10 +322,54 @@ class AcSource:
             self.link.write(command)
         self.set_voltage(restored)
         event_s = program.durations_s[0]
+        applied, spread = applied_duration(samples, threshold, sent)
         return DropoutResult(kind=kind, method="list", cycle_exact=program.cycle_exact, model=self.model,
                              residual_v=residual, restored_v=restored, frequency_hz=frequency,
                              requested_s=duration_s, programmed_s=event_s, started_at=sent,
-                             ended_at=sent + event_s, uncertainty_s=acked - sent)
+                             ended_at=sent + event_s, uncertainty_s=acked - sent, applied_s=applied,
+                             applied_uncertainty_s=spread, measurement=f"sampled {self.table.measure_voltage}")
+
+    def _verify_readback(self, program: TransientProgram) -> None:
+        """Read the programmed lists back: a source that took another unit or dropped points is
+        caught before the event, not after a wrong verdict."""
+        for query, expected in program.readback:
+            reply = self.link.query(query)
+            try:
+                values = tuple(float(v) for v in reply.split(","))
+            except ValueError:
+                raise InstrumentReplyError(f"{self.name}: {query!r} answered {reply!r}, not a number list",
+                                           raw=reply) from None
+            if len(values) != len(expected) or any(
+                    abs(a - b) > 1e-6 + 1e-4 * abs(b) for a, b in zip(values, expected)):
+                raise InstrumentError(f"{self.name}: list read back wrong: {query!r} answered {reply!r}, "
+                                      f"programmed {','.join(f'{v:g}' for v in expected)}")
+
+    def _sample_event(self, started: float, event_s: float, frequency: float, clock: WaitClock,
+                      until: float | None = None) -> list[tuple[float, float, float]]:
+        """The output voltage read during the event: (sent, acked, volts) in bench seconds. Every half
+        cycle near the expected edges (and in the first ones, so an event far shorter than asked is
+        seen), coarser in between; until two cycles past the programmed end."""
+        fine = 0.5 / frequency
+        coarse = max(fine, event_s / 20)
+        edge = 4 / frequency
+        end = started + event_s + 2 / frequency if until is None else until
+        samples = []
+        while True:
+            before = clock.monotonic()
+            volts = self.link.query_number(self.table.measure_voltage)
+            after = clock.monotonic()
+            samples.append((before, after, volts))
+            if after >= end:
+                return samples
+            if until is not None and after + fine >= end:
+                clock.sleep(max(0.0, end - clock.monotonic()))
+                return samples
+            since = after - started
+            step = fine if since < edge or abs(since - event_s) < edge else coarse
+            target = after + step
+            if since < event_s - edge < since + step:
+                target = started + event_s - edge  # don't skip the fine window round the end
+            clock.sleep(max(0.0, target - clock.monotonic()))
 
     def _wait_sequence(self, program: TransientProgram, started: float, clock: WaitClock) -> None:
         total = sum(program.durations_s)
@@ -310,8 +395,9 @@ class AcSource:
         else:
             self.set_voltage(residual)
         acked = clock.monotonic()
+        samples: list[tuple[float, float, float]] = []
         try:
-            clock.sleep(max(0.0, sent + duration_s - clock.monotonic()))
+            samples = self._sample_event(sent, duration_s, frequency, clock, until=sent + duration_s)
         finally:
             # Restore even when the wait is interrupted: the guard would too, but this is sooner.
             before = clock.monotonic()
@@ -320,10 +406,16 @@ class AcSource:
             else:
                 self.set_voltage(restored)
             ended = clock.monotonic()
+        asked = clock.monotonic()
+        volts = self.link.query_number(self.table.measure_voltage)
+        samples.append((asked, clock.monotonic(), volts))
+        applied, spread = applied_duration(samples, (residual + restored) / 2, sent)
         return DropoutResult(kind=kind, method="software", cycle_exact=False, model=self.model,
                              residual_v=residual, restored_v=restored, frequency_hz=frequency,
                              requested_s=duration_s, programmed_s=duration_s, started_at=sent,
-                             ended_at=ended, uncertainty_s=max(acked - sent, ended - before))
+                             ended_at=ended, uncertainty_s=max(acked - sent, ended - before),
+                             applied_s=applied, applied_uncertainty_s=spread,
+                             measurement=f"sampled {self.table.measure_voltage}")
 
     def _try(self, commands: Sequence[str]) -> None:
         for command in commands:
@@ -331,6 +423,26 @@ class AcSource:
                 self.link.write(command)
             except InstrumentError as exc:
                 log.warning("%s: %s failed while cleaning up: %s", self.name, command, exc.diagnosis)
+
+
+def applied_duration(samples: Sequence[tuple[float, float, float]], threshold: float,
+                     started: float) -> tuple[float | None, float | None]:
+    """The event's length from voltage samples (sent, acked, volts): it begins between the last
+    sample above `threshold` (or `started`) and the first below, and ends between the last below
+    and the first above again. Returns (midpoint estimate, half-width of the bounds); (None, None)
+    when no sample saw the event (it was shorter than the sampling, or never happened)."""
+    low = [i for i, (_, _, volts) in enumerate(samples) if volts < threshold]
+    if not low:
+        return None, None
+    first, last = low[0], low[-1]
+    begin_lo = started if first == 0 else samples[first - 1][0]
+    begin_hi = samples[first][1]
+    end_lo = samples[last][0]
+    if last + 1 >= len(samples):
+        return None, None  # never seen to end
+    end_hi = samples[last + 1][1]
+    shortest, longest = end_lo - begin_hi, end_hi - begin_lo
+    return (shortest + longest) / 2, (longest - shortest) / 2
 
 
 class Terminated(KeyboardInterrupt):

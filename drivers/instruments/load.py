@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+from dataclasses import dataclass
 from typing import Literal, Protocol, Sequence, runtime_checkable
 
 from drivers.instruments.errors import (
     InstrumentCommandError,
+    InstrumentError,
     InstrumentReplyError,
     InstrumentTimeout,
     InstrumentUnreachable,
@@ -36,15 +38,94 @@ class Load(Protocol):
     def current(self) -> float: ...
 
 
+LoadMode = Literal["CC", "CP", "CR"]
+
+
+@dataclass(frozen=True)
+class LoadCommandTable:
+    """One electronic load model's strings. `modes` maps CC/CP/CR to the mode command and
+    `levels` to the level setter ({x}: amps, watts or ohms)."""
+
+    model: str
+    modes: dict[str, str]
+    levels: dict[str, str]
+    input_on: str
+    input_off: str
+    measure_current: str
+    on_close: tuple[str, ...] = ()
+    unconfirmed: tuple[str, ...] = ()
+    sources: tuple[tuple[str, str], ...] = ()
+    idn_words: tuple[str, ...] = ()
+
+    @property
+    def description(self) -> str:
+        return f"{self.model} electronic load"
+
+    def idn_matches(self, identification: str) -> bool:
+        text = identification.upper()
+        return not self.idn_words or any(word.upper() in text for word in self.idn_words)
+
+
+LOAD_TABLES: dict[str, LoadCommandTable] = {
+    "generic": LoadCommandTable(
+        model="generic",
+        # SCPI-1999 vol. 2 SOURce:FUNCtion (as on Keysight N3300/EL3xxxx-style loads).
+        modes={"CC": "FUNC CURR", "CP": "FUNC POW", "CR": "FUNC RES"},
+        levels={"CC": "CURR {x:.3f}", "CP": "POW {x:.2f}", "CR": "RES {x:.3f}"},
+        input_on="INP ON", input_off="INP OFF", measure_current="MEAS:CURR?",
+        on_close=("SYST:LOC",),
+        unconfirmed=("FUNC CURR|POW|RES on AC loads (most AC loads name the mode differently)",
+                     "SYST:LOC on close"),
+        sources=(("INP, CURR, MEAS:CURR?", "SCPI-1999 common subset"),),
+    ),
+    "chroma-63800": LoadCommandTable(
+        model="chroma-63800",
+        # Chroma 63800 AC/DC load programming manual: MODE CC|CR|CP..., CURR:STAT:L1, LOAD ON|OFF.
+        modes={"CC": "MODE CC", "CP": "MODE CP", "CR": "MODE CR"},
+        levels={"CC": "CURR:STAT:L1 {x:.3f}", "CP": "POW:STAT:L1 {x:.2f}", "CR": "RES:STAT:L1 {x:.3f}"},
+        input_on="LOAD ON", input_off="LOAD OFF", measure_current="MEAS:CURR?",
+        on_close=("CONF:REM OFF",),
+        unconfirmed=("MODE CC/CP/CR and CURR:STAT:L1 / POW:STAT:L1 / RES:STAT:L1 headers",
+                     "CONF:REM OFF as local on close"),
+        sources=(("MODE, LOAD ON|OFF, MEAS:CURR?", "Chroma 63800 programming manual (LOAD/MODE subsystems)"),),
+    ),
+    "chroma-63600": LoadCommandTable(
+        model="chroma-63600",
+        # Chroma 63600 DC load: modes per range (CCL/CCM/CCH, CRL.., CPL..), levels per channel.
+        modes={"CC": "MODE CCH", "CP": "MODE CPH", "CR": "MODE CRH"},
+        levels={"CC": "CURR:STAT:L1 {x:.3f}", "CP": "POW:STAT:L1 {x:.2f}", "CR": "RES:STAT:L1 {x:.3f}"},
+        input_on="LOAD ON", input_off="LOAD OFF", measure_current="MEAS:CURR?",
+        unconfirmed=("MODE CCH/CPH/CRH range choice (the high range assumed)", "no local command on close"),
+        sources=(("MODE CCL|CCM|CCH, LOAD ON|OFF", "Chroma 63600 programming manual"),),
+    ),
+}
+LOAD_MODELS = tuple(LOAD_TABLES)
+
+
 class ScpiElectronicLoad:
-    """A programmable electronic load in constant-current mode, over PyVISA."""
+    """A programmable electronic load over PyVISA, through its model's command table (mode
+    selected on open: CC by default)."""
 
     def __init__(self, resource: str, *, timeout: float = 2.0, backend: str = "@py",
                  read_termination: str = "\n", write_termination: str = "\n",
-                 set_current: str = "CURR {a:.3f}", input_on: str = "INP ON", input_off: str = "INP OFF",
-                 measure_current: str = "MEAS:CURR?", name: str = "electronic load") -> None:
+                 model: str = "generic", mode: LoadMode = "CC",
+                 overrides: dict[str, str] | None = None, name: str = "electronic load") -> None:
+        try:
+            self.table = LOAD_TABLES[model]
+        except KeyError:
+            raise ValueError(f"no load command table for model {model!r}; known: {', '.join(LOAD_MODELS)}") from None
+        if mode not in self.table.modes:
+            raise ValueError(f"load mode must be one of {', '.join(self.table.modes)}, not {mode!r}")
         self.name = name
-        self.commands = {"set": set_current, "on": input_on, "off": input_off, "measure": measure_current}
+        self.mode = mode
+        self.commands = {"mode": self.table.modes[mode], "set": self.table.levels[mode],
+                         "on": self.table.input_on, "off": self.table.input_off,
+                         "measure": self.table.measure_current}
+        # bench.toml may override any string (a unit whose manual names a command differently).
+        unknown = set(overrides or {}) - set(self.commands)
+        if unknown:
+            raise ValueError(f"unknown load command {', '.join(sorted(unknown))}; known: {', '.join(self.commands)}")
+        self.commands.update(overrides or {})
         self.link = ScpiConnection(resource, name=name, backend=backend, timeout=timeout,
                                    read_termination=read_termination, write_termination=write_termination)
         self.identification: str | None = None
@@ -54,12 +135,19 @@ class ScpiElectronicLoad:
         try:
             self.link.write("*CLS", check=False)
             self.identify()
+            self.link.write(self.commands["mode"])
         except BaseException:
             self.link.close()
             raise
         return self
 
     def close(self) -> None:
+        if self.link.is_open:
+            for command in self.table.on_close:
+                try:
+                    self.link.write(command)  # checked: a refusal is logged, not raised
+                except InstrumentError as exc:
+                    log.warning("%s: %s on close failed: %s", self.name, command, exc.diagnosis)
         self.link.close()
 
     def __enter__(self) -> "ScpiElectronicLoad":
@@ -75,7 +163,15 @@ class ScpiElectronicLoad:
     def set_current(self, amps: float) -> None:
         if amps < 0:
             raise ValueError(f"load current must be >= 0 A, not {amps}")
-        self.link.write(self.commands["set"].format(a=amps))
+        if self.mode != "CC":
+            raise ValueError(f"{self.name} is in {self.mode} mode: use set_level (watts or ohms)")
+        self.set_level(amps)
+
+    def set_level(self, value: float) -> None:
+        """The level of the selected mode: amps (CC), watts (CP) or ohms (CR)."""
+        if value < 0:
+            raise ValueError(f"load level must be >= 0, not {value}")
+        self.link.write(self.commands["set"].format(x=value))
 
     def on(self) -> None:
         self.link.write(self.commands["on"])
@@ -99,7 +195,10 @@ class ModbusLoadBank:
                  host: str | None = None, port: int = 502, serial_port: str | None = None,
                  baudrate: int = 9600, parity: str = "N", stopbits: int = 1, bytesize: int = 8,
                  device_id: int = 1, first_coil: int = 0, timeout: float = 1.0, retries: int = 1,
-                 name: str = "Modbus load bank") -> None:
+                 registers: Literal["coils", "holding"] = "coils", name: str = "Modbus load bank") -> None:
+        if registers not in ("coils", "holding"):
+            raise ValueError(f"registers must be coils or holding, not {registers!r}")
+        self.registers = registers
         if not steps_a or any(step <= 0 for step in steps_a):
             raise ValueError("steps_a must list at least one positive current")
         if len(steps_a) > 16:
@@ -205,11 +304,21 @@ class ModbusLoadBank:
         return min(itertools.product((False, True), repeat=len(self.steps_a)), key=rank)
 
     def _read_coils(self) -> list[bool]:
+        if self.registers == "holding":  # FC03: one register per step, nonzero = relay closed
+            reply = self._call("read holding registers", lambda c: c.read_holding_registers(
+                self.first_coil, count=len(self.steps_a), device_id=self.device_id))
+            return [bool(value) for value in reply.registers[: len(self.steps_a)]]
         reply = self._call("read coils", lambda c: c.read_coils(self.first_coil, count=len(self.steps_a),
                                                                 device_id=self.device_id))
         return list(reply.bits[: len(self.steps_a)])
 
     def _write_coils(self, states: Sequence[bool]) -> None:
+        if self.registers == "holding":  # FC06 per step: boards of this kind rarely take FC16
+            for index, state in enumerate(states):
+                self._call("write holding register", lambda c, i=index, v=int(state): c.write_register(
+                    self.first_coil + i, v, device_id=self.device_id))
+            log.debug("%s: registers %s -> %s A", self.name, list(states), self.chosen_a)
+            return
         self._call("write coils", lambda c: c.write_coils(self.first_coil, list(states), device_id=self.device_id))
         log.debug("%s: coils %s -> %s A", self.name, list(states), self.chosen_a)
 
@@ -234,6 +343,9 @@ class ModbusLoadBank:
                 f"{self.name} at {self.where}: {what} refused with Modbus exception {code} "
                 f"({_MODBUS_EXCEPTIONS.get(code, 'unknown')})", command=what, code=code,
                 message=_MODBUS_EXCEPTIONS.get(code, ""))
+        if what == "read holding registers" and len(getattr(reply, "registers", [])) < len(self.steps_a):
+            raise InstrumentReplyError(f"{self.name} at {self.where}: read holding registers returned "
+                                       f"{len(reply.registers)} registers for {len(self.steps_a)} steps")
         if what == "read coils" and len(getattr(reply, "bits", [])) < len(self.steps_a):
             raise InstrumentReplyError(f"{self.name} at {self.where}: read coils returned "
                                        f"{len(reply.bits)} bits for {len(self.steps_a)} steps")
@@ -246,4 +358,4 @@ _MODBUS_EXCEPTIONS = {
     11: "gateway target did not respond",
 }
 
-__all__ = ["Load", "ScpiElectronicLoad", "ModbusLoadBank"]
+__all__ = ["Load", "LoadCommandTable", "LOAD_TABLES", "LOAD_MODELS", "ScpiElectronicLoad", "ModbusLoadBank"]

@@ -122,3 +122,23 @@ def test_scpi_load_silent_server_times_out(silent_server):
     host, port = silent_server
     with pytest.raises(InstrumentTimeout):
         ScpiElectronicLoad(f"TCPIP::{host}::{port}::SOCKET", timeout=0.2).open()
+
+
+@pytest.mark.parametrize("registers", ["coils", "holding"])
+def test_modbus_board_by_its_register_map(registers):
+    from drivers.instruments.load import ModbusLoadBank
+    from fixtures.instruments.loads import EmulatedModbusLoadBank
+
+    demands = []
+    with EmulatedModbusLoadBank((1.0, 2.0, 4.0), on_demand=demands.append, registers=registers,
+                                first_coil=3) as emulator:
+        bank = ModbusLoadBank((1.0, 2.0, 4.0), host=emulator.host, port=emulator.port, registers=registers,
+                              first_coil=3).open()
+        try:
+            bank.set_current(5.0)
+            bank.on()
+            assert bank.current() == 5.0 and emulator.state.coils == (True, False, True)
+            bank.off()
+            assert bank.current() == 0 and demands[-1] == 0
+        finally:
+            bank.close()

@@ -46,6 +46,7 @@ def list_program(steps: Sequence[SupplyStep]) -> TransientProgram:
         finish=("ABOR", "VOLT:MODE FIX", "FREQ:MODE FIX"),
         durations_s=tuple(durations),
         cycle_exact=True,
+        readback=(("LIST:DWEL?", tuple(durations)), ("LIST:VOLT?", tuple(step.voltage for step in steps))),
     )
 
 
@@ -62,7 +63,24 @@ TABLE = AcCommandTable(
     measure_voltage="MEAS:VOLT:AC?",
     measure_current="MEAS:CURR:AC?",
     measure_power="MEAS:POW:AC?",
+    fetch_current="FETC:CURR:AC?",
+    fetch_power="FETC:POW:AC?",
     abort=("ABOR", "VOLT:MODE FIX", "FREQ:MODE FIX"),
+    known_state=("ABOR", "VOLT:MODE FIX", "FREQ:MODE FIX"),
+    on_close=("SYST:LOC",),
+    unconfirmed=(
+        "TRIG:SOUR IMM + INIT as the list start",
+        "MEAS:VOLT:AC? / MEAS:CURR:AC? / MEAS:POW:AC? headers",
+        "output relay settle (~1 s) after OUTP: *OPC? assumed to cover it",
+        "TRIG:STAT? (IDLE/ARM/BUSY/WTRIG) not trusted: the driver waits out the programmed time",
+        "SYST:LOC on close",
+        "TRIG:SYNC:SOUR PHAS / TRIG:SYNC:PHAS not programmed (phase-synchronised start not used)",
+    ),
+    sources=(
+        ("LIST:VOLT/FREQ/DWEL/COUN/STEP, VOLT:MODE LIST", "Sequoia Series manual 4.21"),
+        ("list end -> immediate level", "BPS/MX SCPI manual, transient modes"),
+        ("LAN port 5025", "Sequoia Series manual 3.5.3"),
+    ),
     transient=list_program,
     idn_words=("AMETEK", "CALIFORNIA INSTRUMENTS"),
 )

@@ -36,6 +36,9 @@ class TransientProgram:
     # (None: the model gives no such query we trust; the driver waits out the programmed time).
     busy_query: str | None = None
     idle_replies: tuple[str, ...] = ()
+    # Self-verification: each (query, values) is read back after `setup` and must answer those
+    # numbers (a source that silently took another unit or truncated a list is caught here).
+    readback: tuple[tuple[str, tuple[float, ...]], ...] = ()
 
 
 TransientBuilder = Callable[[Sequence[SupplyStep]], TransientProgram]
@@ -56,6 +59,9 @@ class AcCommandTable:
     measure_voltage: str
     measure_current: str
     measure_power: str
+    # Fetch the figures of the acquisition measure_voltage started (None: measure each anew).
+    fetch_current: str | None = None
+    fetch_power: str | None = None
     identify: str = "*IDN?"
     clear_status: str = "*CLS"
     error_query: str = "SYST:ERR?"
@@ -63,6 +69,17 @@ class AcCommandTable:
     on_open: tuple[str, ...] = ()
     # Stops any running sequence and returns to fixed mode (part of the safe state).
     abort: tuple[str, ...] = ()
+    # Sent after on_open: the state a run needs whatever the front panel left (range, shape,
+    # DC offset, coupling, slew); each checked against the error queue.
+    known_state: tuple[str, ...] = ()
+    # Operation-complete handshake after a relay/slew change (None: the model has none we trust).
+    operation_complete: str | None = "*OPC?"
+    # Sent (unchecked) before closing: the front panel back to local.
+    on_close: tuple[str, ...] = ()
+    # Command-table entries not confirmed in a manual: shown by `bench doctor` (check with a scope).
+    unconfirmed: tuple[str, ...] = ()
+    # Manual sections the table rests on, entry -> citation.
+    sources: tuple[tuple[str, str], ...] = ()
     transient: TransientBuilder | None = None
     # Words expected in the *IDN? reply of this model (case-insensitive), to warn on a mismatch.
     idn_words: tuple[str, ...] = field(default_factory=tuple)

@@ -50,6 +50,11 @@ def list_program(steps: Sequence[SupplyStep]) -> TransientProgram:
         cycle_exact=True,
         busy_query="TRIG:STAT?",
         idle_replies=("OFF", "0"),
+        readback=(
+            ("LIST:VOLT:AC:STAR?", tuple(step.voltage for step in steps)),
+            ("LIST:FREQ:STAR?", tuple(step.frequency for step in steps)),
+            ("LIST:DWEL?", tuple(float(n) for n in cycles)),
+        ),
     )
 
 
@@ -68,6 +73,22 @@ TABLE = AcCommandTable(
     measure_power=":FETC:POW:AC?",
     on_open=("SYST:REM",),  # remote mode (needed on RS-232; harmless on GPIB), as libsigrok does
     abort=("TRIG OFF", "OUTP:MODE FIXED"),
+    # What the front panel may have left: 230 V needs the HIGH range (61501-61504 manual 8.6,
+    # SOURce:VOLTage:RANGe LOW|HIGH|AUTO); sine shape; no DC offset; AC coupling.
+    known_state=("TRIG OFF", "OUTP:MODE FIXED", "VOLT:RANG HIGH", "FUNC:SHAP A", "VOLT:DC 0", "OUTP:COUP AC"),
+    on_close=("SYST:LOC",),
+    unconfirmed=(
+        "LIST:DWEL unit under LIST:BASE CYCLE (cycles assumed; 61512 drivers use ms): read back and measured",
+        "TRIG:STAT? reports LIST runs (manual shows it for SYNTH)",
+        "LIST:COUN 1 header",
+        "VOLT:RANG HIGH / FUNC:SHAP A / VOLT:DC 0 / OUTP:COUP AC headers",
+        "LIST:SHAP / LIST:DEGR arrays not programmed (phase-synchronised start not used)",
+    ),
+    sources=(
+        ("set/measure", "libsigrok scpi-pps Chroma 61604 profile"),
+        ("LIST, OUTP:MODE, LIST:BASE, TRIG ON|OFF, TRIG:STATE?", "61501-61504 User's Manual ch. 8.6.2"),
+        ("SYST:REM / SYST:LOC", "61501-61504 User's Manual ch. 8 (RS-232 remote/local)"),
+    ),
     transient=list_program,
     idn_words=("CHROMA",),
 )

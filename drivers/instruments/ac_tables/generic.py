@@ -18,4 +18,6 @@ TABLE = AcCommandTable(
     measure_voltage="MEAS:VOLT:AC?",
     measure_current="MEAS:CURR:AC?",
     measure_power="MEAS:POW:AC?",
+    fetch_current="FETC:CURR:AC?",  # SCPI-1999: FETCh returns the last MEASure's acquisition
+    fetch_power="FETC:POW:AC?",
 )

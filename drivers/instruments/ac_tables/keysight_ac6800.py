@@ -26,6 +26,18 @@ TABLE = AcCommandTable(
     measure_voltage="MEAS:VOLT:AC?",
     measure_current="MEAS:CURR:AC?",
     measure_power="MEAS:POW:AC?",
+    # MEAS takes 333-666 ms and starts a new acquisition each time: one MEAS, then FETC
+    # (AC6800B guide ch. 3, FETCh/MEASure subsystem).
+    fetch_current="FETC:CURR:AC?",
+    fetch_power="FETC:POW:AC?",
     abort=("ABOR",),
+    on_close=("SYST:LOC",),
+    unconfirmed=(
+        "bare ABOR accepted (not found in the guide; if refused, safe_state fails)",
+        "MEAS:VOLT:AC? etc. headers; MEAS takes 333-666 ms per query (three acquisitions per measure())",
+        "FREQ <f> alone accepted (guide example also sets soft limits)",
+        "VOLT:RANG 135|270 not set on open (front-panel range carried over)",
+    ),
+    sources=(("subsystems ABOR/FETC/MEAS/FREQ/OUTP/VOLT", "AC6800B Operating and Service Guide ch. 3"),),
     idn_words=("KEYSIGHT", "AGILENT"),
 )
