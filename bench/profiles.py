@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 
 from bench.config import ConfigError, format_validation_error, read_toml
+from bench.profile_display import DISPLAY_FEATURES, DisplayProfile
 from bench.profile_base import Limit, ObisCode, StrictModel
 from bench.profile_links import LINK_FEATURES, LinkProfile
 from bench.profile_supply import SUPPLY_FEATURES, SupplyProfile
@@ -25,7 +26,7 @@ CORE_FEATURES = (
     "image_transfer",
     "load_profile",
 )
-KNOWN_FEATURES = frozenset(CORE_FEATURES + LINK_FEATURES + SUPPLY_FEATURES)
+KNOWN_FEATURES = frozenset(CORE_FEATURES + LINK_FEATURES + SUPPLY_FEATURES + DISPLAY_FEATURES)
 
 
 
@@ -95,6 +96,7 @@ class MeterProfile(StrictModel):
     # Sections owned by the link and supply-side tests (their own modules say what they hold).
     links: LinkProfile = LinkProfile()
     supply: SupplyProfile = SupplyProfile()
+    display: DisplayProfile = DisplayProfile()  # I1, aspect 4 (bench.profile_display)
 
     @field_validator("features")
     @classmethod
