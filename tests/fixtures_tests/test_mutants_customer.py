@@ -1,0 +1,175 @@
+"""Each customer-area mutant (aspect 4, I1 display) differs from the conforming meter in its one way.
+
+Probes drive the telegram builder and the P1 port directly, beside a conforming meter.
+"""
+from __future__ import annotations
+
+import os
+import re
+import select
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from fixtures.clock import VirtualClock
+from fixtures.meter import MUTANTS, EmulatedMeter
+from fixtures.meter.p1 import crc16
+
+START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
+CUSTOMER = sorted(name for name, m in MUTANTS.items() if name.startswith("display-"))
+
+
+def build(mutant: str | None) -> EmulatedMeter:
+    return EmulatedMeter(clock=VirtualClock(START), mutant=mutant)
+
+
+def lines(telegram: bytes) -> dict[str, str]:
+    return dict(re.findall(r"^(\d-\d:[\d.]+)\((.*)\)\r$", telegram.decode(), re.M))
+
+
+def crc_ok(telegram: bytes) -> bool:
+    body, _, tail = telegram.partition(b"!")
+    return int(tail[:4], 16) == crc16(body + b"!")
+
+
+def telegram_of(meter: EmulatedMeter) -> bytes:
+    return meter.model.display_telegrams.telegram()
+
+
+def test_every_customer_mutant_is_probed_here():
+    assert CUSTOMER == sorted(PROBES), "a display mutant without a probe in this module"
+    assert all(MUTANTS[name].aspect == 4 for name in CUSTOMER)
+
+
+def probe_bad_crc(make):
+    return crc_ok(telegram_of(make(None))) and not crc_ok(telegram_of(make("display-bad-crc")))
+
+
+def _energy_after_an_hour(meter: EmulatedMeter) -> str:
+    telegram_of(meter)
+    meter.bench_clock.sleep(3600)
+    return lines(telegram_of(meter))["1-0:1.8.0"]
+
+
+def probe_energy_stale(make):
+    good, bad = make(None), make("display-energy-stale")
+    return (_energy_after_an_hour(good) == "000001.000*kWh"
+            and _energy_after_an_hour(bad) == "000000.000*kWh")
+
+
+def probe_energy_wrong_obis(make):
+    good, bad = lines(telegram_of(make(None))), lines(telegram_of(make("display-energy-wrong-obis")))
+    return "1-0:1.8.0" in good and "1-0:1.8.0" not in bad and "1-0:2.8.0" in bad
+
+
+def probe_power_in_watts(make):
+    good, bad = lines(telegram_of(make(None))), lines(telegram_of(make("display-power-in-watts")))
+    return good["1-0:1.7.0"] == "01.000*kW" and bad["1-0:1.7.0"] == "1000.000*kW"
+
+
+def _breaker_after_disconnect(meter: EmulatedMeter) -> str:
+    meter.local_disconnect()
+    assert not meter.state.output_state
+    return lines(telegram_of(meter))["0-0:96.3.10"]
+
+
+def probe_breaker_stale(make):
+    return _breaker_after_disconnect(make(None)) == "0" and _breaker_after_disconnect(make("display-breaker-stale")) == "1"
+
+
+def probe_time_in_utc(make):
+    def shown(meter):
+        text = lines(telegram_of(meter))["0-0:1.0.0"]
+        return datetime.strptime(text[:12], "%y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+
+    good, bad = make(None), make("display-time-in-utc")
+    local = good.clock.now() - timedelta(minutes=good.clock.time_zone)
+    return abs((shown(good) - local).total_seconds()) <= 1 and abs((shown(bad) - local).total_seconds()) > 3000
+
+
+def probe_no_blank_line(make):
+    return telegram_of(make(None)).startswith(b"/EMU5EMU0000001\r\n\r\n") and \
+        not telegram_of(make("display-no-blank-line")).startswith(b"/EMU5EMU0000001\r\n\r\n")
+
+
+def _shows_message(meter: EmulatedMeter, wait_s: float = 0.0) -> bool:
+    meter.model.consumer_message.text = b"hello"
+    telegram_of(meter)
+    meter.bench_clock.sleep(wait_s)
+    return lines(telegram_of(meter))["0-0:96.13.0"] == b"hello".hex().upper()
+
+
+def probe_message_ignored(make):
+    return _shows_message(make(None)) and not _shows_message(make("display-message-ignored"), 60)
+
+
+def probe_message_late(make):
+    late = make("display-message-late")
+    return _shows_message(make(None)) and not _shows_message(late, 1) and _shows_message(late, 31)
+
+
+def _message_after_command(meter: EmulatedMeter) -> bytes:
+    meter.model.display_telegrams.accept(b"0-0:96.13.0(" + b"INJECTED".hex().upper().encode() + b")\r\n")
+    return meter.model.consumer_message.text
+
+
+def probe_accepts_command(make):
+    return _message_after_command(make(None)) == b"" and _message_after_command(make("display-accepts-command")) == b"INJECTED"
+
+
+def _period(meter: EmulatedMeter) -> float:
+    return meter.display._period()
+
+
+def probe_period_too_long(make):
+    return _period(make(None)) == 1.0 and _period(make("display-period-too-long")) > 1.5
+
+
+def probe_period_too_short(make):
+    return _period(make(None)) == 1.0 and _period(make("display-period-too-short")) < 0.5
+
+
+PROBES = {
+    "display-bad-crc": probe_bad_crc,
+    "display-energy-stale": probe_energy_stale,
+    "display-energy-wrong-obis": probe_energy_wrong_obis,
+    "display-power-in-watts": probe_power_in_watts,
+    "display-breaker-stale": probe_breaker_stale,
+    "display-time-in-utc": probe_time_in_utc,
+    "display-no-blank-line": probe_no_blank_line,
+    "display-message-ignored": probe_message_ignored,
+    "display-message-late": probe_message_late,
+    "display-accepts-command": probe_accepts_command,
+    "display-period-too-long": probe_period_too_long,
+    "display-period-too-short": probe_period_too_short,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROBES))
+def test_mutant_differs_in_its_one_way(name):
+    assert PROBES[name](build), f"{name}: the probe does not tell it from the conforming meter"
+
+
+def test_period_mutants_write_at_their_period_on_the_pty():
+    """The period hooks are what the served port really uses (bench time between writes)."""
+    for mutant, expected in ((None, 1.0), ("display-period-too-long", 10.0)):
+        meter = build(mutant)
+        meter.start()
+        try:
+            reader = os.open(meter.display_port, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+            try:
+                arrivals = []
+                for _ in range(400):
+                    meter.bench_clock.sleep(0.1)
+                    ready, _, _ = select.select([reader], [], [], 0.005)
+                    if ready and os.read(reader, 65536):
+                        arrivals.append(meter.bench_clock.monotonic())
+                    if len(arrivals) >= 3:
+                        break
+                gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+                assert gaps and all(abs(g - expected) < 0.35 for g in gaps), (mutant, gaps)
+            finally:
+                os.close(reader)
+        finally:
+            meter.stop()
