@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from bench.config import ConfigError, format_validation_error, read_toml
 from bench.profile_display import DISPLAY_FEATURES, DisplayProfile
+from bench.profile_tariffs import TARIFF_FEATURES, TariffProfile
 from bench.profile_base import Limit, ObisCode, StrictModel
 from bench.profile_links import LINK_FEATURES, LinkProfile
 from bench.profile_supply import SUPPLY_FEATURES, SupplyProfile
@@ -26,7 +27,7 @@ CORE_FEATURES = (
     "image_transfer",
     "load_profile",
 )
-KNOWN_FEATURES = frozenset(CORE_FEATURES + LINK_FEATURES + SUPPLY_FEATURES + DISPLAY_FEATURES)
+KNOWN_FEATURES = frozenset(CORE_FEATURES + LINK_FEATURES + SUPPLY_FEATURES + DISPLAY_FEATURES + TARIFF_FEATURES)
 
 
 
@@ -97,6 +98,7 @@ class MeterProfile(StrictModel):
     links: LinkProfile = LinkProfile()
     supply: SupplyProfile = SupplyProfile()
     display: DisplayProfile = DisplayProfile()  # I1, aspect 4 (bench.profile_display)
+    tariffs: TariffProfile = TariffProfile()  # aspect 8 (bench.profile_tariffs)
 
     @field_validator("features")
     @classmethod
