@@ -1,6 +1,7 @@
-"""Each customer-area mutant (aspect 4, I1 display) differs from the conforming meter in its one way.
+"""Each customer-area mutant (aspect 4 I1 display, aspect 8 tariffs) differs from the conforming
+meter in its one way.
 
-Probes drive the telegram builder and the P1 port directly, beside a conforming meter.
+Probes drive the telegram builder, the P1 port and the tariff objects directly, beside a conforming meter.
 """
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from fixtures.meter import MUTANTS, EmulatedMeter
 from fixtures.meter.p1 import crc16
 
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
-CUSTOMER = sorted(name for name, m in MUTANTS.items() if name.startswith("display-"))
+from fixtures.meter.mutants import customer
+from fixtures.meter import axdr, cosem_time
+
+CUSTOMER = sorted(m.name for m in customer.MUTANTS)
 
 
 def build(mutant: str | None) -> EmulatedMeter:
@@ -39,7 +43,7 @@ def telegram_of(meter: EmulatedMeter) -> bytes:
 
 def test_every_customer_mutant_is_probed_here():
     assert CUSTOMER == sorted(PROBES), "a display mutant without a probe in this module"
-    assert all(MUTANTS[name].aspect == 4 for name in CUSTOMER)
+    assert all(MUTANTS[name].aspect in (4, 8) for name in CUSTOMER)
 
 
 def probe_bad_crc(make):
@@ -130,7 +134,106 @@ def probe_period_too_short(make):
     return _period(make(None)) == 1.0 and _period(make("display-period-too-short")) < 0.5
 
 
+# -- aspect 8 -------------------------------------------------------------------------------
+# START is Monday 2025-03-10 12:00 UTC = 08:00 local (deviation 240): the default calendar's tariff 2.
+def build8(mutant: str | None) -> EmulatedMeter:
+    meter = EmulatedMeter(clock=VirtualClock(START), mutant=mutant, initial_clock_offset=0.0)
+    meter.model.tariffs.reschedule()
+    return meter
+
+
+def _flat_passive(meter: EmulatedMeter, tariff: int, activation_utc) -> None:
+    calendar = meter.model.tariffs.calendar
+    with meter.model.lock:
+        calendar.set(6, axdr.octet_string(b"NEW"))
+        calendar.set(7, axdr.array([axdr.structure(axdr.octet_string(b"S"), axdr.octet_string(
+            bytes.fromhex("ffff0101ff000000ff8000ff")), axdr.octet_string(b"W"))]))
+        calendar.set(8, axdr.array([axdr.structure(axdr.octet_string(b"W"), *[axdr.unsigned(1)] * 7)]))
+        calendar.set(9, axdr.array([axdr.structure(axdr.unsigned(1), axdr.array([axdr.structure(
+            axdr.octet_string(bytes([0, 0, 0, 0xFF])), axdr.octet_string(bytes([0, 0, 10, 0, 100, 255])),
+            axdr.long_unsigned(tariff))]))]))
+        calendar.set(10, axdr.octet_string(cosem_time.encode(activation_utc, 240)))
+
+
+def _activated_at(meter: EmulatedMeter) -> float | None:
+    """Bench hours from now (writing a calendar due in 2 h) until the calendar name changes."""
+    _flat_passive(meter, 3, START + timedelta(hours=2))
+    for quarter in range(0, 4 * 50):
+        if meter.model.tariffs.calendar.active[0] == b"NEW":
+            return quarter / 4
+        meter.bench_clock.sleep(900)
+    return None
+
+
+def probe_activated_day_late(make):
+    return _activated_at(build8(None)) == 2.0 and _activated_at(build8("calendar-activated-day-late")) == 26.0
+
+
+def probe_activated_day_early(make):
+    return _activated_at(build8(None)) == 2.0 and _activated_at(build8("calendar-activated-day-early")) == 0.0
+
+
+def probe_never_activates(make):
+    return _activated_at(build8(None)) == 2.0 and _activated_at(build8("calendar-passive-never-activates")) is None
+
+
+def _event_9(meter: EmulatedMeter) -> bool:
+    _activated_at(meter)
+    return 9 in [code for _, code in meter.model.standard_log.entries]
+
+
+def probe_activation_not_logged(make):
+    return _event_9(build8(None)) and not _event_9(build8("calendar-activation-not-logged"))
+
+
+def _tariff_on_special_day(meter: EmulatedMeter) -> int:
+    special = meter.model.tariffs.special_days
+    with meter.model.lock:
+        special.invoke(1, axdr.structure(axdr.long_unsigned(1), axdr.octet_string(bytes([0x07, 0xE9, 3, 11, 2])),
+                                         axdr.unsigned(2)))
+    meter.bench_clock.sleep(86400)  # Tuesday 08:00 local, a special day
+    return meter.model.tariffs.current
+
+
+def probe_special_day_ignored(make):
+    return _tariff_on_special_day(build8(None)) == 4 and _tariff_on_special_day(build8("special-day-ignored")) == 2
+
+
+def _tariff_after_switch(meter: EmulatedMeter, minutes: float) -> int:
+    meter.bench_clock.sleep(10 * 3600 + minutes * 60)  # the 18:00 local switch to tariff 3, +/- minutes
+    return meter.model.tariffs.current
+
+
+def probe_switch_late(make):
+    return (_tariff_after_switch(build8(None), 5) == 3
+            and _tariff_after_switch(build8("tariff-switch-late"), 5) == 2)
+
+
+def probe_switch_early(make):
+    return (_tariff_after_switch(build8(None), -5) == 2
+            and _tariff_after_switch(build8("tariff-switch-early"), -5) == 3)
+
+
+def _registers_after_an_hour(meter: EmulatedMeter) -> list[int]:
+    meter.bench_clock.sleep(3600)
+    with meter.model.lock:
+        return [r.get(2).value for r in meter.model.tariffs.registers]
+
+
+def probe_registers_swapped(make):
+    good, bad = _registers_after_an_hour(build8(None)), _registers_after_an_hour(build8("tariff-registers-swapped"))
+    return good[1] >= 999 and good[2] == 0 and bad[2] >= 999 and bad[1] == 0
+
+
 PROBES = {
+    "calendar-activated-day-late": probe_activated_day_late,
+    "calendar-activated-day-early": probe_activated_day_early,
+    "calendar-passive-never-activates": probe_never_activates,
+    "calendar-activation-not-logged": probe_activation_not_logged,
+    "special-day-ignored": probe_special_day_ignored,
+    "tariff-switch-late": probe_switch_late,
+    "tariff-switch-early": probe_switch_early,
+    "tariff-registers-swapped": probe_registers_swapped,
     "display-bad-crc": probe_bad_crc,
     "display-energy-stale": probe_energy_stale,
     "display-energy-wrong-obis": probe_energy_wrong_obis,
