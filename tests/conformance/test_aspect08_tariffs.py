@@ -91,13 +91,18 @@ def test_passive_calendar_activates_at_its_time(meter, tou, bench_clock, usecase
     section = tou.section
     tolerance = section.limits.switch_tolerance
     events = meter.standard_event_log
-    with usecase.step("0", HEAD_END, METER, "precondition: SET clock to the reference time; GET active calendar"):
+    # Precondition: a flat calendar on tariff 1 is active, so nothing but the activation moves the tariff.
+    baseline = plan(meter, b"A" + secrets.token_hex(3).encode(), {1: [(time(0), 1)], 2: [(time(0), 1)]})
+    new = plan(meter, b"B" + secrets.token_hex(3).encode(), {1: [(time(0), 2)], 2: [(time(0), 2)]})
+    with usecase.step("0", HEAD_END, METER, "precondition: SET clock to the reference time; SET passive flat "
+                                            "tariff-1 calendar; ACTION activate_passive_calendar"):
         deviation = synchronise(meter, bench_clock)
+        tou.calendar.write_passive(baseline)
+        tou.calendar.activate_passive_calendar()
         old_name = tou.calendar.active_name()
         indicator_before = tou.indicator.read()
-    # A flat plan on the tariff the meter is not in now, so the switch shows in the indicator too.
-    flat = 2 if indicator_before != 2 else 3
-    new = plan(meter, b"B" + secrets.token_hex(3).encode(), {1: [(time(0), flat)], 2: [(time(0), flat)]})
+    usecase.expect("baseline calendar active", old_name, baseline.name, article="4-17-6")
+    usecase.expect("tariff indicator on the baseline calendar", indicator_before, 1, article="4-17-6")
     due = (bench_clock.now() + timedelta(seconds=section.parameters.activation_delay_s)).replace(microsecond=0)
     with usecase.step("1", HEAD_END, METER, "SET passive season/week/day tables, activate_passive_calendar_time"):
         before = events.entries()
@@ -116,7 +121,7 @@ def test_passive_calendar_activates_at_its_time(meter, tou, bench_clock, usecase
         late_name, late_indicator = tou.calendar.active_name(), tou.indicator.read()
         added = [e for e in events.new_since(before) if e.code == section.events.tou_activated]
     usecase.expect("active calendar after its time", late_name, new.name, article="4-17-6")
-    usecase.expect("tariff indicator after its time", late_indicator, flat, article="4-17-6")
+    usecase.expect("tariff indicator after its time", late_indicator, 2, article="4-17-6")
     usecase.expect("event 9 (TOU activated) logged once", len(added), 1, article="4-17-6")
     usecase.measure("event 9 stamp vs the activation time", abs(seconds_between(due, added[0].time)),
                     limit=tolerance)
