@@ -37,6 +37,9 @@ class DisplayLines(StrictModel):
     power_import: str = "1-0:1.7.0"
     breaker_state: str = "0-0:96.3.10"
     text_message: str = "0-0:96.13.0"
+    tariff_indicator: str = "0-0:96.14.0"
+    # Import energy per tariff, tariff t at index t-1 (as the profile's tariff registers).
+    tariff_energy: list[str] = ["1-0:1.8.1", "1-0:1.8.2", "1-0:1.8.3", "1-0:1.8.4"]
     energy_unit: str = "kWh"
     power_unit: str = "kW"
 

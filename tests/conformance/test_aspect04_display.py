@@ -13,15 +13,17 @@ command.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
 from bench.cosem import Register
 from bench.cosem_supply import restore_connected
+from bench.cosem_tariffs import TouPlan
 from bench.display_fixtures import consumer_message, display  # noqa: F401 (fixtures)
 from bench.restore import restore_all
 from bench.supply_fixtures import source_current_a
+from bench.tariff_fixtures import tou  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.aspect(4), pytest.mark.ntd("3-10"), pytest.mark.feature("display_p1")]
 
@@ -246,3 +248,47 @@ def test_display_port_accepts_no_command(meter, display, consumer_message, conne
         usecase.expect("output_state", meter.disconnect_control.output_state(), True, article=ARTICLE)
         usecase.measure("source current (A)", source_current_a(ac_source),
                         low=limits.open_breaker_current.value, unit="A", article=ARTICLE)
+
+
+@pytest.mark.feature("tou_calendar")
+def test_tariff_switch_reaches_the_display(meter, display, tou, bench_clock, usecase):
+    section = meter.profile.display
+    lines, latency = section.lines, section.limits.change_latency
+    script_table = meter.profile.tariffs.objects.tariff_script_table
+
+    def flat(tariff: int) -> TouPlan:
+        return TouPlan(b"D" + secrets.token_hex(3).encode(), {1: [(time(0), tariff)], 2: [(time(0), tariff)]},
+                       (1, 1, 1, 1, 1, 2, 2), script_table)
+
+    def shows(tariff: int):
+        return lambda t: t.value(lines.tariff_indicator) == f"{tariff:04d}"
+
+    with usecase.step("0", HEAD_END, METER, "precondition: SET passive flat tariff-1 calendar; "
+                                            "ACTION activate_passive_calendar"):
+        tou.calendar.write_passive(flat(1))
+        tou.calendar.activate_passive_calendar()
+        display.discard()
+        first = display.until(shows(1), 2 * latency.value)
+    expect_telegram(usecase, first, "tariff 1 shown")
+    with usecase.step("1", HEAD_END, METER, "GET tariff registers around the next telegram"):
+        display.discard()
+        before = tou.energies()
+        telegram = next_telegram(display, meter)
+        after = tou.energies()
+    expect_telegram(usecase, telegram, "tariff registers")
+    for index, code in enumerate(lines.tariff_energy):
+        shown_wh = number(telegram, code) * 1000
+        usecase.measure(f"{code} outside the register reads around it (Wh)",
+                        max(before[index] - shown_wh, shown_wh - after[index], 0.0), high=0.5, unit="Wh",
+                        article=ARTICLE)
+    with usecase.step("2", HEAD_END, METER, "SET passive flat tariff-3 calendar; ACTION activate_passive_calendar"):
+        display.discard()
+        tou.calendar.write_passive(flat(3))
+        tou.calendar.activate_passive_calendar()
+        switched_at = bench_clock.monotonic()
+    with usecase.step("3", METER, DISPLAY, "telegrams until tariff 3 shows"):
+        shown = display.until(shows(3), 2 * latency.value)
+    usecase.measure("time for the tariff switch to reach the display",
+                    (shown.received_at - switched_at) if shown else bench_clock.monotonic() - switched_at,
+                    limit=latency)
+    usecase.expect("tariff indicator read over DLMS", tou.indicator.read(), 3, article=ARTICLE)

@@ -16,9 +16,9 @@ from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
-from bench.cosem import Register, seconds_between
-from bench.cosem_tariffs import ActivityCalendar, SpecialDays, TariffIndicator, TouPlan, typed_calendar
-from bench.restore import restore_all
+from bench.cosem import seconds_between
+from bench.cosem_tariffs import TouPlan
+from bench.tariff_fixtures import SPECIAL_INDEX, tou  # noqa: F401 (fixture)
 from drivers.dlms import CosemDateTime
 
 pytestmark = [pytest.mark.aspect(8), pytest.mark.ntd("4-17-6"), pytest.mark.feature("tou_calendar")]
@@ -26,42 +26,6 @@ pytestmark = [pytest.mark.aspect(8), pytest.mark.ntd("4-17-6"), pytest.mark.feat
 HEAD_END = "Head-end (bench)"
 METER = "Meter"
 AC_SOURCE = "AC source (bench)"
-SPECIAL_INDEX = 4242
-
-
-class Tou:
-    def __init__(self, meter) -> None:
-        section = meter.profile.tariffs
-        self.section = section
-        self.calendar = ActivityCalendar(meter.session, section.objects.activity_calendar)
-        self.special_days = SpecialDays(meter.session, section.objects.special_days)
-        self.indicator = TariffIndicator(meter.session, section.objects.tariff_indicator)
-        self.registers = [Register(meter.session, o) for o in section.objects.tariff_registers]
-
-    def energies(self) -> list[float]:
-        return [r.read()[0] for r in self.registers]
-
-
-@pytest.fixture
-def tou(meter):
-    """The tariff objects; the active calendar and the special days are put back after the test."""
-    objects = Tou(meter)
-    saved = objects.calendar.raw_active()
-    try:
-        yield objects
-    finally:
-        def restore_calendar():
-            objects.calendar.write_passive_typed(*typed_calendar(*saved))
-            objects.calendar.activate_passive_calendar()
-            if objects.calendar.active_name() != bytes(saved[0]):
-                raise AssertionError("the original calendar did not become active again")
-
-        restore_all(f"meter {meter.id} activity calendar", [
-            ("special day removed", lambda: objects.special_days.delete(SPECIAL_INDEX)),
-            ("original calendar active", restore_calendar),
-        ])
-
-
 def synchronise(meter, bench_clock) -> int:
     """Set the meter clock to the reference time (the tariff hours are judged against it); its deviation."""
     deviation = meter.clock.time_zone()

@@ -225,7 +225,20 @@ def probe_registers_swapped(make):
     return good[1] >= 999 and good[2] == 0 and bad[2] >= 999 and bad[1] == 0
 
 
+def _tariff_shown_at_18h(meter: EmulatedMeter) -> str:
+    meter.model.tariffs.reschedule()
+    telegram_of(meter)  # 08:00 local: tariff 2
+    meter.bench_clock.sleep(10 * 3600 + 60)
+    return lines(telegram_of(meter))["0-0:96.14.0"]
+
+
+def probe_tariff_stale(make):
+    return (_tariff_shown_at_18h(build8(None)) == "0003"
+            and _tariff_shown_at_18h(build8("display-tariff-stale")) == "0002")
+
+
 PROBES = {
+    "display-tariff-stale": probe_tariff_stale,
     "calendar-activated-day-late": probe_activated_day_late,
     "calendar-activated-day-early": probe_activated_day_early,
     "calendar-passive-never-activates": probe_never_activates,
