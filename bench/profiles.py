@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator
 from bench.config import ConfigError, format_validation_error, read_toml
 from bench.profile_display import DISPLAY_FEATURES, DisplayProfile
 from bench.profile_tariffs import TARIFF_FEATURES, TariffProfile
+from bench.profile_customer import CustomerProfile
 from bench.profile_base import Limit, ObisCode, StrictModel
 from bench.profile_links import LINK_FEATURES, LinkProfile
 from bench.profile_supply import SUPPLY_FEATURES, SupplyProfile
@@ -99,6 +100,7 @@ class MeterProfile(StrictModel):
     supply: SupplyProfile = SupplyProfile()
     display: DisplayProfile = DisplayProfile()  # I1, aspect 4 (bench.profile_display)
     tariffs: TariffProfile = TariffProfile()  # aspect 8 (bench.profile_tariffs)
+    customer: CustomerProfile = CustomerProfile()  # aspect 3 (bench.profile_customer)
 
     @field_validator("features")
     @classmethod

@@ -43,7 +43,7 @@ def telegram_of(meter: EmulatedMeter) -> bytes:
 
 def test_every_customer_mutant_is_probed_here():
     assert CUSTOMER == sorted(PROBES), "a display mutant without a probe in this module"
-    assert all(MUTANTS[name].aspect in (4, 8) for name in CUSTOMER)
+    assert all(MUTANTS[name].aspect in (3, 4, 8) for name in CUSTOMER)
 
 
 def probe_bad_crc(make):
@@ -237,7 +237,34 @@ def probe_tariff_stale(make):
             and _tariff_shown_at_18h(build8("display-tariff-stale")) == "0002")
 
 
+# -- aspect 3 -------------------------------------------------------------------------------
+def _public(meter: EmulatedMeter):
+    return meter.clients[16].access
+
+
+def probe_public_write(make):
+    good, bad = make(None), make("public-can-write-message")
+    obj = good.model.consumer_message
+    return (_public(good).attribute_access(obj, 2) == 1
+            and _public(bad).attribute_access(bad.model.consumer_message, 2) == 3)
+
+
+def probe_public_disconnect(make):
+    good, bad = make(None), make("public-can-disconnect")
+    return (not _public(good).method_allowed(good.disconnect_control, 1)
+            and _public(bad).method_allowed(bad.disconnect_control, 1))
+
+
+def probe_public_tariffs(make):
+    good, bad = make(None), make("public-cannot-read-tariffs")
+    return (_public(good).attribute_access(good.model.tariffs.registers[0], 2) == 1
+            and _public(bad).attribute_access(bad.model.tariffs.registers[0], 2) == 0)
+
+
 PROBES = {
+    "public-can-write-message": probe_public_write,
+    "public-can-disconnect": probe_public_disconnect,
+    "public-cannot-read-tariffs": probe_public_tariffs,
     "display-tariff-stale": probe_tariff_stale,
     "calendar-activated-day-late": probe_activated_day_late,
     "calendar-activated-day-early": probe_activated_day_early,
