@@ -12,6 +12,9 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 
 from bench.config import ConfigError, KeyProblem, read_toml, validate_document
+from bench.profile_display import DISPLAY_FEATURES, DisplayProfile
+from bench.profile_tariffs import TARIFF_FEATURES, TariffProfile
+from bench.profile_customer import CustomerProfile
 from bench.profile_base import Limit, ObisCode, StrictModel
 from bench.profile_links import LINK_FEATURES, LinkProfile
 from bench.profile_supply import SUPPLY_FEATURES, SupplyProfile
@@ -26,7 +29,7 @@ CORE_FEATURES = (
     "image_transfer",
     "load_profile",
 )
-KNOWN_FEATURES = frozenset(CORE_FEATURES + LINK_FEATURES + SUPPLY_FEATURES)
+KNOWN_FEATURES = frozenset(CORE_FEATURES + LINK_FEATURES + SUPPLY_FEATURES + DISPLAY_FEATURES + TARIFF_FEATURES)
 
 
 
@@ -108,6 +111,9 @@ class MeterProfile(StrictModel):
     # Sections owned by the link and supply-side tests (their own modules say what they hold).
     links: LinkProfile = LinkProfile()
     supply: SupplyProfile = SupplyProfile()
+    display: DisplayProfile = DisplayProfile()  # I1, aspect 4 (bench.profile_display)
+    tariffs: TariffProfile = TariffProfile()  # aspect 8 (bench.profile_tariffs)
+    customer: CustomerProfile = CustomerProfile()  # aspect 3 (bench.profile_customer)
 
     @field_validator("features")
     @classmethod

@@ -9,6 +9,7 @@ from drivers.headend import HeadEndListener
 from fixtures.clock import VirtualClock
 from fixtures.meter import MUTANTS, EmulatedMeter, axdr
 from fixtures.meter.mutants import association_release  # probed on the wire: test_mutants_association.py
+from fixtures.meter.mutants import customer as customer_mutants  # probed in test_mutants_customer.py
 from fixtures.meter.axdr import Data, DataType
 from fixtures.meter import cosem_time
 from fixtures.meter.cosem_objects import ControlState, CosemError
@@ -265,7 +266,7 @@ def test_mutant_differs_from_conforming_meter(name):
     assert mutated != conforming
 
 
-@pytest.mark.parametrize("name", sorted(set(MUTANTS) - {m.name for m in association_release.MUTANTS}))
+@pytest.mark.parametrize("name", sorted(set(MUTANTS) - {m.name for m in (*association_release.MUTANTS, *customer_mutants.MUTANTS)}))
 def test_mutant_is_otherwise_conforming_on_a_basic_session(name):
     """Checks outside each mutant's own aspect-object still pass (one defect only)."""
     meter = build(name, control_mode=1)
