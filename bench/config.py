@@ -61,6 +61,17 @@ class EmulatorSettings(_Strict):
     enabled: bool = True
     # Seconds the emulated meter's clock starts off the reference, so a clock sync has work to do.
     initial_clock_offset: float = Field(default=-437.0, ge=-MAX_CLOCK_OFFSET_S, le=MAX_CLOCK_OFFSET_S)
+    # Which of the encodings the standards allow the emulated meters use (fixtures.meter.dialect).
+    dialect: str = "default"
+
+    @field_validator("dialect")
+    @classmethod
+    def _known_dialect(cls, name: str) -> str:
+        from fixtures.meter.dialect import DIALECTS
+
+        if name not in DIALECTS:
+            raise ValueError(f"unknown dialect {name!r}; one of {', '.join(sorted(DIALECTS))}")
+        return name
 
 
 class HeadEndSettings(_Strict):
@@ -111,6 +122,8 @@ class MeterSettings(_Strict):
     link: Link | None = None
     links: list[Link] = []
     security: SecuritySettings = SecuritySettings(authentication=Authentication.NONE, client_sap=16)
+    # The meter's local customer interface I1 (aspect 4), a pyserial URL; the emulator opens its own pty.
+    display_port: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _links(self) -> "MeterSettings":

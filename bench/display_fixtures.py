@@ -21,7 +21,7 @@ def display_port(meter, bench_station) -> str | None:
     emulator = bench_station.emulator(meter.id)
     if emulator is not None:
         return emulator.display_port
-    return getattr(meter.station_meter.settings, "display_port", None)
+    return meter.station_meter.settings.display_port
 
 
 @pytest.fixture

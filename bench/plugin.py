@@ -34,7 +34,7 @@ from bench.links import link_label
 from bench.safe_state import check_safe_state
 from bench.station import MeterUnderTest, Station, StationMeter, known_mutants, read_identity, target_ids, trace_path
 from drivers.dlms import FrameTrace
-from drivers.dlms.errors import ConnectFailed, DlmsError, DlmsTimeout, LinkError, ServiceError
+from drivers.dlms.errors import ConnectFailed, DlmsError, DlmsTimeout, LinkError, MalformedReply, ServiceError
 
 MARKERS = (
     "aspect(n): the SMMC aspect (1-15) a conformance test belongs to",
@@ -111,8 +111,6 @@ def classify(exc: BaseException) -> Verdict:
     wrong type or tag; its bytes are in the trace). ERROR: the bench could not judge: no answer
     at all (DlmsTimeout, LinkClosed, ConnectFailed), a line that keeps corrupting frames after
     retries (LinkOutOfStep), a feature the bench lacks, its own configuration or instruments."""
-    from drivers.dlms.errors import MalformedReply  # kept inside: the rest of this module is not this change's
-
     if isinstance(exc, (AssertionError, ServiceError, MalformedReply)):
         return Verdict.FAIL
     return Verdict.ERROR
@@ -298,7 +296,10 @@ class BenchRecorder:
             if call.when == "call":
                 state.verdict, state.diagnosis = classify(exc), diagnose(exc)
             elif state.verdict in (None, Verdict.PASS):
-                state.verdict, state.diagnosis = Verdict.ERROR, f"{call.when}: {diagnose(exc)}"
+                # A malformed reply while reaching the meter (setup) is the meter's fault as much as in
+                # the body; at teardown the verdict was already given, so only ERROR can be added.
+                blamed = classify(exc) if call.when == "setup" and isinstance(exc, MalformedReply) else Verdict.ERROR
+                state.verdict, state.diagnosis = blamed, f"{call.when}: {diagnose(exc)}"
             else:  # the verdict stands; the record still says the bench did not put things back
                 state.diagnosis += f"; {call.when}: {diagnose(exc)}"
         elif call.when == "call" and report.passed:

@@ -120,7 +120,7 @@ class Station:
                     lls_password=password,
                     initial_clock_offset=self.config.emulator.initial_clock_offset,
                     # [emulator] dialect: which encodings the standards allow the emulator uses
-                    dialect=getattr(self.config.emulator, "dialect", None),
+                    dialect=self.config.emulator.dialect,
                 )
                 emulator.start()
                 self._emulators[meter.id] = emulator

@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulate = commands.add_parser("emulate", help="serve an emulated meter until interrupted")
     emulate.add_argument("--bench", default="bench.toml", help="bench file whose emulated meter gives the security")
     emulate.add_argument("--mutant", default=None)
+    emulate.add_argument("--dialect", default=None, help="encodings the emulator uses (default: [emulator] dialect)")
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--port", type=int, default=4059)
     emulate.set_defaults(handler=command_emulate)

@@ -13,10 +13,13 @@ from bench.cli.common import EXIT_OK, EXIT_USAGE, checked_bench, console, error_
 def command_emulate(args: argparse.Namespace) -> int:
     from fixtures.clock import VirtualClock
     from fixtures.meter import MUTANTS, EmulatedMeter  # link mutants need a link: not served here
+    from fixtures.meter.dialect import DIALECTS
 
     if args.mutant and args.mutant not in MUTANTS:
         usage_error(f"unknown meter mutant {args.mutant!r} (link mutants need a link: not served here); "
                     "`bench validate --list` lists them")
+    if args.dialect is not None and args.dialect not in DIALECTS:
+        usage_error(f"unknown dialect {args.dialect!r}; one of {', '.join(sorted(DIALECTS))}")
     if not 0 <= args.port <= 65535:
         usage_error(f"--port {args.port}: a TCP port is 0..65535 (0: any free port)")
     config = checked_bench(args.bench)
@@ -28,6 +31,7 @@ def command_emulate(args: argparse.Namespace) -> int:
     meter = EmulatedMeter(
         clock=VirtualClock(), mutant=args.mutant, lls_password=password.reveal() if password else b"",
         host=args.host, port=args.port, initial_clock_offset=config.emulator.initial_clock_offset,
+        dialect=args.dialect or config.emulator.dialect,
     )
     try:
         meter.start()
