@@ -279,6 +279,16 @@ def reassociate(session: DlmsSession, clock, within_s: float, step_s: float = 1.
         clock.sleep(step_s)
 
 
+# A restore waits this many times the profile's restart_time for a meter slow to come back: the test
+# that judges the restart time has given its verdict, and the tests after it must find the meter up.
+RESTORE_PATIENCE = 10
+
+
+def reassociate_for_restore(session: DlmsSession, clock, restart_time_s: float) -> float:
+    """`reassociate` for a restore: patient, since judging the restart time is a test's job, not a restore's."""
+    return reassociate(session, clock, RESTORE_PATIENCE * restart_time_s)
+
+
 def wait_until(condition: Callable[[], bool], clock, within_s: float, step_s: float = 1.0) -> float | None:
     """Poll `condition` every `step_s` of bench time; the bench seconds until it held, or None."""
     start = clock.monotonic()

@@ -47,11 +47,30 @@ def _ac_source_guard(request: pytest.FixtureRequest) -> Iterator[SafeStateGuard]
 
 
 @pytest.fixture
-def ac_source(_ac_source_guard: SafeStateGuard) -> Iterator[AcSource]:
+def ac_source(request: pytest.FixtureRequest, _ac_source_guard: SafeStateGuard) -> Iterator[AcSource]:
     try:
         yield _ac_source_guard.source
     finally:
         _ac_source_guard.restore()  # a Ctrl-C meanwhile waits until the source is safe
+        _meter_answering_again(request)
+
+
+def _meter_answering_again(request: pytest.FixtureRequest) -> None:
+    """A supply test can leave its meter still booting: wait for it with a restore's patience, so the
+    next test finds it answering (the restart time itself is judged by the test, not here)."""
+    if "meter" not in request.fixturenames:
+        return
+    from bench.cosem_supply import reassociate_for_restore
+    from drivers.dlms.errors import DlmsError
+
+    meter = request.getfixturevalue("meter")
+    if meter.session.is_associated:
+        return
+    try:
+        reassociate_for_restore(meter.session, request.getfixturevalue("bench_clock"),
+                                meter.profile.supply.limits.restart_time.value)
+    except DlmsError as exc:
+        log.warning("meter %s not answering after the supply test: %s", meter.id, exc.diagnosis)
 
 
 @pytest.fixture(scope="session")

@@ -89,14 +89,14 @@ def _meter(station: "Station", meter: "StationMeter") -> str:
         return f"meter {meter.id}: not started"
     if not meter.profile.has("disconnector"):
         return f"meter {meter.id}: has no disconnector (nothing to reconnect)"
-    from bench.cosem_supply import reassociate, restore_connected
+    from bench.cosem_supply import reassociate_for_restore, restore_connected
     from bench.restore import BenchLimitation
 
-    # A meter the interrupted test left without supply is still starting up: give it the time
-    # the profile allows a meter to answer after a restoration.
+    # A meter the interrupted test left without supply is still starting up: give it a restore's
+    # patience beyond the time the profile allows a meter to answer after a restoration.
     session = station.session(meter, FrameTrace())
     try:
-        reassociate(session, station.clock, meter.profile.supply.limits.restart_time.value)
+        reassociate_for_restore(session, station.clock, meter.profile.supply.limits.restart_time.value)
         breaker = DisconnectControl(session, meter.profile.objects.disconnect_control)
         state = breaker.control_state()
         if state is ControlState.CONNECTED and breaker.output_state():

@@ -29,7 +29,7 @@ from typing import Iterator, Protocol
 
 import pytest
 
-from bench.cosem_supply import PushSetup, SupplyObjects, reassociate, restore_connected
+from bench.cosem_supply import PushSetup, SupplyObjects, reassociate_for_restore, restore_connected
 from bench.restore import restore_all
 from drivers.dlms.errors import DlmsError
 from drivers.headend import HeadEndListener
@@ -37,8 +37,6 @@ from drivers.headend import HeadEndListener
 log = logging.getLogger(__name__)
 
 OPERATOR_TIMEOUT_S = 300.0
-RESTORE_WITHIN_S = 60.0
-
 
 def source_current_a(ac_source) -> float:
     """The current the AC source delivers (the sum through every meter on it)."""
@@ -90,7 +88,7 @@ def _restore_destination(meter, push: PushSetup, original: str, clock) -> None:
     """Put the meter's push destination back (after an outage the session may need associating again)."""
     try:
         if not meter.session.is_associated:
-            reassociate(meter.session, clock, RESTORE_WITHIN_S)
+            reassociate_for_restore(meter.session, clock, meter.profile.supply.limits.restart_time.value)
         push.set_destination(original)
     except DlmsError as exc:
         # Not a verdict on the test that ran: the next head-end writes its own destination anyway.
@@ -109,7 +107,7 @@ def limiter(meter, bench_clock) -> Iterator[SupplyObjects]:
         yield objects
     finally:
         if not meter.session.is_associated:
-            reassociate(meter.session, bench_clock, meter.profile.supply.limits.restart_time.value)
+            reassociate_for_restore(meter.session, bench_clock, meter.profile.supply.limits.restart_time.value)
         normal, emergency, over, under, profile, groups = saved
         # Thresholds first: the breaker must not close into a limit the test left behind.
         restore_all(f"meter {meter.id} limiter", [

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from bench.cosem import Clock, seconds_between
-from bench.cosem_supply import SupplyObjects, bench_datetime, reassociate
+from bench.cosem_supply import SupplyObjects, bench_datetime, reassociate, reassociate_for_restore
 from bench.restore import restored
 from drivers.dlms import FrameTrace
 from drivers.dlms.errors import DlmsError
@@ -215,7 +215,7 @@ def put_back_filter(meter, objects, bench_clock, original_filter) -> list:
     """Steps that restore the alarm filter, re-associating first if the outage ended the association."""
     def reassociate_if_needed() -> None:
         if not meter.session.is_associated:
-            reassociate(meter.session, bench_clock, meter.profile.supply.limits.restart_time.value)
+            reassociate_for_restore(meter.session, bench_clock, meter.profile.supply.limits.restart_time.value)
 
     return [("association", reassociate_if_needed), ("alarm filter", lambda: objects.alarm_filter.write(original_filter))]
 
