@@ -52,6 +52,9 @@ class Clock:
     def status(self) -> int:
         return int(self._session.get(CLOCK, self.obis, 4))
 
+    def set_time_zone(self, minutes: int) -> None:
+        self._session.set(CLOCK, self.obis, 3, Typed(DataType.LONG, minutes))
+
     def write(self, when: datetime, deviation_minutes: int) -> None:
         self.write_raw(CosemDateTime.from_datetime(when, deviation_minutes))
 

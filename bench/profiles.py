@@ -89,6 +89,14 @@ class Limits(StrictModel):
     disconnect_operation_time: Limit
     disconnected_observation_time: Limit
     energy_while_disconnected: Limit
+    # Free run (art. 3-11): how long the bench leaves the clock alone, and the deviation it may gain.
+    clock_free_run_duration: Limit = Limit(
+        value=86400.0, unit="s", article="3-11", provisional=True,
+        note="time the clock runs unsynchronised while the bench watches its drift")
+    clock_free_run_drift: Limit = Limit(
+        value=2.0, unit="s", article="3-11", provisional=True,
+        note="largest deviation gained over the free-run time (IEC 62054-21: 0.5 s/day at reference "
+             "conditions, plus the 1 s resolution of clock.time)")
 
     @model_validator(mode="after")
     def _clock_figures(self) -> "Limits":

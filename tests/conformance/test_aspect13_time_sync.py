@@ -67,6 +67,10 @@ def test_clock_sync_within_tolerance(meter, bench_clock, usecase):
 def test_clock_adjustment_logs_events_4_and_5(meter, bench_clock, usecase):
     log, codes = meter.standard_event_log, meter.events
     tolerance = meter.limits.event_timestamp_tolerance
+    offset = meter.limits.clock_desync_offset
+    # Old and new time must differ, or an event stamped with the wrong one would pass.
+    with usecase.step("0", HEAD_END, METER, f"precondition: SET clock.time = reference + {offset.value:g} s"):
+        meter.clock.write(bench_clock.now() + timedelta(seconds=offset.value), meter.clock.time_zone())
     with usecase.step("1", HEAD_END, METER, "GET standard event log; GET clock.time (old time)"):
         before = log.entries()
         old_time = meter.clock.read().time
@@ -88,6 +92,8 @@ def test_clock_adjustment_logs_events_4_and_5(meter, bench_clock, usecase):
                     abs(seconds_between(old_event.time, old_time)), limit=tolerance)
     usecase.measure("|new-time event stamp - meter time after set|",
                     abs(seconds_between(new_event.time, new_time)), limit=tolerance)
+    usecase.measure("|old-time event stamp - (reference + desync offset)|",
+                    abs(seconds_between(old_event.time, bench_clock.now()) - offset.value), limit=tolerance)
 
 
 @pytest.mark.feature("clock_shift_time")
@@ -126,3 +132,53 @@ def test_invalid_time_rejected_and_clock_unchanged(meter, bench_clock, usecase):
     with usecase.step("3", HEAD_END, METER, "GET clock.time; deviation from reference"):
         after = deviation_from_reference(meter, bench_clock)
     usecase.measure("|clock change caused by the refused SET|", abs(after - before), limit=tolerance)
+
+
+def test_clock_keeps_time_in_free_run(meter, bench_clock, usecase):
+    duration, drift = meter.limits.clock_free_run_duration, meter.limits.clock_free_run_drift
+    with usecase.step("1", HEAD_END, METER, "SET clock.time = reference time; deviation from reference"):
+        synchronise(meter, bench_clock)
+        start = deviation_from_reference(meter, bench_clock)
+    with usecase.step("2", REFERENCE, REFERENCE, f"the clock runs free for {duration.value:g} {duration.unit}"):
+        bench_clock.sleep(duration.value)
+    with usecase.step("3", HEAD_END, METER, "GET clock.time; deviation from reference"):
+        end = deviation_from_reference(meter, bench_clock)
+    usecase.measure(f"|deviation gained in {duration.value:g} s of free run|", abs(end - start), limit=drift)
+
+
+@pytest.mark.feature("clock_adjust_to_quarter")
+@pytest.mark.parametrize("past_quarter_s, rounds", [(460, "up"), (440, "down")], ids=["7m40s", "7m20s"])
+def test_adjust_to_quarter_rounds_to_the_nearest_quarter(meter, bench_clock, usecase, past_quarter_s, rounds):
+    tolerance = meter.limits.clock_shift_tolerance
+    reference = bench_clock.now().replace(second=0, microsecond=0)
+    hour = reference - timedelta(minutes=reference.minute % 15)  # a quarter, in UTC and any whole-hour zone
+    nearest = hour + timedelta(minutes=15 if rounds == "up" else 0)
+    try:
+        with usecase.step("1", HEAD_END, METER, f"SET clock.time = a quarter + {past_quarter_s} s"):
+            meter.clock.write(hour + timedelta(seconds=past_quarter_s), meter.clock.time_zone())
+            written_at = bench_clock.monotonic()
+        with usecase.step("2", HEAD_END, METER, "ACTION clock.adjust_to_quarter"):
+            meter.clock.adjust_to_quarter()
+            acted_at = bench_clock.monotonic()
+        with usecase.step("3", HEAD_END, METER, f"GET clock.time: the quarter {rounds}, plus the time since"):
+            reading = meter.clock.read().time
+            since = bench_clock.monotonic() - acted_at
+        usecase.measure(f"|clock - nearest quarter ({rounds}) - elapsed|",
+                        abs(seconds_between(reading, nearest) - since), limit=tolerance)
+    finally:
+        synchronise(meter, bench_clock)
+
+
+def test_time_zone_written_reads_back(meter, usecase):
+    with usecase.step("1", HEAD_END, METER, "GET clock.time_zone"):
+        original = meter.clock.time_zone()
+    wanted = original + 60 if original <= 660 else original - 60
+    try:
+        with usecase.step("2", HEAD_END, METER, f"SET clock.time_zone = {wanted}"):
+            meter.clock.set_time_zone(wanted)
+        with usecase.step("3", HEAD_END, METER, "GET clock.time_zone"):
+            usecase.expect("time_zone read back", meter.clock.time_zone(), wanted, article="3-11")
+    finally:
+        with usecase.step("4", HEAD_END, METER, f"SET clock.time_zone = {original}; GET it"):
+            meter.clock.set_time_zone(original)
+            usecase.expect("time_zone restored", meter.clock.time_zone(), original, article="3-11")
