@@ -53,3 +53,8 @@ class Limit(StrictModel):
     def describe(self) -> str:
         mark = ", provisional" if self.provisional else ""
         return f"{self.value:g} {self.unit} (art. {self.article}{mark})"
+
+
+def provisional_limit(value: float, unit: str, article: str, note: str) -> Limit:
+    """A default limit whose official figure is not public: the lab is meant to set it."""
+    return Limit(value=value, unit=unit, article=article, provisional=True, note=note)

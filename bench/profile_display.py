@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bench.profile_base import Limit, ObisCode, StrictModel
+from bench.profile_base import Limit, ObisCode, StrictModel, provisional_limit
 
 DISPLAY_FEATURES: tuple[str, ...] = (
     "display_p1",  # I1 is a P1-style telegram on a serial port (DSMR 5 shape, CRC16)
@@ -19,7 +19,7 @@ ARTICLE = "3-10"
 
 
 def _limit(value: float, unit: str, note: str) -> Limit:
-    return Limit(value=value, unit=unit, article=ARTICLE, provisional=True, note=note)
+    return provisional_limit(value, unit, ARTICLE, note)
 
 
 class DisplayObjects(StrictModel):

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from bench.profile_base import Limit, ObisCode, StrictModel
+from bench.profile_base import provisional_limit as _limit
 
 SUPPLY_FEATURES: tuple[str, ...] = (
     "power_failure_log",  # IC 7 power-failure log with {time, duration} entries
@@ -20,10 +21,6 @@ SUPPLY_FEATURES: tuple[str, ...] = (
     "local_limiter",  # limits set through the optical port, local disconnection, button reconnects
 )
 
-
-
-def _limit(value: float, unit: str, article: str, note: str) -> Limit:
-    return Limit(value=value, unit=unit, article=article, provisional=True, note=note)
 
 
 class SupplyObjects(StrictModel):

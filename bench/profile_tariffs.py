@@ -8,14 +8,11 @@ from __future__ import annotations
 from pydantic import Field
 
 from bench.profile_base import Limit, ObisCode, StrictModel
+from bench.profile_base import provisional_limit as _limit
 
 TARIFF_FEATURES: tuple[str, ...] = (
     "tou_calendar",  # activity calendar (IC 20), special days (IC 11), tariff registers 1-0:1.8.t
 )
-
-
-def _limit(value: float, unit: str, article: str, note: str) -> Limit:
-    return Limit(value=value, unit=unit, article=article, provisional=True, note=note)
 
 
 class TariffObjects(StrictModel):
