@@ -273,6 +273,7 @@ def test_validate_kills_every_hdlc_and_optical_mutant(tmp_path):
                    "-k", "datalink or aspect01 or aspect05 or aspect15",
                    "--mutants", "hdlc-*", "--mutants", "optical-*", "--mutants", "mode-e-*",
                    "--mutants", "management-*", "--mutants", "limiter-*", "--mutants", "breaker-*",
+                   "--mutants", "aare-*", "--mutants", "rlre-*", "--mutants", "lls-*",
                    "--reports", str(tmp_path), cwd=REPO, timeout=900)
     summary = json.loads(next(tmp_path.glob("validate-*/validation.json")).read_text())
     assert "hdlc-bad-fcs-every-5th" in summary["mutants"] and "optical-drops-writes" in summary["mutants"]
