@@ -74,9 +74,9 @@ class MeterTime:
         return self._bench.monotonic() + seconds_between(meter_moment, self.now())
 
     def sleep_until(self, meter_moment: datetime) -> float:
-        due = self.bench_s(meter_moment)
-        self._bench.sleep(max(0.0, due - self._bench.monotonic()))
-        return due
+        """Wait until the meter's clock shows `meter_moment`; the bench instant reached."""
+        self._bench.sleep(max(0.0, self.bench_s(meter_moment) - self._bench.monotonic()))
+        return self._bench.monotonic()
 
 
 @dataclass
@@ -111,7 +111,7 @@ def run_day(meter, load_profile, ac_source, load, bench_clock, usecase, delivere
     scenario = Scenario(first, first + timedelta(seconds=period * intervals))
     with usecase.step("1", HEAD_END, METER, f"at {first:%H:%M} (meter time): GET active energy import"):
         scenario.bench_at[first] = clock.sleep_until(first)
-        delivered.sample(bench_clock.monotonic(), power(ac_source))
+        delivered.sample(scenario.bench_at[first], power(ac_source))
         bench_clock.sleep(settle)
         start_value, scenario.unit = meter.active_energy_import.read()
         start_at = bench_clock.monotonic()
@@ -137,7 +137,7 @@ def run_day(meter, load_profile, ac_source, load, bench_clock, usecase, delivere
                 delivered.sample(bench_clock.monotonic(), power(ac_source))
             end = begin + timedelta(seconds=period)
             scenario.bench_at[end] = clock.sleep_until(end)
-            delivered.sample(bench_clock.monotonic(), power(ac_source))
+            delivered.sample(scenario.bench_at[end], power(ac_source))
     with usecase.step("3", HEAD_END, METER, f"at {scenario.last:%H:%M} (meter time): GET active energy import"):
         bench_clock.sleep(settle)
         end_value, _ = meter.active_energy_import.read()
