@@ -4,12 +4,14 @@ intervals (capture time, status, energy) found by its capture objects, not by po
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Iterator
 
 from bench.cosem import CLOCK, PROFILE_GENERIC, Register, seconds_between
-from bench.cosem_supply import _date_time, obis_bytes, obis_text
+from bench.cosem_supply import _date_time, obis_bytes, obis_text, reassociate_for_restore
+from bench.restore import restore_all
 from drivers.dlms import CosemDateTime, DataType, DlmsSession, Typed
 from drivers.dlms.errors import MalformedReply
 
@@ -153,6 +155,55 @@ class LoadProfile:
 
     def by_entry(self, first: int, last: int) -> list[Interval]:
         return self.intervals(self.generic.by_entry(first, last))
+
+
+def load_profile_of(meter) -> LoadProfile:
+    objects = meter.profile.readings.objects
+    return LoadProfile(meter.session, objects.load_profile, meter.profile.objects.clock, objects.profile_status,
+                       meter.profile.objects.active_energy_import)
+
+
+@contextmanager
+def load_profile_at_default_period(meter, bench_clock) -> Iterator[LoadProfile]:
+    """The load profile at the profile's capture period (written if the meter had another), put back after."""
+    view = load_profile_of(meter)
+    period = int(meter.profile.readings.limits.capture_period.value)
+    original = view.generic.capture_period()
+    if original != period:
+        view.generic.set_capture_period(period)
+    try:
+        yield view
+    finally:
+        def put_back() -> None:
+            if not meter.session.is_associated:
+                reassociate_for_restore(meter.session, bench_clock, meter.profile.supply.limits.restart_time.value)
+            if view.generic.capture_period() != original:
+                view.generic.set_capture_period(original)
+        restore_all(f"meter {meter.id} load profile", [("capture period", put_back)])
+
+
+class MeterTime:
+    """Meter time against the bench's: the offset measured over DLMS, measured again after each change."""
+
+    def __init__(self, meter, bench_clock) -> None:
+        self._meter, self._bench = meter, bench_clock
+        self.offset_s = meter_clock_offset(meter.clock, bench_clock)
+
+    def measure(self) -> float:
+        self.offset_s = meter_clock_offset(self._meter.clock, self._bench)
+        return self.offset_s
+
+    def now(self) -> datetime:
+        return self._bench.now() + timedelta(seconds=self.offset_s)
+
+    def bench_s(self, meter_moment: datetime) -> float:
+        """The bench monotonic instant at which the meter's clock shows `meter_moment`."""
+        return self._bench.monotonic() + seconds_between(meter_moment, self.now())
+
+    def sleep_until(self, meter_moment: datetime) -> float:
+        """Wait until the meter's clock shows `meter_moment`; the bench instant reached."""
+        self._bench.sleep(max(0.0, self.bench_s(meter_moment) - self._bench.monotonic()))
+        return self._bench.monotonic()
 
 
 def meter_clock_offset(clock, bench_clock) -> float:

@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bench.cosem import seconds_between
-from bench.cosem_readings import DeliveredEnergy, Interval, LoadProfile, boundary_after, meter_clock_offset
-from bench.cosem_supply import reassociate, reassociate_for_restore
+from bench.cosem_readings import (
+    DeliveredEnergy, Interval, MeterTime, boundary_after, load_profile_at_default_period,
+)
+from bench.cosem_supply import reassociate
 from bench.restore import restore_all
 from drivers.dlms.errors import DlmsError
 
@@ -30,53 +31,10 @@ AC_SOURCE = "AC source (bench)"
 LOAD = "Load (bench)"
 
 
-def load_profile_view(meter) -> LoadProfile:
-    objects = meter.profile.readings.objects
-    return LoadProfile(meter.session, objects.load_profile, meter.profile.objects.clock, objects.profile_status,
-                       meter.profile.objects.active_energy_import)
-
-
 @pytest.fixture
 def load_profile(meter, bench_clock):
-    """The load profile at the profile's capture period (written if the meter had another), put back after."""
-    view = load_profile_view(meter)
-    period = int(meter.profile.readings.limits.capture_period.value)
-    original = view.generic.capture_period()
-    if original != period:
-        view.generic.set_capture_period(period)
-    try:
+    with load_profile_at_default_period(meter, bench_clock) as view:
         yield view
-    finally:
-        def put_back() -> None:
-            if not meter.session.is_associated:
-                reassociate_for_restore(meter.session, bench_clock, meter.profile.supply.limits.restart_time.value)
-            if view.generic.capture_period() != original:
-                view.generic.set_capture_period(original)
-        restore_all(f"meter {meter.id} load profile", [("capture period", put_back)])
-
-
-class MeterTime:
-    """Meter time against the bench's: the offset measured over DLMS, re-measured after each change."""
-
-    def __init__(self, meter, bench_clock) -> None:
-        self._meter, self._bench = meter, bench_clock
-        self.offset_s = meter_clock_offset(meter.clock, bench_clock)
-
-    def measure(self) -> float:
-        self.offset_s = meter_clock_offset(self._meter.clock, self._bench)
-        return self.offset_s
-
-    def now(self) -> datetime:
-        return self._bench.now() + timedelta(seconds=self.offset_s)
-
-    def bench_s(self, meter_moment: datetime) -> float:
-        """The bench monotonic instant at which the meter's clock shows `meter_moment`."""
-        return self._bench.monotonic() + seconds_between(meter_moment, self.now())
-
-    def sleep_until(self, meter_moment: datetime) -> float:
-        """Wait until the meter's clock shows `meter_moment`; the bench instant reached."""
-        self._bench.sleep(max(0.0, self.bench_s(meter_moment) - self._bench.monotonic()))
-        return self._bench.monotonic()
 
 
 @dataclass
