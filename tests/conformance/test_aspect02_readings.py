@@ -45,6 +45,7 @@ class Scenario:
     power_down_row: datetime | None = None
     clock_adjusted_row: datetime | None = None
     register: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # value/bench s at the start and end
+    clock_shifted_s: float = 0.0  # the bench's clock adjustment, undone after the readings
     unit: str = "Wh"
 
 
@@ -52,7 +53,8 @@ def power(ac_source) -> float:
     return float(ac_source.measure().power_w)
 
 
-def run_day(meter, load_profile, ac_source, load, bench_clock, usecase, delivered: DeliveredEnergy) -> Scenario:
+def run_day(meter, load_profile, ac_source, load, bench_clock, usecase, delivered: DeliveredEnergy,
+            scenario: Scenario) -> Scenario:
     """Drive the known load through the scenario; sample the source around every change the bench makes."""
     readings = meter.profile.readings
     limits, currents = readings.limits, readings.parameters.load_currents_a
@@ -66,7 +68,7 @@ def run_day(meter, load_profile, ac_source, load, bench_clock, usecase, delivere
         load.set_current(currents[0])
         load.on()
         first = boundary_after(clock.now() + timedelta(seconds=settle), period)
-    scenario = Scenario(first, first + timedelta(seconds=period * intervals))
+    scenario.first, scenario.last = first, first + timedelta(seconds=period * intervals)
     with usecase.step("1", HEAD_END, METER, f"at {first:%H:%M} (meter time): GET active energy import"):
         scenario.bench_at[first] = clock.sleep_until(first)
         delivered.sample(scenario.bench_at[first], power(ac_source))
@@ -85,6 +87,7 @@ def run_day(meter, load_profile, ac_source, load, bench_clock, usecase, delivere
                     cut_supply(meter, ac_source, bench_clock, limits.outage_length.value, delivered)
                     scenario.power_down_row = begin + timedelta(seconds=period)
                 else:
+                    scenario.clock_shifted_s = limits.clock_adjustment.value
                     adjust_clock(meter, clock, limits.clock_adjustment.value, usecase)
                     scenario.clock_adjusted_row = begin + timedelta(seconds=period)
                 delivered.sample(bench_clock.monotonic(), power(ac_source))
@@ -122,7 +125,7 @@ def adjust_clock(meter, clock: MeterTime, seconds: float, usecase) -> None:
     else:
         meter.clock.write(clock.now() + timedelta(seconds=seconds), meter.clock.time_zone())
     shifted = clock.measure() - before
-    usecase.measure(f"clock shift observed (asked {seconds:g} s) - asked", abs(shifted - seconds),
+    usecase.measure(f"|clock shift observed - asked ({seconds:g} s)|", abs(shifted - seconds),
                     limit=meter.limits.clock_shift_tolerance)
 
 
@@ -137,9 +140,17 @@ def test_load_profile_day_matches_the_energy_delivered(meter, load_profile, ac_s
     delivered = DeliveredEnergy()
     with usecase.step("0", HEAD_END, METER, "GET load profile capture_period"):
         usecase.expect("capture_period (s)", load_profile.generic.capture_period(), period, article="4-10")
-    scenario = run_day(meter, load_profile, ac_source, load, bench_clock, usecase, delivered)
-    with usecase.step("4", HEAD_END, METER, "GET load profile buffer"):
-        rows = rows_in(load_profile.read(), scenario.first, scenario.last)
+    scenario = Scenario(datetime.min, datetime.min)
+    try:
+        scenario = run_day(meter, load_profile, ac_source, load, bench_clock, usecase, delivered, scenario)
+        with usecase.step("4", HEAD_END, METER, "GET load profile buffer"):
+            rows = rows_in(load_profile.read(), scenario.first, scenario.last)
+    finally:
+        if scenario.clock_shifted_s:
+            undo = scenario.clock_shifted_s
+            with usecase.step("4.1", HEAD_END, METER, f"undo the clock shift ({-undo:g} s); GET clock"):
+                restore_all(f"meter {meter.id} clock", [
+                    ("clock shifted back", lambda: adjust_clock(meter, MeterTime(meter, bench_clock), -undo, usecase))])
     times = [row.time for row in rows]
     expected = [scenario.first + timedelta(seconds=period * k) for k in range(len(scenario.bench_at))]
     usecase.expect("rows off the period boundaries", [t.isoformat() for t in times if t not in expected], [],
