@@ -258,3 +258,71 @@ class DeliveredEnergy:
                 return p0 if t1 == t0 else p0 + (p1 - p0) * (t - t0) / (t1 - t0)
             joules += (power(a) + power(b)) / 2 * (b - a)
         return joules / 3600.0
+
+
+# -- account move (aspect 12) ---------------------------------------------------------------
+SCRIPT_TABLE = 9
+
+
+@dataclass(frozen=True)
+class BillingRow:
+    time: datetime
+    energy: float  # scaled, the energy register's unit
+    counter: int
+
+
+class BillingProfile:
+    """A profile generic whose columns include the clock, the energy register and the billing period counter."""
+
+    def __init__(self, session: DlmsSession, obis: str, clock_obis: str, energy_obis: str, counter_obis: str) -> None:
+        self.generic = ProfileGeneric(session, obis)
+        self.obis = obis
+        self._session = session
+        self._wanted = {"clock": (CLOCK, clock_obis), "energy": (3, energy_obis), "counter": (1, counter_obis)}
+        self._energy_obis = energy_obis
+
+    def read(self) -> list[BillingRow]:
+        objects = self.generic.capture_objects()
+        columns = {}
+        for name, (class_id, obis) in self._wanted.items():
+            columns[name] = next((i for i, c in enumerate(objects)
+                                  if c.class_id == class_id and c.obis == obis and c.attribute == 2), None)
+            if columns[name] is None:
+                raise MalformedReply(f"billing profile {self.obis} does not capture {name} {obis}")
+        raw = self._session.get(3, self._energy_obis, 3)
+        try:
+            scale = 10.0 ** int(raw[0])
+        except (TypeError, IndexError, ValueError):
+            raise MalformedReply(f"register {self._energy_obis} scaler_unit {raw!r}") from None
+        rows = []
+        for index, row in enumerate(self.generic.buffer()):
+            try:
+                rows.append(BillingRow(_date_time(row[columns["clock"]], f"billing row {index} clock"),
+                                       float(row[columns["energy"]]) * scale, int(row[columns["counter"]])))
+            except (TypeError, IndexError, ValueError) as exc:
+                raise MalformedReply(f"billing profile {self.obis} row {index} {row!r}: {exc}") from None
+        return rows
+
+
+class ScriptTable:
+    def __init__(self, session: DlmsSession, obis: str) -> None:
+        self._session, self.obis = session, obis
+
+    def execute(self, script_id: int) -> None:
+        self._session.action(SCRIPT_TABLE, self.obis, 1, Typed(DataType.LONG_UNSIGNED, script_id))
+
+
+class OctetStringData:
+    """IC 1 Data holding an octet string (e.g. customer data)."""
+
+    def __init__(self, session: DlmsSession, obis: str) -> None:
+        self._session, self.obis = session, obis
+
+    def read(self) -> bytes:
+        raw = self._session.get(1, self.obis, 2)
+        if not isinstance(raw, bytes):
+            raise MalformedReply(f"data {self.obis} value is {type(raw).__name__}, expected an octet-string")
+        return raw
+
+    def write(self, value: bytes) -> None:
+        self._session.set(1, self.obis, 2, Typed(DataType.OCTET_STRING, value))

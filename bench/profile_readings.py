@@ -12,6 +12,7 @@ from bench.profile_base import Limit, ObisCode, StrictModel
 
 READINGS_FEATURES: tuple[str, ...] = (
     "load_profile_entries_writable",  # profile_entries (IC 7 attr 8) can be written: the wrap test sets it small
+    "account_move",  # billing profile, end-of-billing script and customer data (aspect 12)
 )
 
 
@@ -95,10 +96,32 @@ class ReadingsLimits(StrictModel):
         return self
 
 
+class AccountObjects(StrictModel):
+    """Aspect 12 (account move, art. 5-1): what the move runs and rewrites."""
+
+    billing_profile: ObisCode = "0.0.98.1.0.255"  # {clock, A+ energy, billing period counter}
+    billing_script_table: ObisCode = "0.0.10.0.1.255"
+    billing_script_id: int = Field(default=1, ge=0, le=0xFFFF)
+    billing_period_counter: ObisCode = "0.0.0.1.0.255"
+    customer_data: ObisCode = "0.0.96.1.10.255"  # octet string naming the customer at this supply point
+
+
+class AccountMove(StrictModel):
+    objects: AccountObjects = AccountObjects()
+    new_customer_data: str = Field(default="CUSTOMER-0002", min_length=1, max_length=32)
+    usage_before_move: Limit = _limit(3600.0, "s", "5-1", "test parameter: the leaving customer's consumption "
+                                                         "the bench delivers before the move")
+    usage_after_move: Limit = _limit(900.0, "s", "5-1", "test parameter: the new customer's consumption the "
+                                                        "bench delivers after the move")
+    billing_stamp_tolerance: Limit = _limit(5.0, "s", "5-1", "largest difference between the billing row's "
+                                                             "stamp and the meter time of the script's execution")
+
+
 class ReadingsProfile(StrictModel):
     objects: ReadingsObjects = ReadingsObjects()
     status_bits: StatusBits = StatusBits()
     parameters: ReadingsParameters = ReadingsParameters()
     limits: ReadingsLimits = ReadingsLimits()
+    account_move: AccountMove = AccountMove()
     parameter_change_event: int = Field(default=47, ge=0, le=255,
                                         description="event logged when the capture period is written (IDIS 47)")
