@@ -1,6 +1,6 @@
-"""Each readings mutant (aspect 2 load profile, aspect 10 capture-period programming) differs from the
-conforming meter in its one declared way, observed directly on the emulator's load profile, beside a
-conforming meter driven the same way in virtual time."""
+"""Each readings mutant (aspect 2 load profile, aspect 10 capture-period programming, aspect 12 account
+move) differs from the conforming meter in its one declared way, observed directly on the emulator's
+objects, beside a conforming meter driven the same way in virtual time."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -125,6 +125,27 @@ def change_logged(meter):
     return [code for _, code in meter.state.standard_events]
 
 
+def billing_cycles(meter):
+    """Two end-of-billing runs an hour apart at the default 1 kW: rows (energy, counter) and the register."""
+    script = meter.model.billing.script_table
+    for _ in range(2):
+        run(meter, 3600)
+        script.invoke(1, axdr.long_unsigned(1))
+    return [(wh, count) for _, wh, count in meter.model.billing.profile.rows], meter.model.energy.wh
+
+
+def customer_data_write(meter):
+    data = meter.model.billing.customer_data
+    data.set(2, axdr.octet_string(b"NEW-CUSTOMER"))
+    meter.model.parameters.written(data, 2)
+    try:
+        data.set(2, axdr.octet_string(b"X" * 200))
+        long_refused = data.text != b"X" * 200
+    except CosemError:
+        long_refused = True
+    return data.get(2).value, long_refused, [code for _, code in meter.state.standard_events]
+
+
 PROBES = {
     "load-profile-gap-after-power-down": outage_rows,
     "load-profile-power-down-bit-missing": outage_rows,
@@ -144,6 +165,13 @@ PROBES = {
     "capture-period-wrong-type-accepted": wrong_type,
     "capture-period-public-write-accepted": public_access,
     "capture-period-change-not-logged": change_logged,
+    "billing-clears-energy": billing_cycles,
+    "billing-clears-history": billing_cycles,
+    "billing-counter-stuck": billing_cycles,
+    "billing-row-stale-energy": billing_cycles,
+    "customer-data-write-ignored": customer_data_write,
+    "customer-data-length-unchecked": customer_data_write,
+    "customer-data-change-not-logged": customer_data_write,
 }
 # What the conforming meter does, so a probe cannot pass by both meters being wrong alike.
 CONFORMING = {
@@ -157,13 +185,15 @@ CONFORMING = {
     wrong_type: (True, True),
     public_access: AccessMode.NO_ACCESS,
     change_logged: [47],
+    billing_cycles: ([(1000, 1), (2000, 2)], 2000),
+    customer_data_write: (b"NEW-CUSTOMER", True, [47]),
 }
 PROBED_MUTANTS = set(PROBES)
 
 
 def test_every_readings_mutant_has_a_probe():
     assert PROBED_MUTANTS == {m.name for m in readings.MUTANTS}
-    assert all(MUTANTS[name].aspect in (2, 10) for name in PROBED_MUTANTS)
+    assert all(MUTANTS[name].aspect in (2, 10, 12) for name in PROBED_MUTANTS)
 
 
 @pytest.mark.parametrize("name", sorted(PROBES))
