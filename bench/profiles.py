@@ -124,7 +124,7 @@ class MeterProfile(StrictModel):
     display: DisplayProfile = DisplayProfile()  # I1, aspect 4 (bench.profile_display)
     tariffs: TariffProfile = TariffProfile()  # aspect 8 (bench.profile_tariffs)
     customer: CustomerProfile = CustomerProfile()  # aspect 3 (bench.profile_customer)
-    readings: ReadingsProfile = ReadingsProfile()  # aspects 2 and 10 (bench.profile_readings)
+    readings: ReadingsProfile = ReadingsProfile()  # aspects 2, 10 and 12 (bench.profile_readings)
 
     @field_validator("features")
     @classmethod
