@@ -31,12 +31,22 @@ def _settings(request: pytest.FixtureRequest, name: str):
     return getattr(instruments, name, None) if instruments is not None else None
 
 
+def _note_identity(request: pytest.FixtureRequest, name: str, driver) -> None:
+    """The instrument's *IDN? for the run record, beside its calibration data."""
+    from bench.plugin import recorder_of
+
+    recorder = recorder_of(request.config)
+    if recorder is not None:
+        recorder.instrument_ids[name] = getattr(driver, "identification", None) or ""
+
+
 @pytest.fixture(scope="session")
 def _ac_source_guard(request: pytest.FixtureRequest) -> Iterator[SafeStateGuard]:
     settings = _settings(request, "ac_source")
     if settings is None:
         pytest.skip("the bench has no AC source ([ac_source] in bench.toml)")
     source = open_ac_source(settings)
+    _note_identity(request, "AC source", source)
     try:
         guard = SafeStateGuard(source)
         with guard:
@@ -79,6 +89,7 @@ def _load_session(request: pytest.FixtureRequest) -> Iterator[Load]:
     if settings is None:
         pytest.skip("the bench has no load ([load] in bench.toml)")
     driver = open_load(settings)
+    _note_identity(request, "load", driver)
     try:
         driver.off()
         yield driver

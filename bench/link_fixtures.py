@@ -25,6 +25,7 @@ from bench.links import hdlc_proposal, is_hdlc, link_label, open_transport
 from drivers.dlms import Authentication, DataType, DlmsSession, FrameTrace, SessionSettings, Typed
 from drivers.dlms.errors import DlmsError, MalformedReply
 from drivers.links.hdlc import HdlcParameters
+from drivers.secret import Secret
 
 MARKER = "links(*kinds): run only over the meter's links of these kinds (optical, serial, hdlc-tcp, rs485, tcp, gateway)"
 _WIRE = pytest.StashKey[list]()
@@ -176,15 +177,17 @@ class LinkAccess:
         return probe
 
     def session(self, client_sap: int, *, authenticate: bool = False, transport=None,
-                max_pdu: int = 1024) -> DlmsSession:
+                max_pdu: int = 1024, password: Secret | None = None) -> DlmsSession:
         """An unconnected session as `client_sap` over a fresh connection on this link (or over
-        `transport`, e.g. a probe), with the bench's password only when `authenticate`."""
+        `transport`, e.g. a probe), with the bench's password only when `authenticate`, or with
+        `password` (a wrong one, to see it refused)."""
         self.suspend()
         if transport is None:
             transport = open_transport(self.link, self.meter.profile.links)
             register_wire_trace(self.request, f"{link_label(self.link)}: client SAP {client_sap}",
                                 transport.wire_trace)
-        password = self.meter.station_meter.password if authenticate else None
+        if password is None and authenticate:
+            password = self.meter.station_meter.password
         settings = SessionSettings(
             client_sap=client_sap, server_logical=self.link.server_logical,
             authentication=Authentication.LOW if password is not None else Authentication.NONE,

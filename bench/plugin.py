@@ -129,6 +129,7 @@ class BenchRecorder:
         self.mutant = config.getoption("mutant")
         self.station: Station | None = None
         self.tests: dict[str, TestRecord] = {}
+        self.instrument_ids: dict[str, str] = {}  # "AC source" / "load" -> *IDN?, as the fixtures read it
         self.collected: int | None = None
         self.session: pytest.Session | None = None
         self.current: pytest.Item | None = None
@@ -376,6 +377,7 @@ class BenchRecorder:
                         identity=meter.identity, identity_error=meter.identity_error,
                     )
                 )
+        instruments = self._instruments(config)
         bench_file = Path(bench_path(self.config))
         return RunRecord(
             run_id=self.run_id,
@@ -387,12 +389,23 @@ class BenchRecorder:
             mutant=self.mutant,
             software=self._software,
             meters=meters,
+            instruments=instruments,
+            instrument_calibration_overdue=any(i["overdue"] for i in instruments),
             collected=self.collected,
             interrupted=self.interrupt.interrupted,
             interrupted_by=self.interrupt.received or (self.interrupt.held[0] if self.interrupt.held else None),
             safe_state=self.safe_state,
             tests=list(self.tests.values()),
         )
+
+    def _instruments(self, config: BenchConfig | None) -> list[dict]:
+        if config is None:
+            return []
+        from bench.instruments import calibration_summary
+
+        today = (self.station.clock if self.station is not None else RealClock()).now().date()
+        return [c.as_record() for c in calibration_summary(config.ac_source, config.load, today,
+                                                            self.instrument_ids)]
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:

@@ -58,6 +58,10 @@ class RunRecord(BaseModel):
     mutant: str | None = None
     software: dict[str, str] = Field(default_factory=dict)
     meters: list[MeterRecord] = Field(default_factory=list)
+    # The AC source and load: *IDN? as read by the run, calibration certificate and dates; a run with
+    # an instrument past its calibration due date says so here (`overdue`).
+    instruments: list[dict] = Field(default_factory=list)
+    instrument_calibration_overdue: bool = False
     # Tests selected for the run; fewer in `tests` means the run did not judge them all.
     collected: int | None = None
     # Stopped by SIGINT/SIGTERM: the verdicts are those judged so far, the test running then

@@ -416,3 +416,21 @@ def test_validate_lists_tests_not_applicable_on_the_bench(tmp_path):
                    "--mutants", "clock-set-off-by-30s", "--reports", str(tmp_path / "r"), cwd=REPO, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "not applicable" in result.stdout and "no widget" in result.stdout
+
+
+def test_record_names_an_instrument_past_its_calibration_due_date(tmp_path):
+    text = (REPO / "bench.toml").read_text().replace(
+        'password_file = "fixtures/secrets/lls-password.txt"',
+        f'password_file = "{REPO / "fixtures/secrets/lls-password.txt"}"')
+    text = text.replace('model = "chroma-61500"\n', 'model = "chroma-61500"\n\n[ac_source.calibration]\n'
+                        'last = 2020-01-01\ndue = 2021-01-01\ncertificate = "CAL-OLD-1"\n', 1)
+    bench_file = tmp_path / "bench.toml"
+    bench_file.write_text(text)
+    result = bench("run", "--bench", str(bench_file), "-k", "source_current_follows", "--reports", str(tmp_path),
+                   cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "past its calibration due date" in result.stdout
+    record = json.loads(next(tmp_path.glob("*/record.json")).read_text())
+    assert record["instrument_calibration_overdue"] is True
+    source = next(i for i in record["instruments"] if i["name"] == "AC source")
+    assert (source["certificate"], source["overdue"], source["identification"] != "") == ("CAL-OLD-1", True, True)

@@ -120,6 +120,10 @@ def command_run(args: argparse.Namespace) -> int:
         console.print(f"meter [cyan]{escape(meter.id)}[/] ({escape(meter.profile)}): {escape(who)}")
     counts = record.counts()
     console.print(" ".join(f"[{VERDICT_STYLE[v]}]{counts[v.value]} {v.value}[/]" for v in Verdict))
+    for instrument in record.instruments:
+        if instrument["overdue"]:
+            console.print(f"[bold yellow]{instrument['name']} past its calibration due date {instrument['due']} "
+                          f"(certificate {instrument['certificate']}): recorded in the run record[/]")
     console.print(f"record: {record_path}  junit: {run_dir / 'junit.xml'}  allure: {run_dir / 'allure-results'}")
     _copy_record(args, record_path)
     return EXIT_OK if record.ok else EXIT_FAILED

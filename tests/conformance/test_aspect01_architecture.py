@@ -14,6 +14,8 @@ import pytest
 
 from bench.link_fixtures import AssociationView, HdlcSetupView, serial_number
 from bench.profile_links import MECHANISM_IDS
+from drivers.dlms.errors import AssociationRejected
+from drivers.secret import Secret
 
 pytestmark = [pytest.mark.aspect(1), pytest.mark.ntd("4-4")]
 
@@ -85,3 +87,41 @@ def test_hdlc_setup_matches_profile(meter, link_info, usecase):
                     high=limits["max_info_field_length_receive"], unit="B", article="4-4")
     usecase.measure("negotiated window, meter to bench", negotiated.window_rx,
                     high=limits["window_size_transmit"], unit="frames", article="4-4")
+
+
+def wrong_passwords(right: bytes) -> dict[str, bytes]:
+    """Wrong LLS passwords a careless comparison lets through, named without their bytes."""
+    flipped = right[:-1] + bytes([right[-1] ^ 0x01]) if right else b"x"
+    wrong = {"the right one with its last byte changed": flipped, "an empty password": b""}
+    if len(right) > 1:
+        wrong["the right one less its last byte (a prefix)"] = right[:-1]
+    if len(right) > 8:
+        wrong["the right first 8 bytes, then others"] = right[:8] + bytes(b ^ 0x55 for b in right[8:])
+    return wrong
+
+
+def test_wrong_password_refused_and_the_right_one_still_works(meter, link_access, usecase):
+    clients = meter.profile.clients
+    right = meter.station_meter.password
+    if right is None or meter.session.settings.client_sap != clients.management_sap:
+        pytest.skip("the bench associates without a password here: nothing to present wrongly")
+    outcomes: dict[str, str] = {}
+    for number, (label, wrong) in enumerate(wrong_passwords(right.reveal()).items(), start=1):
+        with usecase.step(f"1.{number}", HEAD_END, METER, f"AARQ management client (SAP {clients.management_sap}), "
+                                                         f"LLS with {label}"):
+            session = link_access.session(clients.management_sap, password=Secret(wrong))
+            try:
+                session.connect()
+                outcomes[label] = "accepted"
+            except AssociationRejected as exc:
+                outcomes[label] = "refused"
+                usecase.expect(f"{label}: AARE result", exc.result, 1, article="4-4")  # rejected-permanent
+            finally:
+                session.close()
+    refused_all = {label: "refused" for label in outcomes}
+    usecase.expect("associations with a wrong LLS password", outcomes, refused_all, article="4-4")
+    with usecase.step("2", HEAD_END, METER, "AARQ with the right password; GET clock.time"):
+        link_access.resume()
+        meter.clock.read()
+    usecase.expect("the right password associates after the refusals", meter.session.is_associated, True,
+                   article="4-4")

@@ -64,8 +64,10 @@ def test_write_refused_without_the_required_authentication(meter, link_access, u
     parameter = Parameter(meter.profile.links.programming)
     wanted = parameter.test_value()
     clients = meter.profile.clients
-    with usecase.step("1", TECHNICIAN, METER, f"GET {parameter.name} (value before)"):
+    spec = meter.profile.links.programming
+    with usecase.step("1", TECHNICIAN, METER, f"GET {parameter.name} (value before); GET standard event log"):
         before = parameter.read(meter.session)
+        events_before = meter.standard_event_log.entries() if spec.event is not None else []
     with usecase.step("2", TECHNICIAN, METER, f"associate as the management client (SAP {clients.management_sap}) "
                                               f"without authentication; SET {parameter.name}"):
         unauthenticated = outcome_of_write(link_access.session(clients.management_sap), parameter, wanted)
@@ -74,12 +76,17 @@ def test_write_refused_without_the_required_authentication(meter, link_access, u
                                               f"SET {parameter.name}"):
         public = outcome_of_write(link_access.session(clients.public_sap), parameter, wanted)
     usecase.expect("public client write", public, "refused", article="4-11")
-    with usecase.step("4", TECHNICIAN, METER, f"associate as management (authenticated); GET {parameter.name}"):
+    with usecase.step("4", TECHNICIAN, METER, f"associate as management (authenticated); GET {parameter.name}; "
+                                              "GET standard event log"):
         link_access.resume()
         after = parameter.read(meter.session)
+        logged = [e.code for e in meter.standard_event_log.new_since(events_before)] if spec.event is not None else []
         if after != before:
             parameter.write(meter.session, before)  # leave the meter as found
     usecase.expect(f"{parameter.name} unchanged by the refused writes", after, before, article="4-11")
+    if spec.event is not None:
+        usecase.expect(f"event {spec.event} (parameters changed) logged for a refused write", spec.event in logged,
+                       False, article="4-11")
 
 
 def outcome_of_write(session, parameter: Parameter, value) -> str:

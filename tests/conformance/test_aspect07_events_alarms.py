@@ -34,16 +34,19 @@ class Outage:
     started: datetime  # bench reference time the supply was cut
     ended: datetime  # and came back
     how: str  # how the source timed it (evidence: cycle-exact or not)
+    applied_s: float | None = None  # the length the source measured, not the one it was told
+    applied_uncertainty_s: float | None = None
 
     @property
     def duration_s(self) -> float:
-        return seconds_between(self.ended, self.started)
+        """The outage a verdict is judged against: as measured where the source measured it."""
+        return self.applied_s if self.applied_s is not None else seconds_between(self.ended, self.started)
 
 
 def cut_supply(ac_source, seconds: float, bench_clock) -> Outage:
     result = ac_source.dropout(seconds, bench_clock)
     return Outage(bench_datetime(bench_clock, result.started_at), bench_datetime(bench_clock, result.ended_at),
-                  result.describe())
+                  result.describe(), result.applied_s, result.applied_uncertainty_s)
 
 
 # The management logical device's wPort (DLMS wrapper, Green Book 7.3.3.4): pushes come from it.
@@ -75,7 +78,11 @@ def outage_with_evidence(meter, ac_source, bench_clock, usecase, seconds: float,
             silent = exc.diagnosis
     usecase.expect(f"meter answers within {limits.restart_time.value:g} s of the restoration (diagnosis)",
                    silent, "", article="5-4")
-    usecase.measure("outage as injected (informative)", outage.duration_s, unit="s", article="5-4")
+    usecase.measure("outage as injected, measured at the source (informative)", outage.duration_s, unit="s",
+                    article="5-4")
+    if outage.applied_uncertainty_s is not None:
+        usecase.measure("uncertainty of the measured outage (informative)", outage.applied_uncertainty_s, unit="s",
+                        article="5-4")
     return outage
 
 
