@@ -85,6 +85,7 @@ def run_day(meter, load_profile, ac_source, load, bench_clock, usecase, delivere
                 delivered.sample(bench_clock.monotonic(), power(ac_source))
                 if k == outage_at:
                     cut_supply(meter, ac_source, bench_clock, limits.outage_length.value, delivered)
+                    clock.measure()  # the meter's clock ran through the outage on its own
                     scenario.power_down_row = begin + timedelta(seconds=period)
                 else:
                     scenario.clock_shifted_s = limits.clock_adjustment.value
