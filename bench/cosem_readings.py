@@ -48,6 +48,13 @@ class ProfileGeneric:
             raise MalformedReply(f"profile {self.obis} capture_objects {raw!r} are not "
                                  f"{{class_id, logical_name, attribute, data_index}} ({exc})") from None
 
+    def set_capture_objects(self, objects: list[CaptureObject]) -> None:
+        self._session.set(PROFILE_GENERIC, self.obis, 3, Typed(DataType.ARRAY, [
+            Typed(DataType.STRUCTURE, [Typed(DataType.LONG_UNSIGNED, c.class_id),
+                                       Typed(DataType.OCTET_STRING, obis_bytes(c.obis)),
+                                       Typed(DataType.INTEGER, c.attribute),
+                                       Typed(DataType.LONG_UNSIGNED, c.data_index)]) for c in objects]))
+
     def capture_period(self) -> int:
         return int(self._get(4))
 

@@ -13,7 +13,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from bench.cosem import seconds_between
-from bench.cosem_readings import Interval, MeterTime, boundary_after, load_profile_at_default_period
+from bench.cosem_readings import (
+    CaptureObject, Interval, MeterTime, boundary_after, load_profile_at_default_period,
+)
+from bench.restore import restore_all
 from drivers.dlms import DataType, Typed
 from drivers.dlms.errors import DlmsError, ServiceError
 
@@ -137,3 +140,44 @@ def test_public_client_cannot_write_the_capture_period(meter, load_profile, link
     usecase.expect("the public client's write refused", bool(refused), True, article="4-21")
     with usecase.step("2", HEAD_END, METER, "GET capture_period, buffer, standard event log"):
         check_nothing_changed(meter, load_profile, before, before_log, "the public client's write", usecase)
+
+
+def test_capture_objects_change_clears_the_buffer(meter, load_profile, bench_clock, usecase):
+    """Blue Book IC 7: new capture_objects reset the buffer; an object the meter cannot capture is refused."""
+    limits = meter.profile.readings.limits
+    view, log = load_profile.generic, meter.standard_event_log
+    change = meter.profile.readings.parameter_change_event
+    with usecase.step("0", HEAD_END, METER, "GET capture_objects, buffer (one row at least), event log"):
+        original = view.capture_objects()
+        layout = load_profile.layout()
+        if not load_profile.read():
+            bench_clock.sleep(limits.capture_period.value + limits.capture_delay.value)
+        before, before_log = state(load_profile), log.entries()
+    kept = [original[layout["clock"]], original[layout["energy"]]]
+    unknown = CaptureObject(3, "1.0.99.99.99.255", 2)  # no such register in any profile
+    try:
+        with usecase.step("1", HEAD_END, METER, "SET capture_objects with an object the meter does not have"):
+            refused = refusal(lambda: view.set_capture_objects([*kept, unknown]))
+        usecase.expect("capture_objects naming an unknown object refused", bool(refused), True, article="4-21")
+        usecase.expect("capture_objects after the refusal", view.capture_objects(), original, article="4-21")
+        check_nothing_changed(meter, load_profile, before, before_log, "the refused capture_objects", usecase)
+        with usecase.step("2", HEAD_END, METER, "SET capture_objects = {clock, energy}; GET it back, "
+                                                "entries_in_use, event log"):
+            view.set_capture_objects(kept)
+            usecase.expect("capture_objects read back", view.capture_objects(), kept, article="4-21")
+            usecase.expect("entries_in_use right after the change (buffer cleared)", view.entries_in_use(), 0,
+                           article="4-21")
+            usecase.expect(f"event {change} logged", len(period_changes(meter, before_log)), 1, article="5-3")
+        clock = MeterTime(meter, bench_clock)
+        boundary = boundary_after(clock.now(), int(limits.capture_period.value))
+        with usecase.step("3", HEAD_END, METER, f"wait until {boundary:%H:%M} (the next boundary); GET buffer"):
+            clock.sleep_until(boundary + timedelta(seconds=limits.capture_delay.value))
+            rows = view.buffer()
+        usecase.expect("rows captured after the change", len(rows), 1, article="4-21")
+        usecase.expect("values per row (one per capture object)", [len(row) for row in rows], [len(kept)],
+                       article="4-21")
+    finally:
+        restore_all(f"meter {meter.id} load profile capture objects",
+                    [("capture_objects", lambda: view.set_capture_objects(original))])
+    with usecase.step("4", HEAD_END, METER, "SET capture_objects back; GET it"):
+        usecase.expect("capture_objects put back", view.capture_objects(), original, article="4-21")

@@ -116,6 +116,27 @@ def wrong_type(meter):
     return refused(meter, axdr.long_unsigned(900)), refused(meter, axdr.Data(DataType.DOUBLE_LONG, 900))
 
 
+def capture_objects_change(meter):
+    """Two rows, then capture objects {clock, energy}; then with an unknown register added: rows and refusal."""
+    profile = meter.model.load_profile
+    run(meter, 2 * PERIOD + 1)
+    clock, _, energy = (axdr.structure(axdr.long_unsigned(c), axdr.octet_string(ln), axdr.integer(a),
+                                       axdr.long_unsigned(0)) for c, ln, a in profile.capturable)
+    profile.set(3, axdr.array([clock, energy]))
+    kept = len(profile.rows)
+    unknown = axdr.structure(axdr.long_unsigned(3), axdr.octet_string(bytes([1, 0, 99, 99, 99, 255])),
+                             axdr.integer(2), axdr.long_unsigned(0))
+    return kept, refused_write(profile, 3, axdr.array([clock, energy, unknown]))
+
+
+def refused_write(obj, attribute: int, value) -> bool:
+    try:
+        obj.set(attribute, value)
+    except CosemError:
+        return True
+    return False
+
+
 def public_access(meter):
     return meter.clients[PUBLIC_CLIENT_SAP].access.attribute_access(meter.model.load_profile, 4)
 
@@ -163,6 +184,8 @@ PROBES = {
     "capture-period-applied-at-once": period_change,
     "capture-period-out-of-range-accepted": out_of_range,
     "capture-period-wrong-type-accepted": wrong_type,
+    "capture-objects-change-keeps-buffer": capture_objects_change,
+    "capture-objects-unknown-accepted": capture_objects_change,
     "capture-period-public-write-accepted": public_access,
     "capture-period-change-not-logged": change_logged,
     "billing-clears-energy": billing_cycles,
@@ -184,6 +207,7 @@ CONFORMING = {
     out_of_range: (True, True),
     wrong_type: (True, True),
     public_access: AccessMode.NO_ACCESS,
+    capture_objects_change: (0, True),
     change_logged: [47],
     billing_cycles: ([(1000, 1), (2000, 2)], 2000),
     customer_data_write: (b"NEW-CUSTOMER", True, [47]),
