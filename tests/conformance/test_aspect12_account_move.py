@@ -121,6 +121,8 @@ def test_account_move_keeps_registers_and_history(meter, account, ac_source, loa
     late = max(seconds_between(final.time, clock_after), seconds_between(clock_before, final.time), 0.0)
     usecase.measure("billing row stamp outside the script's time window", late, limit=move.billing_stamp_tolerance)
     up_to_move = delivered.wh_between(start_at, billed_at)
+    usecase.measure("energy the source delivered before the move (Wh)", up_to_move,
+                    low=flowing * 0.5 * move.usage_before_move.value / 3600 * 100, unit="Wh", article="5-1")
     allowed = accuracy * up_to_move + 2 * resolution
     usecase.measure(f"final reading {final.energy:g} - (start {start_value:g} + {up_to_move:.1f} Wh delivered)",
                     final.energy - start_value - up_to_move, low=-allowed, high=allowed, unit="Wh", article="5-1")
