@@ -18,6 +18,7 @@ from bench.profile_customer import CustomerProfile
 from bench.profile_base import Limit, ObisCode, StrictModel
 from bench.profile_links import LINK_FEATURES, LinkProfile
 from bench.profile_supply import SUPPLY_FEATURES, SupplyProfile
+from bench.profile_readings import READINGS_FEATURES, ReadingsProfile
 
 BUILTIN_PROFILES = Path(__file__).with_name("profiles")
 
@@ -29,7 +30,8 @@ CORE_FEATURES = (
     "image_transfer",
     "load_profile",
 )
-KNOWN_FEATURES = frozenset(CORE_FEATURES + LINK_FEATURES + SUPPLY_FEATURES + DISPLAY_FEATURES + TARIFF_FEATURES)
+KNOWN_FEATURES = frozenset(CORE_FEATURES + LINK_FEATURES + SUPPLY_FEATURES + DISPLAY_FEATURES + TARIFF_FEATURES
+                           + READINGS_FEATURES)
 
 
 
@@ -122,6 +124,7 @@ class MeterProfile(StrictModel):
     display: DisplayProfile = DisplayProfile()  # I1, aspect 4 (bench.profile_display)
     tariffs: TariffProfile = TariffProfile()  # aspect 8 (bench.profile_tariffs)
     customer: CustomerProfile = CustomerProfile()  # aspect 3 (bench.profile_customer)
+    readings: ReadingsProfile = ReadingsProfile()  # aspects 2, 10 and 12 (bench.profile_readings)
 
     @field_validator("features")
     @classmethod

@@ -15,7 +15,7 @@ from enum import IntEnum
 from types import SimpleNamespace
 from typing import Any
 
-from gurux_dlms import GXDLMSClient, GXReplyData
+from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
 from gurux_dlms.enums import Authentication as GxAuthentication
 from gurux_dlms.enums import DataType as GxDataType
 from gurux_dlms.enums import InterfaceType
@@ -270,14 +270,21 @@ class DlmsSession:
 
     # --- services ----------------------------------------------------------------
 
-    def get(self, class_id: int, logical_name: str, attribute: int) -> Any:
-        """Read one attribute; returns a plain Python value (see cosem_types.decode_data)."""
+    def get(self, class_id: int, logical_name: str, attribute: int,
+            access: tuple[int, Typed] | None = None) -> Any:
+        """Read one attribute; returns a plain Python value (see cosem_types.decode_data).
+
+        `access` is a selective access (selector, parameters), e.g. (1, range descriptor) of a
+        profile's buffer; our encoding goes out as gurux's access-selection bytes, untouched."""
         desc = f"{class_id}/{_check_logical_name(logical_name)}/{attribute}"
+        selection = None if access is None else bytes((access[0],)) + self._encode(access[1])
+        if access is not None:
+            desc += f" selector {access[0]}"
         with self._lock, gurux_to_log():
             self._resynchronise_if_needed()
             client = self._require_client()
             self._next_invoke_id(client)
-            request = bytes(client._read(logical_name, class_id, attribute)[0])
+            request = bytes(client._read(logical_name, class_id, attribute, _gx_bytes(selection))[0])
             try:
                 return self._get_exchange(client, request, f"GET {desc}")
             except LinkOutOfStep as exc:
@@ -285,7 +292,7 @@ class DlmsSession:
                 self._recover(exc)
                 client = self._require_client()
                 self._next_invoke_id(client)
-                request = bytes(client._read(logical_name, class_id, attribute)[0])
+                request = bytes(client._read(logical_name, class_id, attribute, _gx_bytes(selection))[0])
                 return self._get_exchange(client, request, f"GET {desc} (again, after link recovery)")
 
     def set(self, class_id: int, logical_name: str, attribute: int, value: Typed) -> None:
@@ -543,6 +550,11 @@ class DlmsSession:
         except MalformedReply as exc:
             exc.raw = exc.raw or data
             raise exc.with_context(f"{summary} to {self.transport.peer}: reassembled {len(data)} bytes") from None
+
+
+def _gx_bytes(data: bytes | None) -> GXByteBuffer | None:
+    """Bytes as gurux takes a request's trailing data (a fresh buffer: gurux reads it from its position)."""
+    return None if data is None else GXByteBuffer(data)
 
 
 def _proposed_conformance(aarq: Secret) -> int | None:

@@ -1,0 +1,220 @@
+"""Aspect 12 (art. 5-1): customer account move.
+
+Use case (Customer account move): the leaving customer's final reading is
+captured by the end-of-billing script, the supply is disconnected, the
+customer data rewritten for the new customer, and the supply reconnected. The
+bench delivers a known load through it all and judges: the final reading
+equals the energy its source delivered up to the move; the cumulative register
+and the histories (billing rows, load profile, event logs) run on, nothing
+reset; the breaker really opened and closed (source current); the steps are
+logged (62, 47, 63).
+"""
+from __future__ import annotations
+
+import pytest
+
+from bench.cosem import ControlState, seconds_between
+from bench.cosem_readings import (
+    BillingProfile, DeliveredEnergy, OctetStringData, ScriptTable, load_profile_of,
+)
+from bench.cosem_supply import MODES_WITH_DIRECT_RECONNECT, restore_connected, wait_until
+from bench.restore import restore_all
+from bench.supply_fixtures import source_current_a
+from drivers.dlms import DataType, Typed
+from drivers.dlms.errors import AssociationRejected, ServiceError
+
+pytestmark = [pytest.mark.aspect(12), pytest.mark.ntd("5-1"), pytest.mark.feature("account_move")]
+
+CIS = "CIS"
+HEAD_END = "Head-end (bench)"
+METER = "Meter"
+AC_SOURCE = "AC source (bench)"
+LOAD = "Load (bench)"
+
+
+@pytest.fixture
+def account(meter, bench_clock):
+    """The account-move objects; customer data and breaker (connected, original mode) put back after."""
+    objects = meter.profile.readings.account_move.objects
+    customer = OctetStringData(meter.session, objects.customer_data)
+    original_data = customer.read()
+    dc = meter.disconnect_control
+    original_mode = dc.control_mode()
+    try:
+        yield customer
+    finally:
+        restore_all(f"meter {meter.id} account", [
+            ("customer data", lambda: customer.write(original_data)),
+            ("breaker reconnected", lambda: restore_connected(dc, meter.profile.disconnector.control_modes,
+                                                              original_mode)),
+        ])
+
+
+def sample_through(delivered: DeliveredEnergy, ac_source, bench_clock, seconds: float, samples: int = 12) -> None:
+    start = bench_clock.monotonic()
+    for index in range(1, samples + 1):
+        bench_clock.sleep(max(0.0, start + seconds * index / samples - bench_clock.monotonic()))
+        delivered.sample(bench_clock.monotonic(), ac_source.measure().power_w)
+
+
+def test_account_move_keeps_registers_and_history(meter, account, ac_source, load, bench_clock, usecase):
+    move = meter.profile.readings.account_move
+    objects, limits = move.objects, meter.profile.readings.limits
+    supply = meter.profile.supply.limits
+    modes = [m for m in MODES_WITH_DIRECT_RECONNECT if m in meter.profile.disconnector.control_modes]
+    if not modes:
+        pytest.skip("no control mode of the profile reconnects remotely: the new customer's reconnection "
+                    "needs a person")
+    dc, session = meter.disconnect_control, meter.session
+    billing = BillingProfile(session, objects.billing_profile, meter.profile.objects.clock,
+                             meter.profile.objects.active_energy_import, objects.billing_period_counter)
+    script = ScriptTable(session, objects.billing_script_table)
+    profile = load_profile_of(meter)
+    accuracy, resolution = limits.energy_accuracy.value / 100, limits.energy_resolution.value
+    new_customer = move.new_customer_data.encode()
+    delivered = DeliveredEnergy()
+    off, flowing = supply.current_off_threshold.value, supply.test_load_current.value * (
+        1 - supply.load_current_tolerance.value / 100)
+
+    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode {modes[0]}, connected, load "
+                                            f"{supply.test_load_current.value:g} A; GET energy, billing profile, "
+                                            "counter, load profile, event logs, customer data"):
+        restore_connected(dc, meter.profile.disconnector.control_modes, modes[0])
+        load.set_current(supply.test_load_current.value)
+        load.on()
+        if account.read() == new_customer:
+            account.write(b"LEAVING-CUSTOMER")
+        billing_before = billing.read()
+        if not billing_before:  # a history to keep: close one billing period first (an earlier customer's)
+            script.execute(objects.billing_script_id)
+            billing_before = billing.read()
+        counter_before = int(session.get(1, objects.billing_period_counter, 2))
+        profile_before = profile.read()
+        if not profile_before:  # a history to keep: wait for the load profile's next capture
+            bench_clock.sleep(limits.capture_period.value + limits.capture_delay.value)
+            profile_before = profile.read()
+        disconnector_before = meter.disconnector_event_log.entries()
+        standard_before = meter.standard_event_log.entries()
+        start_value, unit = meter.active_energy_import.read()
+        start_at = bench_clock.monotonic()
+        delivered.sample(start_at, ac_source.measure().power_w)
+    usecase.expect("energy register unit", unit, "Wh", article="5-1")
+    with usecase.step("1", LOAD, METER, f"the leaving customer draws for {limits_s(move.usage_before_move)}"):
+        sample_through(delivered, ac_source, bench_clock, move.usage_before_move.value)
+    with usecase.step("2", HEAD_END, METER, f"ACTION script table execute({objects.billing_script_id}) (end of "
+                                            "billing); GET billing profile, counter, energy"):
+        clock_before = meter.clock.read().time
+        billed_at = bench_clock.monotonic()
+        delivered.sample(billed_at, ac_source.measure().power_w)
+        script.execute(objects.billing_script_id)
+        clock_after = meter.clock.read().time
+        billing_after = billing.read()
+        counter_after = int(session.get(1, objects.billing_period_counter, 2))
+        register_after_billing, _ = meter.active_energy_import.read()
+    added = billing_after[len(billing_before):] if billing_after[:len(billing_before)] == billing_before else None
+    usecase.expect("billing rows before the move kept, in place", added is not None, True, article="5-1")
+    usecase.expect("billing rows added by the script", len(added), 1, article="5-1")
+    final = added[0]
+    usecase.expect("billing period counter (object) advanced by one", counter_after, (counter_before + 1) % 256,
+                   article="5-1")
+    usecase.expect("billing row's counter", final.counter, counter_after, article="5-1")
+    late = max(seconds_between(final.time, clock_after), seconds_between(clock_before, final.time), 0.0)
+    usecase.measure("billing row stamp outside the script's time window", late, limit=move.billing_stamp_tolerance)
+    up_to_move = delivered.wh_between(start_at, billed_at)
+    usecase.measure("energy the source delivered before the move (Wh)", up_to_move,
+                    low=flowing * 0.5 * move.usage_before_move.value / 3600 * 100, unit="Wh", article="5-1")
+    allowed = accuracy * up_to_move + 2 * resolution
+    usecase.measure(f"final reading {final.energy:g} - (start {start_value:g} + {up_to_move:.1f} Wh delivered)",
+                    final.energy - start_value - up_to_move, low=-allowed, high=allowed, unit="Wh", article="5-1")
+    usecase.measure("energy register after billing - final reading (Wh; not reset, at most the read lag)",
+                    register_after_billing - final.energy, low=-resolution,
+                    high=resolution + accuracy * up_to_move + 2 * resolution, unit="Wh", article="5-1")
+
+    with usecase.step("3", HEAD_END, METER, "ACTION remote_disconnect (leaving customer); source measures"):
+        delivered.sample(bench_clock.monotonic(), ac_source.measure().power_w)
+        dc.remote_disconnect()
+        stopped = wait_until(lambda: source_current_a(ac_source) < off, bench_clock, supply.current_off_time.value,
+                             min(1.0, supply.current_off_time.value / 10))
+        delivered.sample(bench_clock.monotonic(), ac_source.measure().power_w)
+    usecase.expect("output_state after remote_disconnect", dc.output_state(), False, article="5-1")
+    usecase.expect(f"source current fell under {off:g} A", stopped is not None, True, article="5-1")
+    with usecase.step("4", HEAD_END, METER, f"SET customer data = {move.new_customer_data!r}; GET it back"):
+        account.write(new_customer)
+        usecase.expect("customer data read back", account.read(), new_customer, article="5-1")
+        delivered.sample(bench_clock.monotonic(), ac_source.measure().power_w)
+    with usecase.step("5", HEAD_END, METER, "ACTION remote_reconnect (new customer); source measures"):
+        dc.remote_reconnect()
+        if dc.control_state() is ControlState.READY_FOR_RECONNECTION:
+            pytest.fail(f"control mode {modes[0]} should reconnect directly (transition d)")
+        back = wait_until(lambda: source_current_a(ac_source) >= flowing, bench_clock, supply.current_on_time.value,
+                          min(1.0, supply.current_on_time.value / 10))
+        delivered.sample(bench_clock.monotonic(), ac_source.measure().power_w)
+    usecase.expect("output_state after remote_reconnect", dc.output_state(), True, article="5-1")
+    usecase.expect(f"source current back to at least {flowing:g} A", back is not None, True, article="5-1")
+    with usecase.step("6", LOAD, METER, f"the new customer draws for {limits_s(move.usage_after_move)}; GET energy, "
+                                        "load profile, event logs"):
+        sample_through(delivered, ac_source, bench_clock, move.usage_after_move.value)
+        end_value, _ = meter.active_energy_import.read()
+        end_at = bench_clock.monotonic()
+        delivered.sample(end_at, ac_source.measure().power_w)
+        profile_after = profile.read()
+        disconnector_added = meter.disconnector_event_log.new_since(disconnector_before)
+        standard_after = meter.standard_event_log.entries()
+    whole = delivered.wh_between(start_at, end_at)
+    allowed = accuracy * whole + 2 * resolution
+    usecase.measure(f"register {end_value - start_value:g} Wh since before the move - {whole:.1f} Wh delivered "
+                    "(cumulative, not reset)", end_value - start_value - whole, low=-allowed, high=allowed,
+                    unit="Wh", article="5-1")
+    usecase.expect("the newest load-profile row from before the move still in the buffer",
+                   bool(profile_before) and profile_before[-1] in profile_after, True, article="5-1")
+    if standard_before:
+        usecase.expect("the newest standard-log entry from before the move still logged",
+                       standard_before[-1] in standard_after, True, article="5-1")
+    codes = [e.code for e in disconnector_added]
+    events = meter.profile.events
+    usecase.expect(f"disconnector events of the move ({events.remote_disconnect}, {events.remote_reconnect})",
+                   [c for c in codes if c in (events.remote_disconnect, events.remote_reconnect)],
+                   [events.remote_disconnect, events.remote_reconnect], article="5-1")
+    change = meter.profile.readings.parameter_change_event
+    usecase.expect(f"event {change} (customer data changed) logged",
+                   change in [e.code for e in meter.standard_event_log.new_since(standard_before)], True,
+                   article="5-1")
+
+
+def limits_s(limit) -> str:
+    return f"{limit.value:g} {limit.unit}"
+
+
+def test_customer_data_refuses_what_it_cannot_hold(meter, account, link_access, usecase):
+    """Wrong type, too long, or the public client: refused, the customer data unchanged, nothing logged."""
+    objects = meter.profile.readings.account_move.objects
+    change = meter.profile.readings.parameter_change_event
+    with usecase.step("0", HEAD_END, METER, "GET customer data, standard event log"):
+        before, log_before = account.read(), meter.standard_event_log.entries()
+    attempts = [("visible-string", Typed(DataType.VISIBLE_STRING, b"NEW")),
+                ("double-long-unsigned", Typed(DataType.DOUBLE_LONG_UNSIGNED, 2)),
+                ("octet-string of 200 octets", Typed(DataType.OCTET_STRING, b"X" * 200))]
+    for index, (what, value) in enumerate(attempts, start=1):
+        with usecase.step(str(index), HEAD_END, METER, f"SET customer data = {what}; GET it"):
+            try:
+                meter.session.set(1, objects.customer_data, 2, value)
+                refused = False
+            except ServiceError:
+                refused = True
+            usecase.expect(f"customer data = {what} refused", refused, True, article="5-1")
+            usecase.expect(f"customer data after {what}", account.read(), before, article="5-1")
+    with usecase.step("p", "Customer client (bench, public SAP)", METER, "AARQ as the public client; SET customer "
+                                                                         "data"):
+        public = link_access.session(meter.profile.clients.public_sap)
+        try:
+            public.connect()
+            public.set(1, objects.customer_data, 2, Typed(DataType.OCTET_STRING, b"INTRUDER"))
+            refused = False
+        except (ServiceError, AssociationRejected):  # no association, no write (aspect 3 judges associations)
+            refused = True
+        link_access.resume()
+    usecase.expect("the public client's write refused", refused, True, article="5-1")
+    usecase.expect("customer data after the public client's write", account.read(), before, article="5-1")
+    usecase.expect(f"event {change} logged by refused writes",
+                   [e.code for e in meter.standard_event_log.new_since(log_before) if e.code == change], [],
+                   article="5-1")
