@@ -22,7 +22,7 @@ from bench.cosem_supply import restore_connected
 from bench.cosem_tariffs import TouPlan
 from bench.display_fixtures import consumer_message, display  # noqa: F401 (fixtures)
 from bench.restore import restore_all
-from bench.supply_fixtures import source_current_a
+from bench.supply_fixtures import optional_load, source_current_a
 from bench.tariff_fixtures import tou  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.aspect(4), pytest.mark.ntd("3-10"), pytest.mark.feature("display_p1")]
@@ -35,11 +35,16 @@ ARTICLE = "3-10"
 
 
 @pytest.fixture
-def connected(meter):
-    """The breaker connected at the start and put back connected, in its original mode, after."""
+def connected(request, meter):
+    """The breaker connected at the start, a known load drawing where the bench has one (values at zero
+    would agree whatever the display showed), and the breaker put back connected, in its mode, after."""
     dc = meter.disconnect_control
     original_mode = dc.control_mode()
     restore_connected(dc, meter.profile.disconnector.control_modes, original_mode)
+    load = optional_load(request)
+    if load is not None:
+        load.set_current(meter.profile.supply.limits.test_load_current.value)
+        load.on()
     try:
         yield dc
     finally:
