@@ -121,8 +121,8 @@ def cut_supply(meter, ac_source, bench_clock, seconds: float, delivered: Deliver
     try:
         reassociate(meter.session, bench_clock, meter.profile.supply.limits.restart_time.value)
     except DlmsError as exc:  # a meter that does not come back is judged here, not by the bench's errors
-        pytest.fail(f"meter did not answer within {meter.profile.supply.limits.restart_time.value:g} s of the "
-                    f"supply's return: {exc.diagnosis}")
+        raise AssertionError(f"meter did not answer within {meter.profile.supply.limits.restart_time.value:g} s "
+                             f"of the supply's return: {exc.diagnosis}") from None
 
 
 def adjust_clock(meter, clock: MeterTime, seconds: float, usecase) -> None:

@@ -144,8 +144,8 @@ def test_account_move_keeps_registers_and_history(meter, account, ac_source, loa
         delivered.sample(bench_clock.monotonic(), ac_source.measure().power_w)
     with usecase.step("5", HEAD_END, METER, "ACTION remote_reconnect (new customer); source measures"):
         dc.remote_reconnect()
-        if dc.control_state() is ControlState.READY_FOR_RECONNECTION:
-            pytest.fail(f"control mode {modes[0]} should reconnect directly (transition d)")
+        usecase.expect(f"control_state after remote_reconnect in mode {modes[0]} (transition d)", dc.control_state(),
+                       ControlState.CONNECTED, article="5-1")
         back = wait_until(lambda: source_current_a(ac_source) >= flowing, bench_clock, supply.current_on_time.value,
                           min(1.0, supply.current_on_time.value / 10))
         delivered.sample(bench_clock.monotonic(), ac_source.measure().power_w)
