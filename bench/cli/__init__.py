@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="only the mutants whose name matches (repeatable), e.g. 'hdlc-*'")
     validate.add_argument("--list", action="store_true", help="list every mutant with its aspect and defect")
     validate.add_argument("--workers", type=int, default=None, metavar="N",
-                          help="worker processes judging mutants side by side (default: one per CPU)")
+                          help="worker processes judging mutants side by side (default: two per CPU)")
     validate.set_defaults(handler=command_validate)
 
     doctor = commands.add_parser("doctor", help="probe every link of the bench and say what answered")

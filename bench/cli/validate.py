@@ -201,7 +201,8 @@ def command_validate(args: argparse.Namespace) -> int:
     out = Path(args.reports) / f"validate-{new_run_id()}"
     out.mkdir(parents=True, exist_ok=True)
     names = [CONFORMING, *sorted(mutants)]
-    workers = max(1, min(args.workers or os.cpu_count() or 2, len(names)))
+    # Two per CPU: a run spends much of its time waiting on sockets between bench and emulator.
+    workers = max(1, min(args.workers or 2 * (os.cpu_count() or 2), len(names)))
     console.print(f"[bold]method validation[/] of {escape(args.suite)} on {escape(args.bench)}: conforming "
                   f"meter + {len(mutants)} mutants, {workers} workers -> {escape(str(out))}", soft_wrap=True)
     started = time.monotonic()
