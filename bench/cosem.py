@@ -188,6 +188,12 @@ class EventLog:
                 ) from None
         return events
 
+    def entries_in_use(self) -> int:
+        return int(self._session.get(PROFILE_GENERIC, self.obis, 7))
+
+    def profile_entries(self) -> int:
+        return int(self._session.get(PROFILE_GENERIC, self.obis, 8))
+
     def new_since(self, before: list[Event]) -> list[Event]:
         """Entries appended since `before` was read.
 

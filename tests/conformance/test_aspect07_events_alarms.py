@@ -279,3 +279,35 @@ def test_oms_poll_multicast_after_restoration(meter, ac_source, bench_station, b
         silent = {meter_id: answer for meter_id, answer in answers.items() if answer != "answered"}
     # One verdict naming every silent meter and why, not just the first.
     usecase.expect("meters silent after restoration (diagnosis)", silent, {}, article="5-4")
+
+
+# A log larger than this is not filled by the bench (each clock SET logs two events).
+MAX_LOG_TO_FILL = 1000
+
+
+def test_standard_event_log_wraps_oldest_first(meter, bench_clock, usecase):
+    log, codes = meter.standard_event_log, meter.events
+    pair = [codes.clock_adjusted_old_time, codes.clock_adjusted_new_time]
+    with usecase.step("1", HEAD_END, METER, "GET standard event log: buffer, entries_in_use, profile_entries"):
+        rows, in_use, capacity = log.entries(), log.entries_in_use(), log.profile_entries()
+    usecase.expect("entries_in_use = rows in the buffer", in_use, len(rows), article="5-4")
+    usecase.expect("entries_in_use <= profile_entries", in_use <= capacity, True, article="5-4")
+    if capacity > MAX_LOG_TO_FILL:
+        pytest.skip(f"the log holds {capacity} entries: more than the bench fills ({MAX_LOG_TO_FILL})")
+    sets = (capacity - in_use + 1) // 2
+    with usecase.step("2", HEAD_END, METER, f"SET clock.time = reference time {sets} times (events 4/5 each) "
+                                            "until the log is full"):
+        for _ in range(sets):
+            meter.clock.write(bench_clock.now(), meter.clock.time_zone())
+        full = log.entries()
+    usecase.expect("rows once filled", len(full), capacity, article="5-4")
+    with usecase.step("3", HEAD_END, METER, "SET clock.time twice more; GET the buffer and entries_in_use"):
+        for _ in range(2):
+            meter.clock.write(bench_clock.now(), meter.clock.time_zone())
+        wrapped, in_use = log.entries(), log.entries_in_use()
+    usecase.expect("entries_in_use of a full log", in_use, capacity, article="5-4")
+    usecase.expect("rows of a full log", len(wrapped), capacity, article="5-4")
+    usecase.expect("the oldest 4 rows dropped, the rest kept in order (FIFO)", wrapped[:-4] == full[4:], True,
+                   article="5-4")
+    usecase.expect("the 4 newest rows are the last two adjustments", [e.code for e in wrapped[-4:]], pair * 2,
+                   article="5-4")
