@@ -19,11 +19,18 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
-
-from bench.instruments import AcSourceSettings, LoadSettings
-from bench.links import Link
-from drivers.secret import Secret
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from smmc_bench.drivers.secret import Secret
+from smmc_bench.instruments import AcSourceSettings, LoadSettings
+from smmc_bench.links import Link
 
 
 class ConfigError(Exception):
@@ -61,13 +68,13 @@ class EmulatorSettings(_Strict):
     enabled: bool = True
     # Seconds the emulated meter's clock starts off the reference, so a clock sync has work to do.
     initial_clock_offset: float = Field(default=-437.0, ge=-MAX_CLOCK_OFFSET_S, le=MAX_CLOCK_OFFSET_S)
-    # Which of the encodings the standards allow the emulated meters use (fixtures.meter.dialect).
+    # Which of the encodings the standards allow the emulated meters use (smmc_bench.fixtures.meter.dialect).
     dialect: str = "default"
 
     @field_validator("dialect")
     @classmethod
     def _known_dialect(cls, name: str) -> str:
-        from fixtures.meter.dialect import DIALECTS
+        from smmc_bench.fixtures.meter.dialect import DIALECTS
 
         if name not in DIALECTS:
             raise ValueError(f"unknown dialect {name!r}; one of {', '.join(sorted(DIALECTS))}")
@@ -145,7 +152,7 @@ class MeterSettings(_Strict):
         for index, link in enumerate(self.all_links):
             where = "link" if self.link is not None else f"links[{index}]"
             for key in ("timeout", "connect_timeout"):
-                # bench.links bounds them below only; above, a typo would hang the run.
+                # smmc_bench.links bounds them below only; above, a typo would hang the run.
                 if getattr(link, key) > MAX_LINK_TIMEOUT_S:
                     raise KeyProblem(f"{where}.{key}", f"at most {MAX_LINK_TIMEOUT_S:g} s "
                                      f"(got {getattr(link, key):g})")

@@ -21,7 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-from bench.instruments import (
+from smmc_bench.drivers.instruments import InstrumentError, SafeStateGuard
+from smmc_bench.drivers.instruments.load import LOAD_TABLES
+from smmc_bench.instruments import (
     AcSourceSettings,
     LoadSettings,
     calibration_summary,
@@ -29,8 +31,6 @@ from bench.instruments import (
     open_load,
     serve_emulated_instruments,
 )
-from drivers.instruments import InstrumentError, SafeStateGuard
-from drivers.instruments.load import LOAD_TABLES
 
 Reading = Callable[[str, float | None], float | None]  # (what to read, the source's own figure) -> value
 
@@ -70,7 +70,7 @@ class AcceptanceReport:
 
 def unconfirmed_entries(ac: AcSourceSettings | None, load: LoadSettings | None) -> list[str]:
     """Every command-table entry of the configured models that no manual we read confirms."""
-    from drivers.instruments.ac_tables import table_for
+    from smmc_bench.drivers.instruments.ac_tables import table_for
 
     entries = []
     if ac is not None:
@@ -222,8 +222,7 @@ def command_doctor_instruments(args, config, console) -> int:
     """CLI entry: run, print, record. Exit 0 when every step passes (or is not supported), else 1."""
     from rich.markup import escape
     from rich.table import Table
-
-    from fixtures.clock import VirtualClock
+    from smmc_bench.fixtures.clock import VirtualClock
 
     if config.ac_source is None:
         console.print("[red]bench doctor --instruments[/]: no [ac_source] in the bench file")

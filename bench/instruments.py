@@ -25,10 +25,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from smmc_bench.drivers.instruments import (
+    AcSource,
+    InstrumentError,
+    ModbusLoadBank,
+    ScpiElectronicLoad,
+)
 
-from drivers.instruments import AcSource, InstrumentError, ModbusLoadBank, ScpiElectronicLoad
-
-# Every command table in drivers.instruments.ac_tables (a test keeps the two in step).
+# Every command table in smmc_bench.drivers.instruments.ac_tables (a test keeps the two in step).
 AcModel = Literal["generic", "chroma-61500", "keysight-ac6800", "ametek-ci"]
 
 _DEFAULT_STEPS_A = (1.0, 2.0, 4.0, 8.0)
@@ -88,7 +92,7 @@ class LoadSettings(_Strict):
     kind: Literal["scpi", "modbus"]
     emulated: bool = False
     calibration: Calibration | None = None
-    # kind = "scpi": the command table (drivers.instruments.load.LOAD_TABLES), the mode selected
+    # kind = "scpi": the command table (smmc_bench.drivers.instruments.load.LOAD_TABLES), the mode selected
     # on open, and per-command overrides for a unit whose manual names one differently:
     #   commands = { on = "LOAD ON", off = "LOAD OFF" }   (keys: mode, set, on, off, measure)
     model: Literal["generic", "chroma-63800", "chroma-63600"] = "generic"
@@ -176,7 +180,7 @@ class EmulatedInstruments:
 
     ac_source: AcSourceSettings | None = None
     load: LoadSettings | None = None
-    ac_emulator: object | None = None  # fixtures.instruments.EmulatedAcSource
+    ac_emulator: object | None = None  # smmc_bench.fixtures.instruments.EmulatedAcSource
     load_emulator: object | None = None  # EmulatedScpiLoad | EmulatedModbusLoadBank
     _stoppers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
@@ -197,7 +201,11 @@ def serve_emulated_instruments(ac: AcSourceSettings | None, load: LoadSettings |
     `on_demand(amps)`: the load current asked for. `load_current()`: optional, what the SCPI
     load's `MEAS:CURR?` reads (default: the commanded current while its input is on).
     """
-    from fixtures.instruments import EmulatedAcSource, EmulatedModbusLoadBank, EmulatedScpiLoad
+    from smmc_bench.fixtures.instruments import (
+        EmulatedAcSource,
+        EmulatedModbusLoadBank,
+        EmulatedScpiLoad,
+    )
 
     served = EmulatedInstruments(ac_source=ac, load=load)
     try:
@@ -252,7 +260,7 @@ def probe_instruments(ac: AcSourceSettings | None, load: LoadSettings | None, cl
     served = None
     if unserved_ac or unserved_load:
         if clock is None:
-            from fixtures.clock import VirtualClock
+            from smmc_bench.fixtures.clock import VirtualClock
             clock = VirtualClock()
         served = serve_emulated_instruments(ac if unserved_ac else None, load if unserved_load else None, clock)
         ac = served.ac_source if unserved_ac else ac

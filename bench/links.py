@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Callable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from drivers.dlms import Transport
-from drivers.dlms.errors import DlmsError
-from drivers.dlms.trace import FrameTrace
+from smmc_bench.drivers.dlms import Transport
+from smmc_bench.drivers.dlms.errors import DlmsError
+from smmc_bench.drivers.dlms.trace import FrameTrace
 
 if TYPE_CHECKING:
-    from bench.profile_links import LinkProfile
+    from smmc_bench.profile.links import LinkProfile
 
 HDLC_KINDS = ("optical", "serial", "hdlc-tcp", "rs485")
 _EMULATED_SCHEMES = ("rfc2217://", "socket://")
@@ -103,7 +102,7 @@ class _HdlcLink(_LinkBase):
         if self.physical_address is not None and self.physical_from_serial is not None:
             raise ValueError("give physical_address or physical_from_serial, not both")
         if self.physical_from_serial is not None:
-            from drivers.links.hdlc import physical_address_from_serial
+            from smmc_bench.drivers.links.hdlc import physical_address_from_serial
             physical_address_from_serial(self.physical_from_serial)  # raises when it has no digits
         if self.address_size == 1 and self.physical is not None:
             raise ValueError("address_size 1 has no room for a physical address")
@@ -116,7 +115,7 @@ class _HdlcLink(_LinkBase):
     @property
     def physical(self) -> int | None:
         if self.physical_from_serial is not None:
-            from drivers.links.hdlc import physical_address_from_serial
+            from smmc_bench.drivers.links.hdlc import physical_address_from_serial
             return physical_address_from_serial(self.physical_from_serial)
         return self.physical_address
 
@@ -205,7 +204,7 @@ def is_hdlc(link: Link) -> bool:
 
 def hdlc_proposal(link: Link, profile: "LinkProfile | None" = None):
     """The SNRM proposal for `link`: the link's override, else the profile's, else the 62056-46 defaults."""
-    from drivers.links.hdlc import HdlcParameters
+    from smmc_bench.drivers.links.hdlc import HdlcParameters
 
     if not link.snrm_parameters:
         return None
@@ -217,10 +216,10 @@ def hdlc_proposal(link: Link, profile: "LinkProfile | None" = None):
 def open_transport(link: Link, profile: "LinkProfile | None" = None) -> Transport:
     """An unopened transport for `link` (the DLMS session opens and closes it). Every
     transport keeps the link's own wire trace as `.wire_trace`."""
-    from drivers.links.hdlc_transport import HdlcTransport
-    from drivers.links.mode_e import OpticalStream
-    from drivers.links.stream import BusStream, SerialStream, SharedPort
-    from drivers.links.tcp import TracedWrapperTransport
+    from smmc_bench.drivers.links.hdlc_transport import HdlcTransport
+    from smmc_bench.drivers.links.mode_e import OpticalStream
+    from smmc_bench.drivers.links.stream import BusStream, SerialStream, SharedPort
+    from smmc_bench.drivers.links.tcp import TracedWrapperTransport
 
     if isinstance(link, TcpWrapperLink):
         return TracedWrapperTransport(link.host, link.port, connect_timeout=link.connect_timeout)
@@ -288,7 +287,7 @@ class EmulatedMeterLinks:
 
     meter_id: str
     declared: list[Link]
-    emulator: object  # fixtures.meter.EmulatedMeter, started
+    emulator: object  # smmc_bench.fixtures.meter.EmulatedMeter, started
 
 
 @dataclass
@@ -331,9 +330,9 @@ def serve_emulated_links(meters: list[EmulatedMeterLinks], link_mutant: str | No
                          pace_baud: int | None = None) -> EmulatedLinkServers:
     """Serve each emulated meter over each link it declares; return the links the bench dials.
     Meters whose links name the same `bus` (rs485) or `gateway` share one; `link_mutant`
-    (a name in fixtures.links.LINK_MUTANTS) plants its defect in every link of its kind."""
-    from fixtures.links import LINK_MUTANTS, behaviour_for
-    from fixtures.links import serve as emulate
+    (a name in smmc_bench.fixtures.links.LINK_MUTANTS) plants its defect in every link of its kind."""
+    from smmc_bench.fixtures.links import LINK_MUTANTS, behaviour_for
+    from smmc_bench.fixtures.links import serve as emulate
 
     if link_mutant is not None and link_mutant not in LINK_MUTANTS:
         raise ValueError(f"unknown link mutant {link_mutant!r}; known: {', '.join(sorted(LINK_MUTANTS))}")

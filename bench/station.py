@@ -9,16 +9,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.clock import BenchClock, RealClock
-from bench.config import Authentication, BenchConfig, ConfigError, MeterSettings
-from bench.links import EmulatedLinkServers, EmulatedMeterLinks, Link, open_transport, serve_emulated_links
-from bench.instruments import EmulatedInstruments, serve_emulated_instruments
-from bench.cosem import Clock, DisconnectControl, EventLog, Register
-from bench.profiles import MeterProfile, load_profile
-from drivers.dlms import Authentication as DlmsAuthentication
-from drivers.dlms import DlmsSession, FrameTrace, SessionSettings
-from drivers.secret import Secret
-from fixtures.clock import VirtualClock
+from smmc_bench.clock import BenchClock, RealClock
+from smmc_bench.config import Authentication, BenchConfig, ConfigError, MeterSettings
+from smmc_bench.cosem.clock import Clock
+from smmc_bench.cosem.disconnect import DisconnectControl
+from smmc_bench.cosem.event_log import EventLog
+from smmc_bench.cosem.register import Register
+from smmc_bench.drivers.dlms import Authentication as DlmsAuthentication
+from smmc_bench.drivers.dlms import DlmsSession, FrameTrace, SessionSettings
+from smmc_bench.drivers.secret import Secret
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.instruments import EmulatedInstruments, serve_emulated_instruments
+from smmc_bench.links import (
+    EmulatedLinkServers,
+    EmulatedMeterLinks,
+    Link,
+    open_transport,
+    serve_emulated_links,
+)
+from smmc_bench.profile.meter import MeterProfile, load_profile
 
 _AUTHENTICATION = {
     Authentication.NONE: DlmsAuthentication.NONE,
@@ -38,8 +47,8 @@ class MutantInfo:
 
 def known_mutants() -> dict[str, MutantInfo]:
     """Every mutant the emulated bench can serve: meter mutants and link mutants."""
-    from fixtures.links import LINK_MUTANTS
-    from fixtures.meter import MUTANTS
+    from smmc_bench.fixtures.links import LINK_MUTANTS
+    from smmc_bench.fixtures.meter import MUTANTS
 
     found = {m.name: MutantInfo(m.name, m.description, m.aspect) for m in MUTANTS.values()}
     found.update({m.name: MutantInfo(m.name, m.description, m.aspect, tuple(m.kinds)) for m in LINK_MUTANTS.values()})
@@ -96,13 +105,15 @@ class Station:
         # Virtual time only when every meter is emulated: a real meter lives in real time.
         self._virtual = VirtualClock()
         self.clock: BenchClock = self._virtual if len(emulated) == len(self.meters) else RealClock()
-        self._emulators: dict[str, object] = {}  # meter id -> fixtures.meter.EmulatedMeter
+        self._emulators: dict[str, object] = {}  # meter id -> smmc_bench.fixtures.meter.EmulatedMeter
         self._link_servers: EmulatedLinkServers | None = None
         # The instruments the tests drive; emulated ones are rewritten to their servers by start().
         self.instruments = EmulatedInstruments(ac_source=config.ac_source, load=config.load)
 
     def start(self) -> "Station":
-        from fixtures.meter import EmulatedMeter  # the emulator is only loaded on benches that use it
+        from smmc_bench.fixtures.meter import (
+            EmulatedMeter,  # the emulator is only loaded on benches that use it
+        )
 
         try:
             mutant = known_mutants().get(self.mutant) if self.mutant else None

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.record import RunRecord, Verdict
-from bench.station import MutantInfo
+from smmc_bench.report.record import RunRecord, Verdict
+from smmc_bench.station import MutantInfo
 
 KILLED = "killed"
 KILLED_OUTSIDE = "killed outside its aspect"

@@ -16,11 +16,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gurux_dlms import GXDLMSClient, GXReplyData  # noqa: E402
 from gurux_dlms.enums import Authentication as GxAuthentication  # noqa: E402
 from gurux_dlms.enums import InterfaceType, ObjectType  # noqa: E402
-
-from drivers.dlms import Authentication, DlmsSession, SessionSettings, TcpWrapperTransport  # noqa: E402
-from drivers.secret import Secret  # noqa: E402
-from fixtures.clock import VirtualClock  # noqa: E402
-from fixtures.meter import EmulatedMeter  # noqa: E402
+from smmc_bench.drivers.dlms import (  # noqa: E402
+    Authentication,
+    DlmsSession,
+    SessionSettings,
+    TcpWrapperTransport,
+)
+from smmc_bench.drivers.secret import Secret  # noqa: E402
+from smmc_bench.fixtures.clock import VirtualClock  # noqa: E402
+from smmc_bench.fixtures.meter import EmulatedMeter  # noqa: E402
 
 PASSWORD_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "secrets" / "lls-password.txt"
 CLOCK_LN = "0.0.1.0.0.255"

@@ -25,17 +25,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drivers.dlms import Authentication, DlmsSession, SessionSettings  # noqa: E402
-from drivers.links.hdlc import HdlcParameters  # noqa: E402
-from drivers.links.hdlc_transport import HdlcTransport  # noqa: E402
-from drivers.links.stream import SerialStream  # noqa: E402
-from drivers.secret import Secret  # noqa: E402
-from fixtures.clock import VirtualClock  # noqa: E402
-from fixtures.links.cosem_port import find_hdlc_setup  # noqa: E402
-from fixtures.links.serve import prepare_port, serve_serial  # noqa: E402
-from fixtures.meter import EmulatedMeter, default_lls_password  # noqa: E402
-from fixtures.meter import axdr, cosem_time  # noqa: E402
-from fixtures.meter.cosem_objects import Attribute, CosemObject, DataObject  # noqa: E402
+from smmc_bench.drivers.dlms import Authentication, DlmsSession, SessionSettings  # noqa: E402
+from smmc_bench.drivers.links.hdlc import HdlcParameters  # noqa: E402
+from smmc_bench.drivers.links.hdlc_transport import HdlcTransport  # noqa: E402
+from smmc_bench.drivers.links.stream import SerialStream  # noqa: E402
+from smmc_bench.drivers.secret import Secret  # noqa: E402
+from smmc_bench.fixtures.clock import VirtualClock  # noqa: E402
+from smmc_bench.fixtures.links.cosem_port import find_hdlc_setup  # noqa: E402
+from smmc_bench.fixtures.links.serve import prepare_port, serve_serial  # noqa: E402
+from smmc_bench.fixtures.meter import (  # noqa: E402  # noqa: E402
+    EmulatedMeter,
+    axdr,
+    cosem_time,
+    default_lls_password,
+)
+from smmc_bench.fixtures.meter.cosem_objects import Attribute, CosemObject, DataObject  # noqa: E402
 
 LOAD_PROFILE = "1.0.99.1.0.255"
 BLOCK_OBJECT = "0.0.96.128.0.255"

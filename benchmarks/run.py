@@ -18,7 +18,7 @@ RUN_TARGET_S = 20.0  # `bench run` on the default bench, aspects 6 and 13 (issue
 def bench_run_wall_time() -> float:
     with tempfile.TemporaryDirectory() as reports:
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--reports", reports],
+        result = subprocess.run([sys.executable, "-m", "smmc_bench.cli", "run", "--reports", reports],
                                 cwd=ROOT, capture_output=True, text=True)
         elapsed = time.perf_counter() - start
     if result.returncode != 0:

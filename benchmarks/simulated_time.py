@@ -110,7 +110,7 @@ def run_scenario(module: str, bench: Path, folder: Path) -> tuple[list[dict], fl
     env = {**os.environ, OUT_ENV: str(out),
            "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "pytest", module, "-q", "-p", "no:cacheprovider", "-p", "simulated_time",
-               "--bench", str(bench), "--run-dir", str(folder / Path(module).stem)]
+               "--smmc-bench", str(bench), "--smmc-run-dir", str(folder / Path(module).stem)]
     started = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     elapsed = time.perf_counter() - started

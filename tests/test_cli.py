@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def bench(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "smmc_bench.cli", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout)
 
 
@@ -114,7 +114,7 @@ def test_validate_rejects_a_test_that_cannot_fail(tmp_path):
     suite.mkdir()
     (suite / "test_blind.py").write_text(
         "import pytest\n\n"
-        "@pytest.mark.aspect(13)\n"
+        "@pytest.mark.smmc_aspect(13)\n"
         "def test_reads_something(meter, usecase):\n"
         "    meter.clock.read()\n"
     )
@@ -128,9 +128,14 @@ def test_emulate_serves_a_meter_until_interrupted(tmp_path):
     import re
     import signal
 
-    from drivers.dlms import DlmsSession, SessionSettings, Authentication, TcpWrapperTransport
+    from smmc_bench.drivers.dlms import (
+        Authentication,
+        DlmsSession,
+        SessionSettings,
+        TcpWrapperTransport,
+    )
 
-    process = subprocess.Popen([sys.executable, "-m", "bench.cli", "emulate", "--port", "0"], cwd=REPO,
+    process = subprocess.Popen([sys.executable, "-m", "smmc_bench.cli", "emulate", "--port", "0"], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = ""
@@ -165,7 +170,7 @@ def test_run_with_an_unknown_mutant_is_a_usage_error(tmp_path):
         assert result.returncode == 2, result.stdout + result.stderr
         assert "no-such-mutant" in result.stderr and "Traceback" not in result.stdout + result.stderr
     plain = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "tests" / "conformance"), "-q",
-                            "-p", "no:cacheprovider", "--mutant", "no-such-mutant"],
+                            "-p", "no:cacheprovider", "--smmc-mutant", "no-such-mutant"],
                            capture_output=True, text=True, cwd=REPO, timeout=120)
     assert plain.returncode == 2, plain.stdout + plain.stderr
     assert "unknown mutant 'no-such-mutant'" in plain.stdout + plain.stderr
@@ -312,13 +317,13 @@ password_file = "{REPO / 'fixtures' / 'secrets' / 'lls-password.txt'}"
     suite.mkdir()
     (suite / "test_dying.py").write_text(
         "import pytest\n\n"
-        "@pytest.mark.aspect(13)\n"
+        "@pytest.mark.smmc_aspect(13)\n"
         "def test_1_meter_dies_while_talking(meter, bench_station):\n"
         "    meter.clock.read()\n"
         "    if meter.id == 'doomed':\n"
         "        bench_station.emulator('doomed').stop()  # the meter's process dies mid-session\n"
         "        meter.clock.read()\n\n"
-        "@pytest.mark.aspect(13)\n"
+        "@pytest.mark.smmc_aspect(13)\n"
         "def test_2_next_test(meter):\n"
         "    meter.clock.read()\n"
     )
@@ -344,7 +349,7 @@ def test_run_stopped_part_way_is_not_a_pass(tmp_path):
         "        raise RuntimeError('internal error in a hook')\n")
     (suite / "test_x.py").write_text(
         "import pytest\n"
-        "pytestmark = [pytest.mark.aspect(13)]\n"
+        "pytestmark = [pytest.mark.smmc_aspect(13)]\n"
         "def test_a(meter): pass\n"
         "def test_b(meter): pass\n"
         "def test_c_fails(meter): assert False\n")
@@ -360,9 +365,9 @@ def test_validate_with_a_crashing_run_is_not_validated(tmp_path):
     suite.mkdir()
     (suite / "test_crash.py").write_text(
         "import os\nimport pytest\n"
-        "pytestmark = [pytest.mark.aspect(13)]\n"
+        "pytestmark = [pytest.mark.smmc_aspect(13)]\n"
         "def test_a_kills(meter, request, usecase):\n"
-        "    usecase.expect('mutant', request.config.getoption('mutant'), None, article='3-11')\n"
+        "    usecase.expect('mutant', request.config.getoption('smmc_mutant'), None, article='3-11')\n"
         "def test_b_crashes_the_run(meter):\n"
         "    os._exit(3)\n"
         "def test_c_never_runs(meter):\n"
@@ -381,9 +386,9 @@ def test_a_run_that_crashes_its_worker_loses_only_itself(tmp_path):
     suite.mkdir()
     (suite / "test_some.py").write_text(
         "import os\nimport pytest\n"
-        "pytestmark = [pytest.mark.aspect(13)]\n"
+        "pytestmark = [pytest.mark.smmc_aspect(13)]\n"
         "def test_a_kills(meter, request, usecase):\n"
-        "    mutant = request.config.getoption('mutant')\n"
+        "    mutant = request.config.getoption('smmc_mutant')\n"
         "    if mutant == 'clock-ignores-set':\n"
         "        os._exit(3)\n"
         "    if mutant == 'clock-shift-ignored':\n"
@@ -408,9 +413,9 @@ def test_validate_lists_tests_not_applicable_on_the_bench(tmp_path):
     suite.mkdir()
     (suite / "test_some.py").write_text(
         "import pytest\n"
-        "pytestmark = [pytest.mark.aspect(13)]\n"
+        "pytestmark = [pytest.mark.smmc_aspect(13)]\n"
         "def test_a_kills(meter, request, usecase):\n"
-        "    usecase.expect('mutant', request.config.getoption('mutant'), None, article='3-11')\n"
+        "    usecase.expect('mutant', request.config.getoption('smmc_mutant'), None, article='3-11')\n"
         "def test_b_needs_an_instrument_this_bench_lacks(meter):\n"
         "    pytest.skip('the bench has no widget')\n")
     result = bench("validate", "--bench", str(REPO / "bench.toml"), "--suite", str(suite),

@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from bench.config import ConfigError, load_bench
-from bench.profiles import load_profile
+from smmc_bench.config import ConfigError, load_bench
+from smmc_bench.profile.meter import load_profile
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -105,7 +104,7 @@ def test_plain_pytest_on_a_broken_bench_is_one_usage_error(tmp_path, explicit):
     """Not a collection error per module: one message naming file and key, exit 2, nothing run."""
     path = write(tmp_path, GOOD.replace("client_sap = 1", 'client_sap = "1"'))
     command = [sys.executable, "-m", "pytest", str(REPO / "tests" / "conformance"), "-p", "no:cacheprovider",
-               "--rootdir", str(REPO)] + (["--bench", str(path)] if explicit else [])
+               "--rootdir", str(REPO)] + (["--smmc-bench", str(path)] if explicit else [])
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
@@ -115,7 +114,7 @@ def test_plain_pytest_on_a_broken_bench_is_one_usage_error(tmp_path, explicit):
 
 def test_cli_exits_2_naming_the_key(tmp_path):
     path = write(tmp_path, GOOD.replace('authentication = "low"', 'authentication = "medium"'))
-    result = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--bench", str(path)],
+    result = subprocess.run([sys.executable, "-m", "smmc_bench.cli", "run", "--bench", str(path)],
                             capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert "meter[0].security.authentication" in result.stderr
@@ -359,13 +358,13 @@ PROFILE_CASES = [
 def run_cli_in_process(argv: list[str], capsys, monkeypatch) -> tuple[int, str]:
     """`bench ...` in this process (60 files, no interpreter start each): its exit code and stderr.
     A file that loads would start a run: that is a failure of the case, not a run to sit through."""
-    import bench.cli.run
-    from bench.cli import main
+    import smmc_bench.cli.run
+    from smmc_bench.cli import main
 
     def no_run(*args, **kwargs):
         raise AssertionError("the malformed file was accepted: the suite was about to run")
 
-    monkeypatch.setattr(bench.cli.run.pytest, "main", no_run)
+    monkeypatch.setattr(smmc_bench.cli.run.pytest, "main", no_run)
     try:
         code = main(argv)
     except SystemExit as exc:
@@ -411,6 +410,6 @@ def test_the_case_bases_are_well_formed(tmp_path):
     for name, text in (("real", REAL_BENCH), ("serial", SERIAL_BENCH), ("emulated", EMULATED_BENCH),
                        ("real-ac", REAL_BENCH + REAL_AC_SOURCE + REAL_LOAD)):
         config = load_bench(write(tmp_path, text, f"{name}.toml"))
-        from bench.station import Station
+        from smmc_bench.station import Station
         Station(config)
     load_profile(str(write(tmp_path, PROFILE_TEXT, "p.toml")))

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 
-from bench.cli.common import CONFORMANCE, EXIT_INTERRUPTED, error_console
-from bench.cli.doctor import command_doctor
-from bench.cli.emulate import command_emulate
-from bench.cli.run import command_run
-from bench.cli.validate import command_validate
-from bench.interrupt import RUN_INTERRUPT
+from smmc_bench.cli.common import CONFORMANCE, EXIT_INTERRUPTED, error_console
+from smmc_bench.cli.doctor import command_doctor
+from smmc_bench.cli.emulate import command_emulate
+from smmc_bench.cli.run import command_run
+from smmc_bench.cli.validate import command_validate
+from smmc_bench.safety.interrupt import RUN_INTERRUPT
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,3 +1,3 @@
-from bench.cli import main
+from smmc_bench.cli import main
 
 raise SystemExit(main())

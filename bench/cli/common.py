@@ -7,13 +7,16 @@ from typing import NoReturn
 
 from rich.console import Console
 from rich.markup import escape
+from smmc_bench import conformance
+from smmc_bench.config import BenchConfig, ConfigError, load_bench
+from smmc_bench.report.record import Verdict
+from smmc_bench.station import Station
 
-from bench.config import BenchConfig, ConfigError, load_bench
-from bench.record import Verdict
-from bench.station import Station
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFORMANCE = REPO_ROOT / "tests" / "conformance"
+# The conformance suite ships in the package (tests/conformance/ in the repository). Its test ids
+# are relative to two folders up: tests/conformance/... in a clone, smmc_bench/conformance/...
+# once installed.
+CONFORMANCE = Path(conformance.__file__).resolve().parent
+SUITE_ROOT = CONFORMANCE.parents[1]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_TESTS = 0, 1, 2, 5
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a run stopped by Ctrl-C

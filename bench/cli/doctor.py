@@ -5,24 +5,23 @@ import argparse
 
 from rich.markup import escape
 from rich.table import Table
-
-from bench.cli.common import EXIT_FAILED, EXIT_OK, checked_bench, console
-from bench.station import Station
+from smmc_bench.cli.common import EXIT_FAILED, EXIT_OK, checked_bench, console
+from smmc_bench.station import Station
 
 
 def command_doctor(args: argparse.Namespace) -> int:
     """Probe every meter link of the bench and say what answered, or why not."""
     import time
 
-    from bench.instruments import probe_instruments
-    from bench.links import link_label, probe_link
-    from bench.station import read_identity
-    from drivers.dlms import FrameTrace
-    from drivers.dlms.errors import DlmsError
+    from smmc_bench.drivers.dlms import FrameTrace
+    from smmc_bench.drivers.dlms.errors import DlmsError
+    from smmc_bench.instruments import probe_instruments
+    from smmc_bench.links import link_label, probe_link
+    from smmc_bench.station import read_identity
 
     config = checked_bench(args.bench)
     if args.instruments:
-        from bench.instrument_acceptance import command_doctor_instruments
+        from smmc_bench.instrument_acceptance import command_doctor_instruments
         return command_doctor_instruments(args, config, console)
     table = Table(title=f"bench doctor - {escape(args.bench)}")
     for column in ("Device", "Link", "Answer", "Details"):

@@ -6,14 +6,23 @@ import signal
 import threading
 
 from rich.markup import escape
-
-from bench.cli.common import EXIT_OK, EXIT_USAGE, checked_bench, console, error_console, usage_error
+from smmc_bench.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    checked_bench,
+    console,
+    error_console,
+    usage_error,
+)
 
 
 def command_emulate(args: argparse.Namespace) -> int:
-    from fixtures.clock import VirtualClock
-    from fixtures.meter import MUTANTS, EmulatedMeter  # link mutants need a link: not served here
-    from fixtures.meter.dialect import DIALECTS
+    from smmc_bench.fixtures.clock import VirtualClock
+    from smmc_bench.fixtures.meter import (  # link mutants need a link: not served here
+        MUTANTS,
+        EmulatedMeter,
+    )
+    from smmc_bench.fixtures.meter.dialect import DIALECTS
 
     if args.mutant and args.mutant not in MUTANTS:
         usage_error(f"unknown meter mutant {args.mutant!r} (link mutants need a link: not served here); "

@@ -7,16 +7,33 @@ from pathlib import Path
 
 import pytest
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
-
-from bench.catalogue import aspect_title
-from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_TESTS, EXIT_OK, EXIT_USAGE, REPO_ROOT,
-                              VERDICT_STYLE, checked_bench, console, error_console, usage_error)
-from bench.interrupt import RUN_INTERRUPT
-from bench.plugin import interruption_summary, recorder_of
-from bench.record import RunRecord, Verdict, new_run_id
-from bench.station import known_mutants
+from smmc_bench.catalogue import aspect_title
+from smmc_bench.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NO_TESTS,
+    EXIT_OK,
+    EXIT_USAGE,
+    SUITE_ROOT,
+    VERDICT_STYLE,
+    checked_bench,
+    console,
+    error_console,
+    usage_error,
+)
+from smmc_bench.plugin.recorder import interruption_summary, recorder_of
+from smmc_bench.report.record import RunRecord, Verdict, new_run_id
+from smmc_bench.safety.interrupt import RUN_INTERRUPT
+from smmc_bench.station import known_mutants
 
 
 class LiveProgress:
@@ -78,16 +95,16 @@ def command_run(args: argparse.Namespace) -> int:
         usage_error(f"unknown mutant {args.mutant!r}; `bench validate --list` lists them")
     run_dir = Path(args.reports) / new_run_id()
     pytest_args = [
-        args.suite, f"--rootdir={REPO_ROOT}", "-p", "no:terminal", "-p", "no:cacheprovider",
-        "--bench", args.bench, "--run-dir", str(run_dir),
+        args.suite, f"--rootdir={SUITE_ROOT}", "-p", "no:terminal", "-p", "no:cacheprovider",
+        "--smmc-bench", args.bench, "--smmc-run-dir", str(run_dir),
         f"--junitxml={run_dir / 'junit.xml'}", f"--alluredir={run_dir / 'allure-results'}",
     ]
     if args.k:
         pytest_args += ["-k", args.k]
     if args.mutant:
-        pytest_args += ["--mutant", args.mutant]
+        pytest_args += ["--smmc-mutant", args.mutant]
     if args.progress_every is not None:
-        pytest_args += ["--progress-every", str(args.progress_every)]
+        pytest_args += ["--smmc-progress-every", str(args.progress_every)]
     if not all(m.emulated for m in config.meter):
         # Real time on hardware: a 15-minute limiter scenario is legitimate; the drivers bound every wait.
         pytest_args += ["-o", "timeout=0"]

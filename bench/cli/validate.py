@@ -1,7 +1,7 @@
 """`bench validate`: each conformance test against the conforming meter and every mutant
-(bench.validation says what counts); `bench validate --list`: the mutants.
+(smmc_bench.validation says what counts); `bench validate --list`: the mutants.
 
-The runs go to a few worker processes (bench.cli.validate_worker), each judging mutant after
+The runs go to a few worker processes (smmc_bench.cli.validate_worker), each judging mutant after
 mutant in a fresh pytest session: a mutant costs its suite run, not an interpreter start.
 The console gets a summary that fits an 80-column CI log; validation.json holds the full
 test x mutant matrix.
@@ -24,16 +24,38 @@ from pathlib import Path
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
-
-from bench.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, REPO_ROOT, VERDICT_STYLE, checked_bench,
-                              console, error_console, usage_error)
-from bench.cli.validate_worker import CONFORMING, run_folder
-from bench.interrupt import RUN_INTERRUPT
-from bench.record import RunRecord, new_run_id
-from bench.station import MutantInfo, bench_link_kinds, known_mutants
-from bench.validation import INCOMPLETE, KILLED, KILLED_OUTSIDE, NOT_EXERCISED, SURVIVED, Validation, validate
+from smmc_bench.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    SUITE_ROOT,
+    VERDICT_STYLE,
+    checked_bench,
+    console,
+    error_console,
+    usage_error,
+)
+from smmc_bench.cli.validate_worker import CONFORMING, run_folder
+from smmc_bench.report.record import RunRecord, new_run_id
+from smmc_bench.safety.interrupt import RUN_INTERRUPT
+from smmc_bench.station import MutantInfo, bench_link_kinds, known_mutants
+from smmc_bench.validation import (
+    INCOMPLETE,
+    KILLED,
+    KILLED_OUTSIDE,
+    NOT_EXERCISED,
+    SURVIVED,
+    Validation,
+    validate,
+)
 
 VALIDATION_RUN_S = 1800  # one suite run against one mutant, on the emulated bench
 
@@ -61,8 +83,8 @@ class _Worker:
     """One validate_worker process and the run it is on."""
 
     def __init__(self, args: argparse.Namespace, out: Path, number: int) -> None:
-        command = [sys.executable, "-m", "bench.cli.validate_worker", "--bench", args.bench, "--suite", args.suite,
-                   "--rootdir", str(REPO_ROOT), "--out", str(out)]
+        command = [sys.executable, "-m", "smmc_bench.cli.validate_worker", "--bench", args.bench, "--suite", args.suite,
+                   "--rootdir", str(SUITE_ROOT), "--out", str(out)]
         if args.k:
             command += ["-k", args.k]
         self.log = open(out / f"worker-{number}.log", "ab")

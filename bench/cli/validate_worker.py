@@ -1,5 +1,5 @@
 """One `bench validate` worker: judges the suite against several mutants in turn, in one
-process (`python -m bench.cli.validate_worker`), so the interpreter, pytest and the bench are
+process (`python -m smmc_bench.cli.validate_worker`), so the interpreter, pytest and the bench are
 loaded once per worker instead of once per mutant.
 
 Each mutant is still a run of its own: a fresh pytest session (`pytest.main`) whose station
@@ -28,11 +28,11 @@ def run_folder(out: Path, name: str) -> Path:
 
 def pytest_args(args: argparse.Namespace, name: str, run_dir: Path) -> list[str]:
     command = [args.suite, f"--rootdir={args.rootdir}", "-q", "-p", "no:cacheprovider",
-               "--bench", args.bench, "--run-dir", str(run_dir)]
+               "--smmc-bench", args.bench, "--smmc-run-dir", str(run_dir)]
     if args.k:
         command += ["-k", args.k]
     if name != CONFORMING:
-        command += ["--mutant", name]
+        command += ["--smmc-mutant", name]
     return command
 
 
@@ -59,7 +59,7 @@ def judge(args: argparse.Namespace, name: str) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.cli.validate_worker")
+    parser = argparse.ArgumentParser(prog="python -m smmc_bench.cli.validate_worker")
     parser.add_argument("--bench", required=True)
     parser.add_argument("--suite", required=True)
     parser.add_argument("--rootdir", required=True)

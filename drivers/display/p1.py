@@ -3,7 +3,7 @@
 
 The listener reads what arrives, cuts it into telegrams, stamps each with the
 bench time its last byte was read, and judges its form: framing, CRC (through
-dsmr-parser, drivers.display.dsmr) and one value group per named OBIS line. It
+dsmr-parser, smmc_bench.drivers.display.dsmr) and one value group per named OBIS line. It
 judges nothing else: values are for the test to compare.
 """
 from __future__ import annotations
@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import serial
-
-from drivers.display import dsmr
+from smmc_bench.drivers.display import dsmr
 
 DSMR5_BAUDRATE = 115200
 _SETTLE_S = 0.005

@@ -13,7 +13,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-log = logging.getLogger("drivers.dlms.gurux")
+log = logging.getLogger("smmc_bench.drivers.dlms.gurux")
 
 # The gurux modules that call print() (found by grep in gurux-dlms 1.0.203).
 _PRINTING_MODULES = (

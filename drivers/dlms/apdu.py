@@ -10,8 +10,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from .cosem_types import decode_data, decode_length, describe
 from . import names
+from .cosem_types import decode_data, decode_length, describe
 from .errors import MalformedReply, UnsupportedFeature, result_name
 
 GET_RESPONSE, SET_RESPONSE, ACTION_RESPONSE = 0xC4, 0xC5, 0xC7

@@ -248,7 +248,7 @@ def encode_data(item: Typed, secrets: list[bytes] | None = None) -> bytes:
 def _octets(v: Any, secrets: list[bytes] | None) -> bytes:
     if isinstance(v, CosemDateTime):
         return v.to_bytes()
-    if hasattr(v, "reveal"):  # drivers.secret.Secret, without importing it here
+    if hasattr(v, "reveal"):  # smmc_bench.drivers.secret.Secret, without importing it here
         raw = v.reveal()
         if secrets is not None:
             secrets.append(raw)

@@ -24,13 +24,24 @@ from ..secret import Secret
 from . import apdu as pdu
 from ._gurux_quiet import gurux_to_log
 from .cosem_types import Typed, decode_exact, describe, encode_data
-from .errors import (AssociationRejected, ConfirmedServiceFailure, DlmsError, DlmsTimeout, ExceptionResponse,
-                     LinkClosed, LinkError, LinkOutOfStep, MalformedReply, UnsupportedFeature, result_name,
-                     service_error_for)
+from .errors import (
+    AssociationRejected,
+    ConfirmedServiceFailure,
+    DlmsError,
+    DlmsTimeout,
+    ExceptionResponse,
+    LinkClosed,
+    LinkError,
+    LinkOutOfStep,
+    MalformedReply,
+    UnsupportedFeature,
+    result_name,
+    service_error_for,
+)
 from .trace import FrameTrace
 from .transport import Transport
 
-log = logging.getLogger("drivers.dlms")
+log = logging.getLogger("smmc_bench.drivers.dlms")
 
 ASSOCIATION_LN = "0.0.40.0.0.255"
 # RLRQ with reason normal (ours: gurux builds none once its own state says "not connected").
@@ -61,7 +72,7 @@ class SessionSettings:
         if isinstance(self.password, (bytes, bytearray)):
             object.__setattr__(self, "password", Secret(self.password))
         if self.password is not None and not isinstance(self.password, Secret):
-            raise TypeError("password must be a drivers.secret.Secret (or bytes)")
+            raise TypeError("password must be a smmc_bench.drivers.secret.Secret (or bytes)")
         object.__setattr__(self, "authentication", Authentication(self.authentication))
         if self.authentication == Authentication.LOW and self.password is None:
             raise ValueError("LOW authentication needs a password")
@@ -115,7 +126,7 @@ class _HighLevelGmac(_Security):
     def __init__(self, settings: SessionSettings) -> None:
         # When this lands, the facade verifies GCM tags and frame counters itself:
         # gurux does neither (domain notes, section 5).
-        raise UnsupportedFeature("HLS-GMAC association is not implemented in drivers.dlms yet "
+        raise UnsupportedFeature("HLS-GMAC association is not implemented in smmc_bench.drivers.dlms yet "
                                  "(it needs our own GCM tag and frame-counter checks)")
 
 

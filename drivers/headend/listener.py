@@ -25,8 +25,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Protocol
 
-from drivers.headend.notification import (GENERAL_BLOCK_TRANSFER, GeneralBlockAssembler, MalformedNotification,
-                                          parse_data_notification, parse_general_block)
+from smmc_bench.drivers.headend.notification import (
+    GENERAL_BLOCK_TRANSFER,
+    GeneralBlockAssembler,
+    MalformedNotification,
+    parse_data_notification,
+    parse_general_block,
+)
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@
 
 Strict: every byte is accounted for, reserved bits must be zero, the date-time
 must be a valid COSEM date-time, and the body must be exactly one A-XDR Data
-(decoded by drivers.dlms.cosem_types, the bench's own codec). Anything else
+(decoded by smmc_bench.drivers.dlms.cosem_types, the bench's own codec). Anything else
 raises MalformedNotification with a one-line diagnosis.
 """
 from __future__ import annotations
@@ -15,9 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from drivers.dlms.cosem_types import CosemDateTime, decode_exact
-from drivers.dlms.cosem_types import decode_length
-from drivers.dlms.errors import DlmsError, MalformedReply
+from smmc_bench.drivers.dlms.cosem_types import (
+    CosemDateTime,
+    decode_exact,
+    decode_length,
+)
+from smmc_bench.drivers.dlms.errors import DlmsError, MalformedReply
 
 DATA_NOTIFICATION = 0x0F
 DATE_TIME_LENGTH = 12
@@ -50,7 +53,7 @@ class ParsedNotification:
     self_descriptive: bool
     break_on_error: bool
     date_time: CosemDateTime | None  # validated; may still leave fields not specified
-    data: Any  # plain values, as drivers.dlms.cosem_types.decode_data gives them
+    data: Any  # plain values, as smmc_bench.drivers.dlms.cosem_types.decode_data gives them
 
 
 def parse_data_notification(apdu: bytes) -> ParsedNotification:

@@ -1,9 +1,9 @@
 """Drivers for the bench's instruments: the programmable AC source and the load.
 
-They know nothing of pytest or of `bench.toml`; `bench.instruments` builds them
+They know nothing of pytest or of `bench.toml`; `smmc_bench.instruments` builds them
 from the configuration.
 """
-from drivers.instruments.ac_source import (
+from smmc_bench.drivers.instruments.ac_source import (
     AcMeasurement,
     AcSource,
     DropoutResult,
@@ -12,8 +12,8 @@ from drivers.instruments.ac_source import (
     Terminated,
     WaitClock,
 )
-from drivers.instruments.ac_tables import MODELS as AC_MODELS
-from drivers.instruments.errors import (
+from smmc_bench.drivers.instruments.ac_tables import MODELS as AC_MODELS
+from smmc_bench.drivers.instruments.errors import (
     InstrumentCommandError,
     InstrumentError,
     InstrumentReplyError,
@@ -21,7 +21,7 @@ from drivers.instruments.errors import (
     InstrumentUnreachable,
     NotSupported,
 )
-from drivers.instruments.load import Load, ModbusLoadBank, ScpiElectronicLoad
+from smmc_bench.drivers.instruments.load import Load, ModbusLoadBank, ScpiElectronicLoad
 
 __all__ = [
     "AcMeasurement", "AcSource", "DropoutResult", "PowerSource", "SafeStateGuard", "Terminated", "WaitClock",

@@ -27,9 +27,18 @@ import time
 from dataclasses import dataclass
 from typing import Literal, Protocol, Sequence, runtime_checkable
 
-from drivers.instruments.ac_tables import AcCommandTable, SupplyStep, TransientProgram, table_for
-from drivers.instruments.errors import InstrumentError, InstrumentReplyError, NotSupported
-from drivers.instruments.scpi import ScpiConnection
+from smmc_bench.drivers.instruments.ac_tables import (
+    AcCommandTable,
+    SupplyStep,
+    TransientProgram,
+    table_for,
+)
+from smmc_bench.drivers.instruments.errors import (
+    InstrumentError,
+    InstrumentReplyError,
+    NotSupported,
+)
+from smmc_bench.drivers.instruments.scpi import ScpiConnection
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +48,7 @@ _POLL_S = 0.02
 
 
 class WaitClock(Protocol):
-    """What the driver needs of the bench clock (bench.clock.BenchClock and VirtualClock qualify)."""
+    """What the driver needs of the bench clock (smmc_bench.clock.BenchClock and VirtualClock qualify)."""
 
     def monotonic(self) -> float: ...
     def sleep(self, seconds: float) -> None: ...

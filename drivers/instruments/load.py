@@ -18,14 +18,14 @@ import logging
 from dataclasses import dataclass
 from typing import Literal, Protocol, Sequence, runtime_checkable
 
-from drivers.instruments.errors import (
+from smmc_bench.drivers.instruments.errors import (
     InstrumentCommandError,
     InstrumentError,
     InstrumentReplyError,
     InstrumentTimeout,
     InstrumentUnreachable,
 )
-from drivers.instruments.scpi import ScpiConnection
+from smmc_bench.drivers.instruments.scpi import ScpiConnection
 
 log = logging.getLogger(__name__)
 

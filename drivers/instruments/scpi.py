@@ -20,8 +20,7 @@ import threading
 import pyvisa
 from pyvisa import constants as visa_constants
 from pyvisa.errors import VisaIOError
-
-from drivers.instruments.errors import (
+from smmc_bench.drivers.instruments.errors import (
     InstrumentCommandError,
     InstrumentError,
     InstrumentReplyError,

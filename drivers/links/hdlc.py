@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterator
 
-from drivers.dlms.errors import MalformedReply
+from smmc_bench.drivers.dlms.errors import MalformedReply
 
 FLAG = 0x7E
 FORMAT_TYPE = 0xA

@@ -16,8 +16,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 
-from drivers.dlms.errors import ConnectFailed, DlmsTimeout, LinkClosed, LinkOutOfStep, MalformedReply
-from drivers.dlms.trace import FrameTrace
+from smmc_bench.drivers.dlms.errors import (
+    ConnectFailed,
+    DlmsTimeout,
+    LinkClosed,
+    LinkOutOfStep,
+    MalformedReply,
+)
+from smmc_bench.drivers.dlms.trace import FrameTrace
 
 from . import hdlc
 from .hdlc import Address, BadFrame, Frame, FrameError, Garbage, HdlcParameters, Kind

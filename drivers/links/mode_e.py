@@ -15,8 +15,8 @@ import re
 import time
 from dataclasses import dataclass
 
-from drivers.dlms.errors import ConnectFailed, DlmsTimeout, MalformedReply
-from drivers.dlms.trace import FrameTrace
+from smmc_bench.drivers.dlms.errors import ConnectFailed, DlmsTimeout, MalformedReply
+from smmc_bench.drivers.dlms.trace import FrameTrace
 
 from .stream import SerialStream
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from gurux_dlms import GXDLMSClient
 from gurux_dlms.enums import Authentication as GxAuthentication
 from gurux_dlms.enums import InterfaceType
-
-from drivers.dlms._gurux_quiet import gurux_to_log
+from smmc_bench.drivers.dlms._gurux_quiet import gurux_to_log
 
 from . import hdlc
 from .hdlc import Address, BadFrame, Frame, Garbage, HdlcParameters, Kind

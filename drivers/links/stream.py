@@ -16,9 +16,8 @@ from typing import Protocol
 import serial
 import serial.rfc2217
 import serial.urlhandler.protocol_socket
-
-from drivers.dlms.errors import ConnectFailed, DlmsTimeout, LinkClosed
-from drivers.dlms.trace import FrameTrace
+from smmc_bench.drivers.dlms.errors import ConnectFailed, DlmsTimeout, LinkClosed
+from smmc_bench.drivers.dlms.trace import FrameTrace
 
 _CHUNK = 65536
 _POLL_S = 0.01  # read granularity of ports without a file descriptor (rfc2217://, loop://)

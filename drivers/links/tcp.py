@@ -3,9 +3,9 @@ a gateway / data concentrator (several meters behind one host:port, chosen by
 the destination wPort)."""
 from __future__ import annotations
 
-from drivers.dlms.trace import FrameTrace
-from drivers.dlms.transport import TcpWrapperTransport
-from drivers.secret import Secret
+from smmc_bench.drivers.dlms.trace import FrameTrace
+from smmc_bench.drivers.dlms.transport import TcpWrapperTransport
+from smmc_bench.drivers.secret import Secret
 
 
 class TracedWrapperTransport(TcpWrapperTransport):

@@ -17,9 +17,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-from bench.interrupt import RunInterrupt
-from drivers.instruments import Terminated
+from smmc_bench.drivers.instruments import Terminated
+from smmc_bench.safety.interrupt import RunInterrupt
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD_FILE = REPO / "fixtures" / "secrets" / "lls-password.txt"
@@ -55,7 +54,7 @@ import os, time
 from pathlib import Path
 import pytest
 
-pytestmark = [pytest.mark.aspect(6)]
+pytestmark = [pytest.mark.smmc_aspect(6)]
 
 def test_a_judged_before(meter):
     meter.clock.read()
@@ -75,7 +74,7 @@ import os, time
 from pathlib import Path
 import pytest
 
-pytestmark = [pytest.mark.aspect(7)]
+pytestmark = [pytest.mark.smmc_aspect(7)]
 
 def test_outage_interrupted(meter, ac_source, load):
     load.set_current(5.0)
@@ -94,11 +93,11 @@ def start(tmp_path: Path, suite_text: str, bench_file: Path, how: str) -> tuple[
     run_dir = tmp_path / "run"
     env = {**os.environ, "SMMC_TEST_MARKER": str(tmp_path / "marker")}
     if how == "bench run":
-        command = [sys.executable, "-m", "bench.cli", "run", "--bench", str(bench_file), "--suite", str(suite),
+        command = [sys.executable, "-m", "smmc_bench.cli", "run", "--bench", str(bench_file), "--suite", str(suite),
                    "--reports", str(tmp_path / "reports")]
     else:
         command = [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
-                   "--bench", str(bench_file), "--run-dir", str(run_dir), f"--junitxml={run_dir / 'junit.xml'}"]
+                   "--smmc-bench", str(bench_file), "--smmc-run-dir", str(run_dir), f"--junitxml={run_dir / 'junit.xml'}"]
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return process, run_dir
 

@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-import bench.clock
-from bench.clock import RealClock
+import smmc_bench.clock
+from smmc_bench.clock import RealClock
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,7 +30,7 @@ class FakeTime:
 @pytest.fixture
 def fake_time(monkeypatch) -> FakeTime:
     fake = FakeTime()
-    monkeypatch.setattr(bench.clock, "time", fake)
+    monkeypatch.setattr(smmc_bench.clock, "time", fake)
     return fake
 
 
@@ -73,7 +72,7 @@ def test_a_short_wait_says_nothing(fake_time):
 SUITE = """
 import pytest
 
-pytestmark = [pytest.mark.aspect(13)]
+pytestmark = [pytest.mark.smmc_aspect(13)]
 
 def test_waits_on_hardware(meter, bench_clock, usecase):
     assert not bench_clock.is_virtual
@@ -87,8 +86,8 @@ def test_waits_on_hardware(meter, bench_clock, usecase):
 def real_meter_bench(tmp_path):
     """A bench whose meter is 'real' to the bench (not emulated by it: wall time, RealClock),
     served here by an emulated meter on a loopback port."""
-    from fixtures.clock import VirtualClock
-    from fixtures.meter import EmulatedMeter
+    from smmc_bench.fixtures.clock import VirtualClock
+    from smmc_bench.fixtures.meter import EmulatedMeter
 
     with EmulatedMeter(clock=VirtualClock(), host="127.0.0.1", port=0) as meter:
         host, port = meter.address
@@ -123,11 +122,11 @@ client_sap = 16
 def test_progress_lines_reach_a_console_that_is_not_a_terminal(tmp_path, real_meter_bench, how):
     bench_file, suite = real_meter_bench
     if how == "bench run":
-        command = [sys.executable, "-m", "bench.cli", "run", "--bench", str(bench_file), "--suite", str(suite),
+        command = [sys.executable, "-m", "smmc_bench.cli", "run", "--bench", str(bench_file), "--suite", str(suite),
                    "--reports", str(tmp_path / "reports"), "--progress-every", "0.05"]
     else:  # output capture on (pytest's default): the lines must get past it
         command = [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
-                   "--bench", str(bench_file), "--run-dir", str(tmp_path / "run"), "--progress-every", "0.05"]
+                   "--smmc-bench", str(bench_file), "--smmc-run-dir", str(tmp_path / "run"), "--smmc-progress-every", "0.05"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     progress = [line for line in result.stdout.splitlines() if " waiting, " in line]

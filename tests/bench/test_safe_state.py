@@ -1,13 +1,17 @@
 """After an interrupt, the bench reads each device back and says what it found, did, or could
-not do (bench.safe_state): here with an emulated AC source left off, and one that is gone."""
+not do (smmc_bench.safety.safe_state): here with an emulated AC source left off, and one that is gone."""
 from __future__ import annotations
 
 import socket
 from types import SimpleNamespace
 
-from bench.instruments import AcSourceSettings, open_ac_source, serve_emulated_instruments
-from bench.safe_state import check_safe_state
-from fixtures.clock import VirtualClock
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.instruments import (
+    AcSourceSettings,
+    open_ac_source,
+    serve_emulated_instruments,
+)
+from smmc_bench.safety.safe_state import check_safe_state
 
 
 def station_with(ac_source: AcSourceSettings | None) -> SimpleNamespace:

@@ -1,4 +1,4 @@
-"""What `bench validate` counts (bench.validation) and how it says it (an 80-column summary),
+"""What `bench validate` counts (smmc_bench.validation) and how it says it (an 80-column summary),
 on made-up runs: no suite is run here."""
 from __future__ import annotations
 
@@ -8,12 +8,18 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
-
-from bench.cli.validate import render
-from bench import record
-from bench.record import RunRecord, Verdict
-from bench.station import MutantInfo, known_mutants
-from bench.validation import INCOMPLETE, KILLED, KILLED_OUTSIDE, NOT_EXERCISED, SURVIVED, validate
+from smmc_bench.report import record
+from smmc_bench.cli.validate import render
+from smmc_bench.report.record import RunRecord, Verdict
+from smmc_bench.station import MutantInfo, known_mutants
+from smmc_bench.validation import (
+    INCOMPLETE,
+    KILLED,
+    KILLED_OUTSIDE,
+    NOT_EXERCISED,
+    SURVIVED,
+    validate,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -155,7 +161,7 @@ def test_the_summary_fits_80_columns():
 
 
 def test_validate_list_names_every_mutant_with_its_aspect_and_defect():
-    result = subprocess.run([sys.executable, "-m", "bench.cli", "validate", "--list"], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "smmc_bench.cli", "validate", "--list"], cwd=REPO,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert max(len(line) for line in result.stdout.splitlines()) <= 80

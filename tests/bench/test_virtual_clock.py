@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 import time
 
-from fixtures.clock import VirtualClock
+from smmc_bench.fixtures.clock import VirtualClock
 
 
 def test_sleep_jumps_without_waiting():

@@ -11,20 +11,21 @@ profile describes.
 from __future__ import annotations
 
 import pytest
+from smmc_bench.cosem.association import AssociationView
+from smmc_bench.cosem.hdlc_setup import HdlcSetupView
+from smmc_bench.drivers.dlms.errors import AssociationRejected
+from smmc_bench.drivers.secret import Secret
+from smmc_bench.plugin.links import serial_number
+from smmc_bench.profile.links import MECHANISM_IDS
 
-from bench.link_fixtures import AssociationView, HdlcSetupView, serial_number
-from bench.profile_links import MECHANISM_IDS
-from drivers.dlms.errors import AssociationRejected
-from drivers.secret import Secret
-
-pytestmark = [pytest.mark.aspect(1), pytest.mark.ntd("4-4")]
+pytestmark = [pytest.mark.smmc_aspect(1), pytest.mark.smmc_ntd("4-4")]
 
 HEAD_END = "Head-end (bench)"
 METER = "Meter"
 
 
-@pytest.mark.ntd("3-2")
-@pytest.mark.links("rs485", "gateway")
+@pytest.mark.smmc_ntd("3-2")
+@pytest.mark.smmc_links("rs485", "gateway")
 def test_shared_path_reaches_its_own_meter(meter, bench_station, link_info, usecase):
     """On a shared medium (an RS-485 bus, a gateway) a path can reach another meter than the one
     it names. (That every declared path associates, every test shows: each runs over each path.)"""
@@ -66,7 +67,7 @@ def test_association_uses_the_required_authentication(meter, usecase):
     usecase.expect("client SAP in associated_partners_id", partners[0], sap, article="4-4")
 
 
-@pytest.mark.feature("hdlc")
+@pytest.mark.smmc_feature("hdlc")
 def test_hdlc_setup_matches_profile(meter, link_info, usecase):
     expected = meter.profile.links.hdlc.setup
     view = HdlcSetupView(meter.session, expected.obis)

@@ -16,11 +16,10 @@ tolerates a malformed release (rule 7 of the method), here it FAILs.
 from __future__ import annotations
 
 import pytest
+from smmc_bench.drivers.dlms import Authentication
+from smmc_bench.drivers.dlms.names import context_label, mechanism_label
 
-from drivers.dlms import Authentication
-from drivers.dlms.names import context_label, mechanism_label
-
-pytestmark = [pytest.mark.aspect(1), pytest.mark.ntd("4-4")]
+pytestmark = [pytest.mark.smmc_aspect(1), pytest.mark.smmc_ntd("4-4")]
 
 HEAD_END = "Head-end (bench)"
 METER = "Meter"

@@ -15,15 +15,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pytest
-
-from bench.cosem_readings import (
-    DeliveredEnergy, Interval, MeterTime, boundary_after, load_profile_at_default_period,
+from smmc_bench.cosem.disconnect import restore_connected
+from smmc_bench.cosem.profile_generic import (
+    DeliveredEnergy,
+    Interval,
+    MeterTime,
+    boundary_after,
+    load_profile_at_default_period,
 )
-from bench.cosem_supply import reassociate, restore_connected
-from bench.restore import restore_all
-from drivers.dlms.errors import DlmsError
+from smmc_bench.drivers.dlms.errors import DlmsError
+from smmc_bench.procedures import reassociate
+from smmc_bench.safety.restore import restore_all
 
-pytestmark = [pytest.mark.aspect(2), pytest.mark.ntd("4-10"), pytest.mark.feature("load_profile")]
+pytestmark = [pytest.mark.smmc_aspect(2), pytest.mark.smmc_ntd("4-10"), pytest.mark.smmc_feature("load_profile")]
 
 HEAD_END = "Head-end (bench)"
 METER = "Meter"
@@ -267,7 +271,7 @@ def test_reads_by_entry_return_exactly_the_entries(meter, load_profile, bench_cl
                    [[r.energy] for r in full[1:3]], article="3-3")
 
 
-@pytest.mark.feature("load_profile_entries_writable")
+@pytest.mark.smmc_feature("load_profile_entries_writable")
 def test_buffer_wraps_at_profile_entries(meter, load_profile, bench_clock, usecase):
     limits = meter.profile.readings.limits
     period, small = int(limits.capture_period.value), int(limits.wrapped_profile_entries.value)

@@ -9,17 +9,16 @@ what it really allows (probed, not trusted).
 """
 from __future__ import annotations
 
-import pytest
 from datetime import datetime
 
-from bench.cosem_supply import restore_connected
-from bench.restore import restore_all
+import pytest
+from smmc_bench.cosem.disconnect import restore_connected
+from smmc_bench.drivers.dlms import CosemDateTime, DataType, Typed
+from smmc_bench.drivers.dlms.errors import ServiceError
+from smmc_bench.profile.customer import parse_entry
+from smmc_bench.safety.restore import restore_all
 
-from bench.profile_customer import parse_entry
-from drivers.dlms import CosemDateTime, DataType, Typed
-from drivers.dlms.errors import ServiceError
-
-pytestmark = [pytest.mark.aspect(3), pytest.mark.ntd("2-1-11")]
+pytestmark = [pytest.mark.smmc_aspect(3), pytest.mark.smmc_ntd("2-1-11")]
 
 CUSTOMER = "Customer client (bench, public SAP)"
 HEAD_END = "Head-end (bench)"

@@ -16,16 +16,15 @@ import secrets
 from datetime import datetime, time, timedelta, timezone
 
 import pytest
+from smmc_bench.cosem.disconnect import restore_connected
+from smmc_bench.cosem.register import Register
+from smmc_bench.cosem.tariffs import TouPlan
+from smmc_bench.plugin.display import consumer_message, display  # noqa: F401 (fixtures)
+from smmc_bench.plugin.supply import optional_load, source_current_a
+from smmc_bench.plugin.tariffs import tou  # noqa: F401 (fixture)
+from smmc_bench.safety.restore import restore_all
 
-from bench.cosem import Register
-from bench.cosem_supply import restore_connected
-from bench.cosem_tariffs import TouPlan
-from bench.display_fixtures import consumer_message, display  # noqa: F401 (fixtures)
-from bench.restore import restore_all
-from bench.supply_fixtures import optional_load, source_current_a
-from bench.tariff_fixtures import tou  # noqa: F401 (fixture)
-
-pytestmark = [pytest.mark.aspect(4), pytest.mark.ntd("3-10"), pytest.mark.feature("display_p1")]
+pytestmark = [pytest.mark.smmc_aspect(4), pytest.mark.smmc_ntd("3-10"), pytest.mark.smmc_feature("display_p1")]
 
 HEAD_END = "Head-end (bench)"
 METER = "Meter"
@@ -255,7 +254,7 @@ def test_display_port_accepts_no_command(meter, display, consumer_message, conne
                         low=limits.open_breaker_current.value, unit="A", article=ARTICLE)
 
 
-@pytest.mark.feature("tou_calendar")
+@pytest.mark.smmc_feature("tou_calendar")
 def test_tariff_switch_reaches_the_display(meter, display, tou, bench_clock, usecase):
     section = meter.profile.display
     lines, latency = section.lines, section.limits.change_latency

@@ -13,12 +13,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from smmc_bench.cosem.parameter import Parameter
+from smmc_bench.drivers.dlms.errors import AssociationRejected, DlmsError, ServiceError
+from smmc_bench.safety.restore import restored
 
-from bench.link_fixtures import Parameter
-from bench.restore import restored
-from drivers.dlms.errors import AssociationRejected, DlmsError, ServiceError
-
-pytestmark = [pytest.mark.aspect(5), pytest.mark.ntd("4-11"), pytest.mark.links("optical")]
+pytestmark = [pytest.mark.smmc_aspect(5), pytest.mark.smmc_ntd("4-11"), pytest.mark.smmc_links("optical")]
 
 TECHNICIAN = "Hand-held unit (bench)"
 METER = "Meter"

@@ -10,14 +10,19 @@ disconnection and flows again after the reconnection.
 from __future__ import annotations
 
 import pytest
+from smmc_bench.cosem.common import seconds_between
+from smmc_bench.cosem.disconnect import (
+    MODES_WITH_DIRECT_RECONNECT,
+    ControlState,
+    expected_transition,
+    restore_connected,
+)
+from smmc_bench.drivers.dlms.errors import ServiceError
+from smmc_bench.plugin.supply import EmulatedButton, optional_load, source_current_a
+from smmc_bench.procedures import wait_until
+from smmc_bench.safety.restore import restore_all
 
-from bench.cosem import ControlState, expected_transition, seconds_between
-from bench.cosem_supply import MODES_WITH_DIRECT_RECONNECT, restore_connected, wait_until
-from bench.restore import restore_all
-from bench.supply_fixtures import EmulatedButton, optional_load, source_current_a
-from drivers.dlms.errors import ServiceError
-
-pytestmark = [pytest.mark.aspect(6), pytest.mark.ntd("3-3"), pytest.mark.feature("disconnector")]
+pytestmark = [pytest.mark.smmc_aspect(6), pytest.mark.smmc_ntd("3-3"), pytest.mark.smmc_feature("disconnector")]
 
 CIS = "CIS"
 HEAD_END = "Head-end (bench)"

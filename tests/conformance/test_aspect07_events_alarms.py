@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
+from smmc_bench.cosem.clock import Clock
+from smmc_bench.cosem.common import seconds_between
+from smmc_bench.cosem.supply import SupplyObjects
+from smmc_bench.drivers.dlms import FrameTrace
+from smmc_bench.drivers.dlms.errors import DlmsError
+from smmc_bench.procedures import bench_datetime, reassociate, reassociate_for_restore
+from smmc_bench.safety.restore import restored
 
-from bench.cosem import Clock, seconds_between
-from bench.cosem_supply import SupplyObjects, bench_datetime, reassociate, reassociate_for_restore
-from bench.restore import restored
-from drivers.dlms import FrameTrace
-from drivers.dlms.errors import DlmsError
-
-pytestmark = [pytest.mark.aspect(7), pytest.mark.ntd("5-4")]
+pytestmark = [pytest.mark.smmc_aspect(7), pytest.mark.smmc_ntd("5-4")]
 
 AC_SOURCE = "AC source (bench)"
 HEAD_END = "Head-end (bench)"
@@ -108,7 +109,7 @@ def test_outage_logs_power_down_and_up_events(meter, ac_source, bench_clock, use
                     abs(seconds_between(up.time, on_meter_clock(outage.ended, offset))), limit=tolerance)
 
 
-@pytest.mark.feature("power_failure_log")
+@pytest.mark.smmc_feature("power_failure_log")
 def test_long_outage_gives_a_power_failure_entry_with_its_duration(meter, ac_source, bench_clock, usecase):
     supply = meter.profile.supply
     objects = SupplyObjects(meter)
@@ -132,7 +133,7 @@ def test_long_outage_gives_a_power_failure_entry_with_its_duration(meter, ac_sou
                     limit=meter.limits.event_timestamp_tolerance)
 
 
-@pytest.mark.feature("power_failure_log")
+@pytest.mark.smmc_feature("power_failure_log")
 def test_short_interruption_treated_as_the_profile_says(meter, ac_source, bench_clock, usecase):
     supply = meter.profile.supply
     objects = SupplyObjects(meter)
@@ -155,8 +156,8 @@ def test_short_interruption_treated_as_the_profile_says(meter, ac_source, bench_
     usecase.expect("power failures counted", counted, int(policy.counted), article="5-4")
 
 
-@pytest.mark.feature("alarm_register")
-@pytest.mark.feature("alarm_push")
+@pytest.mark.smmc_feature("alarm_register")
+@pytest.mark.smmc_feature("alarm_push")
 def test_alarm_filter_keeps_a_masked_alarm_from_the_head_end(meter, ac_source, head_end, bench_clock, usecase):
     supply = meter.profile.supply
     objects = SupplyObjects(meter)
@@ -177,7 +178,7 @@ def test_alarm_filter_keeps_a_masked_alarm_from_the_head_end(meter, ac_source, h
                        not supply.alarms.filter_masks_register, article="5-4")
 
 
-@pytest.mark.feature("alarm_push")
+@pytest.mark.smmc_feature("alarm_push")
 def test_restoration_alarm_pushed_within_time(meter, ac_source, head_end, bench_clock, usecase):
     supply = meter.profile.supply
     objects = SupplyObjects(meter)

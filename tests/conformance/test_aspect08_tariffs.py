@@ -15,13 +15,12 @@ import secrets
 from datetime import datetime, time, timedelta, timezone
 
 import pytest
+from smmc_bench.cosem.common import seconds_between
+from smmc_bench.cosem.tariffs import TouPlan
+from smmc_bench.drivers.dlms import CosemDateTime
+from smmc_bench.plugin.tariffs import SPECIAL_INDEX, tou  # noqa: F401 (fixture)
 
-from bench.cosem import seconds_between
-from bench.cosem_tariffs import TouPlan
-from bench.tariff_fixtures import SPECIAL_INDEX, tou  # noqa: F401 (fixture)
-from drivers.dlms import CosemDateTime
-
-pytestmark = [pytest.mark.aspect(8), pytest.mark.ntd("4-17-6"), pytest.mark.feature("tou_calendar")]
+pytestmark = [pytest.mark.smmc_aspect(8), pytest.mark.smmc_ntd("4-17-6"), pytest.mark.smmc_feature("tou_calendar")]
 
 HEAD_END = "Head-end (bench)"
 METER = "Meter"

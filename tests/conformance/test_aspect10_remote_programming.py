@@ -11,16 +11,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-
-from bench.cosem import seconds_between
-from bench.cosem_readings import (
-    CaptureObject, Interval, MeterTime, boundary_after, load_profile_at_default_period,
+from smmc_bench.cosem.common import seconds_between
+from smmc_bench.cosem.profile_generic import (
+    CaptureObject,
+    Interval,
+    MeterTime,
+    boundary_after,
+    load_profile_at_default_period,
 )
-from bench.restore import restore_all
-from drivers.dlms import DataType, Typed
-from drivers.dlms.errors import AssociationRejected, ServiceError
+from smmc_bench.drivers.dlms import DataType, Typed
+from smmc_bench.drivers.dlms.errors import AssociationRejected, ServiceError
+from smmc_bench.safety.restore import restore_all
 
-pytestmark = [pytest.mark.aspect(10), pytest.mark.ntd("4-21"), pytest.mark.feature("load_profile")]
+pytestmark = [pytest.mark.smmc_aspect(10), pytest.mark.smmc_ntd("4-21"), pytest.mark.smmc_feature("load_profile")]
 
 HEAD_END = "Head-end (bench)"
 CUSTOMER = "Customer client (bench, public SAP)"

@@ -12,18 +12,26 @@ logged (62, 47, 63).
 from __future__ import annotations
 
 import pytest
-
-from bench.cosem import ControlState, seconds_between
-from bench.cosem_readings import (
-    BillingProfile, DeliveredEnergy, OctetStringData, ScriptTable, load_profile_of,
+from smmc_bench.cosem.common import seconds_between
+from smmc_bench.cosem.disconnect import (
+    MODES_WITH_DIRECT_RECONNECT,
+    ControlState,
+    restore_connected,
 )
-from bench.cosem_supply import MODES_WITH_DIRECT_RECONNECT, restore_connected, wait_until
-from bench.restore import restore_all
-from bench.supply_fixtures import source_current_a
-from drivers.dlms import DataType, Typed
-from drivers.dlms.errors import AssociationRejected, ServiceError
+from smmc_bench.cosem.profile_generic import (
+    BillingProfile,
+    DeliveredEnergy,
+    OctetStringData,
+    ScriptTable,
+    load_profile_of,
+)
+from smmc_bench.drivers.dlms import DataType, Typed
+from smmc_bench.drivers.dlms.errors import AssociationRejected, ServiceError
+from smmc_bench.plugin.supply import source_current_a
+from smmc_bench.procedures import wait_until
+from smmc_bench.safety.restore import restore_all
 
-pytestmark = [pytest.mark.aspect(12), pytest.mark.ntd("5-1"), pytest.mark.feature("account_move")]
+pytestmark = [pytest.mark.smmc_aspect(12), pytest.mark.smmc_ntd("5-1"), pytest.mark.smmc_feature("account_move")]
 
 CIS = "CIS"
 HEAD_END = "Head-end (bench)"

@@ -10,12 +10,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from smmc_bench.cosem.common import seconds_between
+from smmc_bench.drivers.dlms import CosemDateTime
+from smmc_bench.drivers.dlms.errors import ServiceError
 
-from bench.cosem import seconds_between
-from drivers.dlms import CosemDateTime
-from drivers.dlms.errors import ServiceError
-
-pytestmark = [pytest.mark.aspect(13), pytest.mark.ntd("3-11")]
+pytestmark = [pytest.mark.smmc_aspect(13), pytest.mark.smmc_ntd("3-11")]
 
 HEAD_END = "Head-end (bench)"
 METER = "Meter"
@@ -96,7 +95,7 @@ def test_clock_adjustment_logs_events_4_and_5(meter, bench_clock, usecase):
                     abs(seconds_between(old_event.time, bench_clock.now()) - offset.value), limit=tolerance)
 
 
-@pytest.mark.feature("clock_shift_time")
+@pytest.mark.smmc_feature("clock_shift_time")
 def test_shift_time_moves_clock(meter, bench_clock, usecase):
     step = int(meter.limits.clock_shift_step.value)
     with usecase.step("1", HEAD_END, METER, "GET clock.time; deviation from reference"):
@@ -146,7 +145,7 @@ def test_clock_keeps_time_in_free_run(meter, bench_clock, usecase):
     usecase.measure(f"|deviation gained in {duration.value:g} s of free run|", abs(end - start), limit=drift)
 
 
-@pytest.mark.feature("clock_adjust_to_quarter")
+@pytest.mark.smmc_feature("clock_adjust_to_quarter")
 @pytest.mark.parametrize("past_quarter_s, rounds", [(460, "up"), (440, "down")], ids=["7m40s", "7m20s"])
 def test_adjust_to_quarter_rounds_to_the_nearest_quarter(meter, bench_clock, usecase, past_quarter_s, rounds):
     tolerance = meter.limits.clock_shift_tolerance

@@ -13,12 +13,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from smmc_bench.cosem.common import seconds_between
+from smmc_bench.cosem.disconnect import ControlState, has_transition, restore_connected
+from smmc_bench.cosem.limiter import write_limiter_settings
+from smmc_bench.plugin.supply import draw_power, source_current_a
+from smmc_bench.procedures import wait_until
 
-from bench.cosem import ControlState, seconds_between
-from bench.cosem_supply import has_transition, restore_connected, wait_until, write_limiter_settings
-from bench.supply_fixtures import draw_power, source_current_a
-
-pytestmark = [pytest.mark.aspect(14), pytest.mark.ntd("5-3"), pytest.mark.feature("limiter")]
+pytestmark = [pytest.mark.smmc_aspect(14), pytest.mark.smmc_ntd("5-3"), pytest.mark.smmc_feature("limiter")]
 
 HEAD_END = "Head-end (bench)"
 METER = "Meter"
@@ -189,7 +190,7 @@ def first_change(read, bench_clock, started: float, due_s: float, tolerance_s: f
         bench_clock.sleep(min(step, due_s + tolerance_s - elapsed))
 
 
-@pytest.mark.feature("limiter_emergency_profile")
+@pytest.mark.smmc_feature("limiter_emergency_profile")
 def test_emergency_profile_activation_and_expiry(meter, limiter, bench_clock, usecase):
     supply = meter.profile.supply
     limits = supply.limits
@@ -225,7 +226,7 @@ def test_emergency_profile_activation_and_expiry(meter, limiter, bench_clock, us
                        wanted == emergency, article="5-3")
 
 
-@pytest.mark.feature("limiter_emergency_profile")
+@pytest.mark.smmc_feature("limiter_emergency_profile")
 def test_emergency_profile_for_another_group_does_not_apply(meter, limiter, usecase):
     supply = meter.profile.supply
     limits = supply.limits

@@ -13,15 +13,15 @@ other links); should it run on another link, it skips saying why.
 from __future__ import annotations
 
 import pytest
+from smmc_bench.cosem.disconnect import ControlState, restore_connected
+from smmc_bench.cosem.limiter import write_limiter_settings
+from smmc_bench.drivers.dlms.errors import ServiceError
+from smmc_bench.links import link_label
+from smmc_bench.plugin.supply import draw_power, source_current_a
+from smmc_bench.procedures import wait_until
 
-from bench.cosem import ControlState
-from bench.cosem_supply import restore_connected, wait_until, write_limiter_settings
-from bench.links import link_label
-from bench.supply_fixtures import draw_power, source_current_a
-from drivers.dlms.errors import ServiceError
-
-pytestmark = [pytest.mark.aspect(15), pytest.mark.ntd("5-3"), pytest.mark.feature("limiter"),
-              pytest.mark.feature("local_limiter"), pytest.mark.links("optical")]
+pytestmark = [pytest.mark.smmc_aspect(15), pytest.mark.smmc_ntd("5-3"), pytest.mark.smmc_feature("limiter"),
+              pytest.mark.smmc_feature("local_limiter"), pytest.mark.smmc_links("optical")]
 
 TECHNICIAN = "Technician (bench, optical port)"
 HEAD_END = "Head-end (bench)"

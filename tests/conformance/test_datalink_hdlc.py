@@ -11,15 +11,19 @@ normal association afterwards.
 from __future__ import annotations
 
 import pytest
-
-from bench.link_fixtures import neighbour_addresses, own_physical_address, serial_number, unknown_physical_address
-from drivers.dlms import DlmsSession, SessionSettings
-from drivers.dlms.errors import DlmsError
-from drivers.links.hdlc import HdlcParameters, Kind
+from smmc_bench.drivers.dlms import DlmsSession, SessionSettings
+from smmc_bench.drivers.dlms.errors import DlmsError
+from smmc_bench.drivers.links.hdlc import HdlcParameters, Kind
+from smmc_bench.plugin.links import (
+    neighbour_addresses,
+    own_physical_address,
+    serial_number,
+    unknown_physical_address,
+)
 
 HDLC_LINKS = ("optical", "serial", "hdlc-tcp", "rs485")
-pytestmark = [pytest.mark.aspect(1), pytest.mark.ntd("4-4"),
-              pytest.mark.links(*HDLC_LINKS)]
+pytestmark = [pytest.mark.smmc_aspect(1), pytest.mark.smmc_ntd("4-4"),
+              pytest.mark.smmc_links(*HDLC_LINKS)]
 
 HEAD_END = "Head-end (bench)"
 METER = "Meter"

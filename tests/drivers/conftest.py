@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import pytest
-
-from drivers.dlms import Authentication, DlmsSession, FrameTrace, SessionSettings, TcpWrapperTransport
-from drivers.secret import Secret
+from smmc_bench.drivers.dlms import (
+    Authentication,
+    DlmsSession,
+    FrameTrace,
+    SessionSettings,
+    TcpWrapperTransport,
+)
+from smmc_bench.drivers.secret import Secret
 
 from .scripted_peer import ScriptedPeer
 

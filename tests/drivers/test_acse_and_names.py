@@ -3,14 +3,24 @@ DLMS UA names in both forms IC 15 allows."""
 from __future__ import annotations
 
 import pytest
+from smmc_bench.drivers.dlms import apdu
+from smmc_bench.drivers.dlms.errors import (
+    DlmsTimeout,
+    LinkClosed,
+    MalformedReply,
+    UnsupportedFeature,
+)
+from smmc_bench.drivers.dlms.names import (
+    arcs_of,
+    context_id,
+    decode_oid,
+    encode_oid,
+    mechanism_id,
+)
+from smmc_bench.fixtures.meter import apdu as meter_apdu
+from smmc_bench.fixtures.meter.apdu import AcseServiceUser, AssociationResult
 
-from drivers.dlms import apdu
-from drivers.dlms.errors import DlmsTimeout, LinkClosed, MalformedReply, UnsupportedFeature
-from drivers.dlms.names import arcs_of, context_id, decode_oid, encode_oid, mechanism_id
-from fixtures.meter import apdu as meter_apdu
-from fixtures.meter.apdu import AcseServiceUser, AssociationResult
-
-from .scripted_peer import CLOSE, OCTETS_12, RLRE, SILENT, aare, frame, get_normal
+from .scripted_peer import CLOSE, OCTETS_12, SILENT, aare, frame, get_normal
 
 INITIATE = bytes.fromhex("0800065f1f040000101d04000007")
 LLS_OID = bytes.fromhex("60857405080201")

@@ -3,11 +3,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-
-from drivers.dlms import CosemDateTime, DataType, Typed
-from drivers.dlms.cosem_types import DEVIATION_NOT_SPECIFIED, decode_data, decode_exact, encode_data
-from drivers.dlms.errors import InvalidCosemValue, MalformedReply
-from drivers.secret import Secret, SecretUnavailable
+from smmc_bench.drivers.dlms import CosemDateTime, DataType, Typed
+from smmc_bench.drivers.dlms.cosem_types import (
+    DEVIATION_NOT_SPECIFIED,
+    decode_data,
+    decode_exact,
+    encode_data,
+)
+from smmc_bench.drivers.dlms.errors import InvalidCosemValue, MalformedReply
+from smmc_bench.drivers.secret import Secret, SecretUnavailable
 
 
 def test_datetime_round_trip_chile_deviation():

@@ -4,13 +4,18 @@ specified, object_list variants) is understood, and judged as the default one is
 from __future__ import annotations
 
 import pytest
-
-from drivers.dlms import Authentication, CosemDateTime, DlmsSession, SessionSettings, TcpWrapperTransport
-from drivers.dlms.names import context_id, mechanism_id
-from drivers.secret import Secret
-from fixtures.clock import VirtualClock
-from fixtures.meter import EmulatedMeter, default_lls_password
-from fixtures.meter.dialect import DIALECTS, Dialect, dialect_named
+from smmc_bench.drivers.dlms import (
+    Authentication,
+    CosemDateTime,
+    DlmsSession,
+    SessionSettings,
+    TcpWrapperTransport,
+)
+from smmc_bench.drivers.dlms.names import context_id, mechanism_id
+from smmc_bench.drivers.secret import Secret
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import EmulatedMeter, default_lls_password
+from smmc_bench.fixtures.meter.dialect import DIALECTS, Dialect, dialect_named
 
 ASSOCIATION = (15, "0.0.40.0.0.255")
 CLOCK = (8, "0.0.1.0.0.255")

@@ -4,14 +4,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from smmc_bench.drivers.dlms import (
+    Authentication,
+    CosemDateTime,
+    DataType,
+    DlmsSession,
+    SessionSettings,
+    TcpWrapperTransport,
+    Typed,
+)
+from smmc_bench.drivers.dlms.errors import AccessDenied, AssociationRejected
+from smmc_bench.drivers.secret import Secret
 
-from drivers.dlms import (Authentication, CosemDateTime, DataType, DlmsSession, SessionSettings,
-                          TcpWrapperTransport, Typed)
-from drivers.dlms.errors import AccessDenied, AssociationRejected
-from drivers.secret import Secret
-
-meter_module = pytest.importorskip("fixtures.meter")
-from fixtures.clock import VirtualClock  # noqa: E402
+meter_module = pytest.importorskip("smmc_bench.fixtures.meter")
+from smmc_bench.fixtures.clock import VirtualClock  # noqa: E402
 
 PASSWORD_FILE = "fixtures/secrets/lls-password.txt"
 CLOCK = (8, "0.0.1.0.0.255")

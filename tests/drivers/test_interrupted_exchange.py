@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from drivers.dlms import DlmsSession, SessionSettings, TcpWrapperTransport
-from drivers.secret import Secret
-from fixtures.clock import VirtualClock
-from fixtures.meter import EmulatedMeter, default_lls_password
+from smmc_bench.drivers.dlms import DlmsSession, SessionSettings, TcpWrapperTransport
+from smmc_bench.drivers.secret import Secret
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import EmulatedMeter, default_lls_password
 
 
 def test_request_after_an_interrupted_exchange_works():

@@ -6,8 +6,7 @@ import importlib.metadata
 import pytest
 from dsmr_parser.exceptions import InvalidChecksumError
 from dsmr_parser.parsers import TelegramParser
-
-from drivers.display import parse_telegram
+from smmc_bench.drivers.display import parse_telegram
 
 
 def frame(lines: list[str], header: str = "/EMU5EMU0000001\r\n\r\n") -> bytes:

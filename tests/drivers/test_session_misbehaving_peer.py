@@ -5,21 +5,51 @@ from __future__ import annotations
 import logging
 import socket
 import struct
-from dataclasses import replace
 import time
+from dataclasses import replace
 
 import pytest
-
-from drivers.dlms import Authentication, DataType, DlmsSession, SessionSettings, TcpWrapperTransport, Typed
-from drivers.dlms._gurux_quiet import gurux_to_log
-from drivers.dlms.errors import (AccessDenied, AssociationRejected, ConnectFailed, DlmsError, DlmsTimeout,
-                                 ExceptionResponse, LinkClosed, MalformedReply, ObjectUnavailable,
-                                 ObjectUndefined, OtherReason, ServiceError, TemporaryFailure, TypeUnmatched,
-                                 UnsupportedFeature)
+from smmc_bench.drivers.dlms import (
+    Authentication,
+    DataType,
+    DlmsSession,
+    SessionSettings,
+    TcpWrapperTransport,
+    Typed,
+)
+from smmc_bench.drivers.dlms._gurux_quiet import gurux_to_log
+from smmc_bench.drivers.dlms.errors import (
+    AccessDenied,
+    AssociationRejected,
+    ConnectFailed,
+    DlmsError,
+    DlmsTimeout,
+    ExceptionResponse,
+    LinkClosed,
+    MalformedReply,
+    ObjectUnavailable,
+    ObjectUndefined,
+    OtherReason,
+    ServiceError,
+    TemporaryFailure,
+    TypeUnmatched,
+    UnsupportedFeature,
+)
 
 from .conftest import PASSWORD
-from .scripted_peer import (CLOSE, OCTETS_12, RLRE, SILENT, aare, action_result, frame, get_block,
-                            get_error, get_normal, set_result)
+from .scripted_peer import (
+    CLOSE,
+    OCTETS_12,
+    RLRE,
+    SILENT,
+    aare,
+    action_result,
+    frame,
+    get_block,
+    get_error,
+    get_normal,
+    set_result,
+)
 
 CLOCK = (8, "0.0.1.0.0.255", 2)
 ACCEPT = frame(aare())
@@ -250,7 +280,7 @@ def test_gurux_prints_go_to_the_log(capsys, caplog):
     from gurux_dlms import GXDLMSClient, GXReplyData
     from gurux_dlms.enums import InterfaceType
     client = GXDLMSClient(True, 1, 1, interfaceType=InterfaceType.WRAPPER)
-    with caplog.at_level(logging.INFO, logger="drivers.dlms.gurux"), gurux_to_log():
+    with caplog.at_level(logging.INFO, logger="smmc_bench.drivers.dlms.gurux"), gurux_to_log():
         # gurux prints (and then accepts) a wrapper frame longer than its header says
         client.getData(frame(get_normal(OCTETS_12)) + b"\x00\x00", GXReplyData())
     assert capsys.readouterr().out == ""

@@ -4,9 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-
-from fixtures.meter import axdr, cosem_time
-from fixtures.meter.axdr import Data, DataType
+from smmc_bench.fixtures.meter import axdr, cosem_time
+from smmc_bench.fixtures.meter.axdr import Data, DataType
 
 
 @pytest.mark.parametrize("value", [

@@ -9,11 +9,19 @@ import pytest
 from dlms_cosem import dlms_data
 from dlms_cosem.protocol.xdlms import GetRequestFactory, GetResponseNormal
 from dlms_cosem.protocol.xdlms.invoke_id_and_priority import InvokeIdAndPriority
-
-from fixtures.meter import apdu, axdr
-from fixtures.meter.cosem_patches import (
-    ActionNormal, Descriptor, GetNext, GetNormal, RequestParseError, SetNormal, parse_aarq,
-    parse_action, parse_get, parse_rlrq, parse_set,
+from smmc_bench.fixtures.meter import apdu, axdr
+from smmc_bench.fixtures.meter.cosem_patches import (
+    ActionNormal,
+    Descriptor,
+    GetNext,
+    GetNormal,
+    RequestParseError,
+    SetNormal,
+    parse_aarq,
+    parse_action,
+    parse_get,
+    parse_rlrq,
+    parse_set,
 )
 
 UNKNOWN_CLASS_GET = bytes.fromhex("c001c1fff10000010000ff0200")

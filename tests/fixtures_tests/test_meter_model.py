@@ -4,13 +4,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from fixtures.clock import VirtualClock
-from fixtures.meter import axdr, cosem_time
-from fixtures.meter.cosem_objects import (
-    MODE_TRANSITIONS, TRANSITIONS, ControlState, CosemError, Result,
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import axdr, cosem_time
+from smmc_bench.fixtures.meter.cosem_objects import (
+    MODE_TRANSITIONS,
+    TRANSITIONS,
+    ControlState,
+    CosemError,
+    Result,
 )
-from fixtures.meter.model import MeterModel
+from smmc_bench.fixtures.meter.model import MeterModel
 
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
 ZERO = axdr.integer(0)
@@ -222,7 +225,7 @@ def test_event_log_is_fifo_with_capacity_and_encodes_buffer():
 
 
 def test_meter_buttons_follow_the_mode():
-    from fixtures.meter import EmulatedMeter
+    from smmc_bench.fixtures.meter import EmulatedMeter
 
     meter = EmulatedMeter(clock=VirtualClock(START), control_mode=5)
     assert meter.local_disconnect() and meter.state.control_state == ControlState.READY_FOR_RECONNECTION

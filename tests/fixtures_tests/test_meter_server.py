@@ -9,11 +9,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from gurux_dlms import GXDateTime, GXDLMSException
 from gurux_dlms.enums import DataType
-from gurux_dlms.objects import GXDLMSClock, GXDLMSData, GXDLMSDisconnectControl, GXDLMSRegister
+from gurux_dlms.objects import (
+    GXDLMSClock,
+    GXDLMSData,
+    GXDLMSDisconnectControl,
+    GXDLMSRegister,
+)
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import EmulatedMeter, axdr, default_lls_password
+from smmc_bench.fixtures.meter.cosem_objects import ControlState
 
-from fixtures.clock import VirtualClock
-from fixtures.meter import EmulatedMeter, axdr, default_lls_password
-from fixtures.meter.cosem_objects import ControlState
 from tests.fixtures_tests.gurux_link import GuruxLink
 
 PASSWORD = b"test-lls-pass"

@@ -4,16 +4,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from drivers.headend import HeadEndListener
-from fixtures.clock import VirtualClock
-from fixtures.meter import MUTANTS, EmulatedMeter, axdr
-from fixtures.meter.mutants import association_release  # probed on the wire: test_mutants_association.py
-from fixtures.meter.mutants import customer as customer_mutants  # probed in test_mutants_customer.py
-from fixtures.meter.axdr import Data, DataType
-from fixtures.meter import cosem_time
-from fixtures.meter.cosem_objects import ControlState, CosemError
-from fixtures.meter.supply_objects import Limiter
+from smmc_bench.drivers.headend import HeadEndListener
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import MUTANTS, EmulatedMeter, axdr, cosem_time
+from smmc_bench.fixtures.meter.axdr import Data, DataType
+from smmc_bench.fixtures.meter.cosem_objects import ControlState, CosemError
+from smmc_bench.fixtures.meter.mutants import (
+    association_release,  # probed on the wire: test_mutants_association.py
+)
+from smmc_bench.fixtures.meter.mutants import (
+    customer as customer_mutants,  # probed in test_mutants_customer.py
+)
+from smmc_bench.fixtures.meter.supply_objects import Limiter
 
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
 ZERO = axdr.integer(0)

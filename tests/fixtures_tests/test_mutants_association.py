@@ -3,13 +3,17 @@ declared way, seen directly on the wire by the bench's session."""
 from __future__ import annotations
 
 import pytest
-
-from drivers.dlms import Authentication, DlmsSession, SessionSettings, TcpWrapperTransport
-from drivers.dlms.errors import DlmsError
-from drivers.secret import Secret
-from fixtures.clock import VirtualClock
-from fixtures.meter import EmulatedMeter, default_lls_password
-from fixtures.meter.mutants import association_release
+from smmc_bench.drivers.dlms import (
+    Authentication,
+    DlmsSession,
+    SessionSettings,
+    TcpWrapperTransport,
+)
+from smmc_bench.drivers.dlms.errors import DlmsError
+from smmc_bench.drivers.secret import Secret
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import EmulatedMeter, default_lls_password
+from smmc_bench.fixtures.meter.mutants import association_release
 
 NAMES = sorted(m.name for m in association_release.MUTANTS)
 PROBED_MUTANTS = set(NAMES)

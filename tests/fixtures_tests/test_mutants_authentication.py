@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import pytest
-
-from fixtures.meter import MUTANTS
-from fixtures.meter.apdu import AcseServiceUser
-from fixtures.meter.mutants import authentication
-from fixtures.meter.security import LowLevelSecurity
+from smmc_bench.fixtures.meter import MUTANTS
+from smmc_bench.fixtures.meter.apdu import AcseServiceUser
+from smmc_bench.fixtures.meter.mutants import authentication
+from smmc_bench.fixtures.meter.security import LowLevelSecurity
 
 RIGHT = b"0123456789abcdef"
 WRONG = {

@@ -8,18 +8,16 @@ from __future__ import annotations
 import os
 import re
 import select
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from fixtures.clock import VirtualClock
-from fixtures.meter import MUTANTS, EmulatedMeter
-from fixtures.meter.p1 import crc16
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import MUTANTS, EmulatedMeter
+from smmc_bench.fixtures.meter.p1 import crc16
 
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
-from fixtures.meter.mutants import customer
-from fixtures.meter import axdr, cosem_time
+from smmc_bench.fixtures.meter import axdr, cosem_time
+from smmc_bench.fixtures.meter.mutants import customer
 
 CUSTOMER = sorted(m.name for m in customer.MUTANTS)
 PROBED_MUTANTS = set(CUSTOMER)

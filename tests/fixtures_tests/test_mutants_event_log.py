@@ -4,9 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-
-from fixtures.clock import VirtualClock
-from fixtures.meter import EmulatedMeter
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import EmulatedMeter
 
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
 PROBED_MUTANTS = {"event-log-stops-when-full", "event-log-cleared-when-full", "event-log-entries-in-use-wrong"}

@@ -6,15 +6,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from fixtures.clock import VirtualClock
-from fixtures.meter import MUTANTS, EmulatedMeter, axdr
-from fixtures.meter.axdr import DataType
-from fixtures.meter.cosem_objects import CosemError
-from fixtures.meter.meter import PUBLIC_CLIENT_SAP
-from fixtures.meter.association import AccessMode
-from fixtures.meter.mutants import readings
-from fixtures.meter.selective_access import ByEntry, ByRange
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import MUTANTS, EmulatedMeter, axdr
+from smmc_bench.fixtures.meter.association import AccessMode
+from smmc_bench.fixtures.meter.axdr import DataType
+from smmc_bench.fixtures.meter.cosem_objects import CosemError
+from smmc_bench.fixtures.meter.meter import PUBLIC_CLIENT_SAP
+from smmc_bench.fixtures.meter.mutants import readings
+from smmc_bench.fixtures.meter.selective_access import ByEntry, ByRange
 
 # Meter clock offset 0 and a start on a boundary: every probe knows where the boundaries fall.
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)

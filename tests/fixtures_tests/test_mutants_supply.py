@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from fixtures.clock import VirtualClock
-from fixtures.meter import MUTANTS, EmulatedMeter, axdr, cosem_time
-from fixtures.meter.axdr import Data, DataType
-from fixtures.meter.cosem_objects import CosemError
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import MUTANTS, EmulatedMeter, axdr, cosem_time
+from smmc_bench.fixtures.meter.axdr import Data, DataType
+from smmc_bench.fixtures.meter.cosem_objects import CosemError
 
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
 ZERO = axdr.integer(0)
@@ -154,8 +153,8 @@ def outage(meter, seconds: float = 300):
 
 def push_wport_and_stamp(name, monkeypatch):
     """The source wPort the push leaves from and how old its date-time is, for a meter (mutant by name)."""
-    from fixtures.meter import supply_objects
-    from fixtures.meter.mutants import events as events_module
+    from smmc_bench.fixtures.meter import supply_objects
+    from smmc_bench.fixtures.meter.mutants import events as events_module
     seen = []
     record = lambda destination, wport, apdu, *args, **kwargs: seen.append(wport)  # noqa: E731
     monkeypatch.setattr(supply_objects, "send_over_wrapper", record)

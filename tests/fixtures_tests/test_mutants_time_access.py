@@ -8,9 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from fixtures.clock import VirtualClock
-from fixtures.meter import MUTANTS, EmulatedMeter, axdr
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import MUTANTS, EmulatedMeter, axdr
 
 START = datetime(2025, 3, 10, 12, 7, 40, tzinfo=timezone.utc)
 

@@ -5,9 +5,9 @@ import os
 import select
 from datetime import datetime, timezone
 
-from fixtures.clock import VirtualClock
-from fixtures.meter import EmulatedMeter
-from fixtures.meter.p1 import crc16
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import EmulatedMeter
+from smmc_bench.fixtures.meter.p1 import crc16
 
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-
-from bench.profile_readings import ReadingsLimits, ReadingsParameters, ReadingsProfile, StatusBits
-from bench.profiles import load_profile
+from smmc_bench.profile.meter import load_profile
+from smmc_bench.profile.readings import (
+    ReadingsLimits,
+    ReadingsParameters,
+    ReadingsProfile,
+    StatusBits,
+)
 
 
 def test_emulated_profile_declares_the_load_profile_and_account_move():

@@ -1,5 +1,5 @@
 """The emulated load profile over the wire: selective access by range and by entry as the bench's
-driver sends it (drivers.dlms) and the emulator parses it itself (fixtures.meter.selective_access),
+driver sends it (smmc_bench.drivers.dlms) and the emulator parses it itself (smmc_bench.fixtures.meter.selective_access),
 the profile's capture period and capacity, and the bench's energy ledger."""
 from __future__ import annotations
 
@@ -7,13 +7,22 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from bench.cosem_readings import DeliveredEnergy, LoadProfile, boundary_after
-from drivers.dlms import DataType, DlmsSession, SessionSettings, TcpWrapperTransport, Typed
-from drivers.dlms.errors import ServiceError
-from fixtures.clock import VirtualClock
-from fixtures.meter import EmulatedMeter
-from fixtures.meter.selective_access import split_get
+from smmc_bench.cosem.profile_generic import (
+    DeliveredEnergy,
+    LoadProfile,
+    boundary_after,
+)
+from smmc_bench.drivers.dlms import (
+    DataType,
+    DlmsSession,
+    SessionSettings,
+    TcpWrapperTransport,
+    Typed,
+)
+from smmc_bench.drivers.dlms.errors import ServiceError
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import EmulatedMeter
+from smmc_bench.fixtures.meter.selective_access import split_get
 
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
 PASSWORD = b"test-lls-pass"

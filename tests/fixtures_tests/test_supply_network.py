@@ -9,16 +9,20 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
 from gurux_dlms.enums import InterfaceType
-
-from drivers.dlms import DlmsSession, SessionSettings, TcpWrapperTransport, Typed
-from drivers.dlms import DataType as T
-from drivers.dlms.errors import LinkError
-from drivers.headend import HeadEndListener
-from fixtures.clock import VirtualClock
-from fixtures.meter import EmulatedMeter, Mutant, axdr, cosem_time
-from fixtures.meter.cosem_objects import CosemError, obis
-from fixtures.meter.push import PushFailed
-from fixtures.meter.supply_objects import PushSetup
+from smmc_bench.drivers.dlms import DataType as T
+from smmc_bench.drivers.dlms import (
+    DlmsSession,
+    SessionSettings,
+    TcpWrapperTransport,
+    Typed,
+)
+from smmc_bench.drivers.dlms.errors import LinkError
+from smmc_bench.drivers.headend import HeadEndListener
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import EmulatedMeter, Mutant, axdr, cosem_time
+from smmc_bench.fixtures.meter.cosem_objects import CosemError, obis
+from smmc_bench.fixtures.meter.push import PushFailed
+from smmc_bench.fixtures.meter.supply_objects import PushSetup
 
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
 PASSWORD = b"test-lls-pass"
@@ -224,7 +228,7 @@ def test_powered_down_meter_drops_and_refuses_dlms_then_answers_after_boot(clock
 
 def test_power_cycle_loses_the_association_on_a_connection_that_survives(clock):
     """A link server that keeps its connection (e.g. a serial line) must not keep the association."""
-    from fixtures.meter.services import MeterSilent, Session
+    from smmc_bench.fixtures.meter.services import MeterSilent, Session
 
     meter = EmulatedMeter(clock=clock, lls_password=PASSWORD)
     serial_line = Session(meter.model, meter.clients)

@@ -7,11 +7,15 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from fixtures.clock import VirtualClock
-from fixtures.meter import EmulatedMeter, axdr, cosem_time
-from fixtures.meter.axdr import Data, DataType
-from fixtures.meter.cosem_objects import ControlState, CosemError, Result, obis
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import EmulatedMeter, axdr, cosem_time
+from smmc_bench.fixtures.meter.axdr import Data, DataType
+from smmc_bench.fixtures.meter.cosem_objects import (
+    ControlState,
+    CosemError,
+    Result,
+    obis,
+)
 
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
 ZERO = axdr.integer(0)

@@ -4,10 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from fixtures.clock import VirtualClock
-from fixtures.meter import EmulatedMeter, axdr, cosem_time
-from fixtures.meter.cosem_objects import CosemError
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import EmulatedMeter, axdr, cosem_time
+from smmc_bench.fixtures.meter.cosem_objects import CosemError
 
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)  # Monday 08:00 local (deviation 240)
 

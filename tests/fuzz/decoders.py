@@ -2,8 +2,8 @@
 hypothesis feeds it: random bytes, and valid messages mutated (truncated, extended, bytes
 changed), so the fuzzing reaches past the first check of each decoder.
 
-A decoder may reject its input only with the bench's own errors (drivers.dlms.errors for what
-meters send, drivers.instruments.errors for instruments); anything else escaping is a defect.
+A decoder may reject its input only with the bench's own errors (smmc_bench.drivers.dlms.errors for what
+meters send, smmc_bench.drivers.instruments.errors for instruments); anything else escaping is a defect.
 Used by tests/fuzz (a short run) and benchmarks/fuzz_decoders.py (100,000 inputs each).
 """
 from __future__ import annotations
@@ -12,17 +12,20 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from hypothesis import strategies as st
-
-from drivers.dlms import apdu, names, wrapper
-from drivers.dlms.cosem_types import CosemDateTime, decode_exact
-from drivers.dlms.errors import DlmsError
-from drivers.headend.notification import GeneralBlockAssembler, parse_data_notification, parse_general_block
-from drivers.instruments.errors import InstrumentError
-from drivers.instruments.scpi import parse_error_entry, parse_number
-from drivers.links import hdlc
-from drivers.links.mode_e import parse_identification
-from fixtures.meter import apdu as meter_apdu
-from fixtures.meter.apdu import AcseServiceUser, AssociationResult
+from smmc_bench.drivers.dlms import apdu, names, wrapper
+from smmc_bench.drivers.dlms.cosem_types import CosemDateTime, decode_exact
+from smmc_bench.drivers.dlms.errors import DlmsError
+from smmc_bench.drivers.headend.notification import (
+    GeneralBlockAssembler,
+    parse_data_notification,
+    parse_general_block,
+)
+from smmc_bench.drivers.instruments.errors import InstrumentError
+from smmc_bench.drivers.instruments.scpi import parse_error_entry, parse_number
+from smmc_bench.drivers.links import hdlc
+from smmc_bench.drivers.links.mode_e import parse_identification
+from smmc_bench.fixtures.meter import apdu as meter_apdu
+from smmc_bench.fixtures.meter.apdu import AcseServiceUser, AssociationResult
 
 BENCH_ERRORS: tuple[type[BaseException], ...] = (DlmsError, InstrumentError)
 

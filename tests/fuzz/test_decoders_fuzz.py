@@ -25,8 +25,9 @@ def test_only_bench_errors_escape(decoder):
 
 def test_every_seed_is_accepted():
     """The valid messages the mutations start from decode cleanly (else the fuzzing starts nowhere)."""
+    from smmc_bench.drivers.dlms import apdu
+
     from . import decoders as d
-    from drivers.dlms import apdu
 
     for decode, data in [(d.hdlc.decode, d.HDLC_UA), (d.hdlc.decode, d.HDLC_I), (apdu.parse_aare, d.AARE),
                          (apdu.parse_aare, d.AARE_FULL), (apdu.parse_aare, d.AARE_REJECTED),

@@ -8,18 +8,32 @@ from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
-
-from bench.cosem import ControlState, DisconnectControl
-from bench.cosem_supply import (
-    DataValue, Limiter, PowerFailureLog, PushSetup, reassociate, restore_connected, wait_until,
+from smmc_bench.cosem.disconnect import (
+    ControlState,
+    DisconnectControl,
+    restore_connected,
 )
-from bench.profiles import load_profile
-from bench.supply_fixtures import EmulatedButton, _head_end_settings, source_current_a
-from drivers.dlms import DataType, DlmsSession, SessionSettings, TcpWrapperTransport
-from drivers.dlms.errors import LinkError
-from drivers.headend import HeadEndListener
-from fixtures.clock import VirtualClock
-from fixtures.meter import EmulatedMeter
+from smmc_bench.cosem.event_log import PowerFailureLog
+from smmc_bench.cosem.limiter import Limiter
+from smmc_bench.cosem.push import PushSetup
+from smmc_bench.cosem.register import DataValue
+from smmc_bench.drivers.dlms import (
+    DataType,
+    DlmsSession,
+    SessionSettings,
+    TcpWrapperTransport,
+)
+from smmc_bench.drivers.dlms.errors import LinkError
+from smmc_bench.drivers.headend import HeadEndListener
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import EmulatedMeter
+from smmc_bench.plugin.supply import (
+    EmulatedButton,
+    _head_end_settings,
+    source_current_a,
+)
+from smmc_bench.procedures import reassociate, wait_until
+from smmc_bench.profile.meter import load_profile
 
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
 PASSWORD = b"bench-side-pass"

@@ -5,12 +5,15 @@ from __future__ import annotations
 import socket
 
 import pytest
+from smmc_bench.drivers.dlms.errors import MalformedReply
+from smmc_bench.drivers.headend.notification import (
+    GeneralBlockAssembler,
+    MalformedNotification,
+    parse_data_notification,
+    parse_general_block,
+)
 
-from drivers.dlms.errors import MalformedReply
-from drivers.headend.notification import (GeneralBlockAssembler, MalformedNotification, parse_data_notification,
-                                          parse_general_block)
-
-from .test_listener import BODY, frame, listener, clock, notification  # noqa: F401 (fixtures)
+from .test_listener import BODY, clock, frame, listener, notification  # noqa: F401 (fixtures)
 
 
 def blocks(apdu: bytes, size: int, *, numbers: list[int] | None = None) -> list[bytes]:

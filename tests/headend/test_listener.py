@@ -13,11 +13,10 @@ from gurux_dlms import GXByteBuffer, GXDLMSNotify
 from gurux_dlms.enums import DataType as GxType
 from gurux_dlms.enums import InterfaceType
 from gurux_dlms.internal._GXCommon import _GXCommon
-
-from bench.clock import RealClock
-from drivers.headend import HeadEndListener, parse_data_notification
-from drivers.headend.notification import MalformedNotification
-from fixtures.clock import VirtualClock
+from smmc_bench.clock import RealClock
+from smmc_bench.drivers.headend import HeadEndListener, parse_data_notification
+from smmc_bench.drivers.headend.notification import MalformedNotification
+from smmc_bench.fixtures.clock import VirtualClock
 
 START = datetime(2025, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
 # 12:00:00 local, deviation +240 (UTC 16:00), a valid COSEM date-time

@@ -4,9 +4,8 @@ import socket
 import threading
 
 import pytest
-
-from fixtures.clock import VirtualClock
-from fixtures.instruments import EmulatedAcSource
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.instruments import EmulatedAcSource
 
 MODELS = ("generic", "chroma-61500", "keysight-ac6800", "ametek-ci")
 

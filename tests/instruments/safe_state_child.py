@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
-from drivers.instruments import AcSource, SafeStateGuard
+from smmc_bench.drivers.instruments import AcSource, SafeStateGuard
 
 
 def main(resource: str, model: str, mode: str) -> None:

@@ -5,15 +5,14 @@ import socket
 import time
 
 import pytest
-
-from drivers.instruments import (
+from smmc_bench.drivers.instruments import (
     AcSource,
     InstrumentCommandError,
     InstrumentTimeout,
     InstrumentUnreachable,
     NotSupported,
 )
-from drivers.instruments.ac_tables import MODELS as TABLE_MODELS
+from smmc_bench.drivers.instruments.ac_tables import MODELS as TABLE_MODELS
 
 from .conftest import MODELS
 

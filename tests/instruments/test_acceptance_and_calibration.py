@@ -6,10 +6,13 @@ import json
 
 import pytest
 from pydantic import ValidationError
-
-from bench.instrument_acceptance import run_acceptance, unconfirmed_entries, write_station_record
-from bench.instruments import AcSourceSettings, LoadSettings, calibration_summary
-from fixtures.clock import VirtualClock
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.instrument_acceptance import (
+    run_acceptance,
+    unconfirmed_entries,
+    write_station_record,
+)
+from smmc_bench.instruments import AcSourceSettings, LoadSettings, calibration_summary
 
 AC = AcSourceSettings(emulated=True, model="chroma-61500")
 LOAD = LoadSettings(kind="scpi", emulated=True)

@@ -9,9 +9,15 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
-
-from bench.config import ConfigError, load_bench
-from bench.instruments import (
+from smmc_bench.config import ConfigError, load_bench
+from smmc_bench.drivers.instruments import (
+    AcSource,
+    InstrumentError,
+    ModbusLoadBank,
+    ScpiElectronicLoad,
+)
+from smmc_bench.drivers.instruments.ac_tables import MODELS
+from smmc_bench.instruments import (
     AcModel,
     AcSourceSettings,
     LoadSettings,
@@ -20,8 +26,6 @@ from bench.instruments import (
     probe_instruments,
     serve_emulated_instruments,
 )
-from drivers.instruments import AcSource, InstrumentError, ModbusLoadBank, ScpiElectronicLoad
-from drivers.instruments.ac_tables import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -164,8 +168,8 @@ def test_open_refuses_an_unserved_emulated_instrument():
 FIXTURE_CONFTEST = """
 from types import SimpleNamespace
 import pytest
-from bench.instruments import AcSourceSettings, LoadSettings, serve_emulated_instruments
-from fixtures.clock import VirtualClock
+from smmc_bench.instruments import AcSourceSettings, LoadSettings, serve_emulated_instruments
+from smmc_bench.fixtures.clock import VirtualClock
 
 @pytest.fixture(scope="session")
 def bench_station():
@@ -209,7 +213,7 @@ def run_pytest(tmp_path: Path, conftest: str, tests: str) -> subprocess.Complete
     (tmp_path / "test_fixtures_use.py").write_text(textwrap.dedent(tests))
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-                           f"--run-dir={tmp_path / 'run'}", "test_fixtures_use.py"],
+                           f"--smmc-bench={REPO / 'bench.toml'}", f"--smmc-run-dir={tmp_path / 'run'}", "test_fixtures_use.py"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
 
 

@@ -5,13 +5,16 @@ could not see on real hardware either."""
 from __future__ import annotations
 
 import pytest
-
-from drivers.instruments import AcSource, InstrumentCommandError, InstrumentError
-from drivers.instruments.ac_source import applied_duration
-from drivers.instruments.ac_tables import table_for
-from drivers.instruments.load import ScpiElectronicLoad
-from fixtures.instruments.ac_source import MUTANTS
-from fixtures.instruments.loads import EmulatedScpiLoad
+from smmc_bench.drivers.instruments import (
+    AcSource,
+    InstrumentCommandError,
+    InstrumentError,
+)
+from smmc_bench.drivers.instruments.ac_source import applied_duration
+from smmc_bench.drivers.instruments.ac_tables import table_for
+from smmc_bench.drivers.instruments.load import ScpiElectronicLoad
+from smmc_bench.fixtures.instruments.ac_source import MUTANTS
+from smmc_bench.fixtures.instruments.loads import EmulatedScpiLoad
 
 
 @pytest.fixture
@@ -98,7 +101,7 @@ def test_every_ac_mutant_has_a_test_here():
 def test_list_read_back_catches_a_source_that_took_other_values(open_source, clock):
     source, emulator = open_source("chroma-61500")
     # A unit that took other values than the driver meant (here: the list really holds 10,1).
-    from drivers.instruments.ac_tables.base import TransientProgram
+    from smmc_bench.drivers.instruments.ac_tables.base import TransientProgram
     program = TransientProgram(setup=(), start=(), finish=(), durations_s=(0.2,), cycle_exact=True,
                                readback=(("LIST:DWEL?", (99.0,)),))
     source.link.write("LIST:DWEL 10,1")

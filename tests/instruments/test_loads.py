@@ -4,8 +4,7 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from drivers.instruments import (
+from smmc_bench.drivers.instruments import (
     InstrumentCommandError,
     InstrumentTimeout,
     InstrumentUnreachable,
@@ -13,7 +12,7 @@ from drivers.instruments import (
     ModbusLoadBank,
     ScpiElectronicLoad,
 )
-from fixtures.instruments import EmulatedModbusLoadBank, EmulatedScpiLoad
+from smmc_bench.fixtures.instruments import EmulatedModbusLoadBank, EmulatedScpiLoad
 
 
 @pytest.fixture
@@ -126,8 +125,8 @@ def test_scpi_load_silent_server_times_out(silent_server):
 
 @pytest.mark.parametrize("registers", ["coils", "holding"])
 def test_modbus_board_by_its_register_map(registers):
-    from drivers.instruments.load import ModbusLoadBank
-    from fixtures.instruments.loads import EmulatedModbusLoadBank
+    from smmc_bench.drivers.instruments.load import ModbusLoadBank
+    from smmc_bench.fixtures.instruments.loads import EmulatedModbusLoadBank
 
     demands = []
     with EmulatedModbusLoadBank((1.0, 2.0, 4.0), on_demand=demands.append, registers=registers,

@@ -4,9 +4,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-
-from fixtures.instruments import EmulatedAcSource
-from fixtures.instruments.scpi_server import ScpiInstrument
+from smmc_bench.fixtures.instruments import EmulatedAcSource
+from smmc_bench.fixtures.instruments.scpi_server import ScpiInstrument
 
 
 def run(emulator: EmulatedAcSource, message: str) -> str | None:

@@ -4,17 +4,25 @@ from __future__ import annotations
 from typing import Callable
 
 import pytest
-
-from drivers.dlms import Authentication, DlmsSession, FrameTrace, SessionSettings
-from drivers.links.hdlc import HdlcParameters
-from drivers.links.hdlc_transport import HdlcTransport
-from drivers.links.stream import SerialStream
-from drivers.secret import Secret
-from fixtures.clock import VirtualClock
-from fixtures.links.hdlc_server import CONFORMING, HdlcEndpoint, LinkBehaviour
-from fixtures.links.lines import LineServer, PtyMedium
-from fixtures.links.serve import session_factory
-from fixtures.meter import EmulatedMeter, default_lls_password
+from smmc_bench.drivers.dlms import (
+    Authentication,
+    DlmsSession,
+    FrameTrace,
+    SessionSettings,
+)
+from smmc_bench.drivers.links.hdlc import HdlcParameters
+from smmc_bench.drivers.links.hdlc_transport import HdlcTransport
+from smmc_bench.drivers.links.stream import SerialStream
+from smmc_bench.drivers.secret import Secret
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.links.hdlc_server import (
+    CONFORMING,
+    HdlcEndpoint,
+    LinkBehaviour,
+)
+from smmc_bench.fixtures.links.lines import LineServer, PtyMedium
+from smmc_bench.fixtures.links.serve import session_factory
+from smmc_bench.fixtures.meter import EmulatedMeter, default_lls_password
 
 PASSWORD = default_lls_password()
 

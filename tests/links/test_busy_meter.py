@@ -6,12 +6,11 @@ import threading
 import time
 
 import pytest
-
-from drivers.dlms.errors import DlmsTimeout
-from drivers.links import hdlc
-from drivers.links.hdlc import Frame, HdlcParameters, Kind
-from drivers.links.hdlc_transport import HdlcTransport
-from drivers.dlms.trace import FrameTrace
+from smmc_bench.drivers.dlms.errors import DlmsTimeout
+from smmc_bench.drivers.dlms.trace import FrameTrace
+from smmc_bench.drivers.links import hdlc
+from smmc_bench.drivers.links.hdlc import Frame, HdlcParameters, Kind
+from smmc_bench.drivers.links.hdlc_transport import HdlcTransport
 
 
 class EndlessSupervisoryMeter:
@@ -95,7 +94,7 @@ class Babble:
 
 
 def test_probe_on_a_line_that_never_goes_quiet_gives_up():
-    from drivers.links.probe import HdlcProbe
+    from smmc_bench.drivers.links.probe import HdlcProbe
 
     probe = HdlcProbe(Babble(), physical_address=None, address_size=None, proposal=None, timeout=0.2,
                       connect_timeout=0.2, retries=1, answer_window=0.1)

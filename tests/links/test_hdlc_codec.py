@@ -1,4 +1,4 @@
-"""The HDLC codec (drivers.links.hdlc) against the standard's check values and two
+"""The HDLC codec (smmc_bench.drivers.links.hdlc) against the standard's check values and two
 independent implementations: gurux-dlms (client HDLC framing) and dlms-cosem
 (whose HDLC frames are sound only for frames to a client; pinned below)."""
 from __future__ import annotations
@@ -7,11 +7,18 @@ import pytest
 from dlms_cosem.hdlc import address as dc_address
 from dlms_cosem.hdlc import frames as dc_frames
 from gurux_dlms import GXDLMSClient, GXReplyData
-from gurux_dlms.GXDLMS import GXDLMS
 from gurux_dlms.enums import Authentication, InterfaceType
-
-from drivers.links import hdlc
-from drivers.links.hdlc import Address, BadFrame, Frame, FrameError, Garbage, HdlcParameters, Kind
+from gurux_dlms.GXDLMS import GXDLMS
+from smmc_bench.drivers.links import hdlc
+from smmc_bench.drivers.links.hdlc import (
+    Address,
+    BadFrame,
+    Frame,
+    FrameError,
+    Garbage,
+    HdlcParameters,
+    Kind,
+)
 
 CLIENT = Address.client(16)
 SERVER = Address.server(1, 17)

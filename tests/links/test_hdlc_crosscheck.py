@@ -1,5 +1,5 @@
 """Three HDLC implementations on the same frames: the bench's codec
-(drivers.links.hdlc), the emulated meter's own (fixtures.links.hdlc_wire) and
+(smmc_bench.drivers.links.hdlc), the emulated meter's own (smmc_bench.fixtures.links.hdlc_wire) and
 gurux-dlms's client framing. They must agree byte for byte and each must parse
 what the others build; a byte-order slip in either of ours fails here."""
 from __future__ import annotations
@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
 from gurux_dlms.enums import Authentication, InterfaceType, RequestTypes
-
-from drivers.links import hdlc as bench
-from fixtures.links import hdlc_wire as emu
+from smmc_bench.drivers.links import hdlc as bench
+from smmc_bench.fixtures.links import hdlc_wire as emu
 
 CLIENT_SAP = 16
 # (logical, physical, address size): the 1-, 2- and 4-byte server address forms.

@@ -7,13 +7,18 @@ import threading
 import time
 
 import pytest
-
-from drivers.dlms import DataType, Typed
-from drivers.dlms.errors import ConnectFailed, DlmsTimeout, LinkClosed, LinkOutOfStep, MalformedReply
-from drivers.links import hdlc
-from drivers.links.hdlc import HdlcParameters
-from fixtures.links.hdlc_wire import Kind
-from fixtures.links.hdlc_server import HdlcEndpoint, LinkBehaviour
+from smmc_bench.drivers.dlms import DataType, Typed
+from smmc_bench.drivers.dlms.errors import (
+    ConnectFailed,
+    DlmsTimeout,
+    LinkClosed,
+    LinkOutOfStep,
+    MalformedReply,
+)
+from smmc_bench.drivers.links import hdlc
+from smmc_bench.drivers.links.hdlc import HdlcParameters
+from smmc_bench.fixtures.links.hdlc_server import HdlcEndpoint, LinkBehaviour
+from smmc_bench.fixtures.links.hdlc_wire import Kind
 
 from .conftest import PASSWORD, endpoint, hdlc_transport, management, public
 
@@ -208,8 +213,8 @@ def test_echoing_line_is_named_in_the_diagnosis_or_cancelled(emu, pty_line):
     port, _ = pty_line([endpoint(emu)], probe_echo=True)
     with pytest.raises(MalformedReply, match="set echo = true"):
         public(hdlc_transport(port, timeout=10.0)).connect()
-    from drivers.links.hdlc_transport import HdlcTransport
-    from drivers.links.stream import SerialStream
+    from smmc_bench.drivers.links.hdlc_transport import HdlcTransport
+    from smmc_bench.drivers.links.stream import SerialStream
     # A line of its own: the first half's UA may still be on its way (however late) on the first one.
     port, _ = pty_line([endpoint(emu)], probe_echo=True)
     transport = HdlcTransport(SerialStream(port, echo=True, connect_timeout=10.0), timeout=10.0, connect_timeout=10.0)

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-
-from bench.config import ConfigError, load_bench
-from bench.profile_links import LINK_FEATURES, LinkProfile
-from bench.profiles import KNOWN_FEATURES, load_profile
-from fixtures.links.cosem_port import HdlcPortSettings
+from smmc_bench.config import ConfigError, load_bench
+from smmc_bench.fixtures.links.cosem_port import HdlcPortSettings
+from smmc_bench.profile.links import LINK_FEATURES, LinkProfile
+from smmc_bench.profile.meter import KNOWN_FEATURES, load_profile
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = REPO / "fixtures" / "secrets" / "lls-password.txt"
@@ -104,17 +103,17 @@ def test_links_marker_runs_a_test_over_its_kinds_only(tmp_path):
     (suite / "test_kinds.py").write_text(textwrap.dedent("""
         import pytest
 
-        @pytest.mark.aspect(1)
-        @pytest.mark.links("optical", "rs485")
+        @pytest.mark.smmc_aspect(1)
+        @pytest.mark.smmc_links("optical", "rs485")
         def test_hdlc_only(meter, usecase):
             assert meter.link.kind in ("optical", "rs485")
 
-        @pytest.mark.aspect(1)
-        @pytest.mark.links("gateway")
+        @pytest.mark.smmc_aspect(1)
+        @pytest.mark.smmc_links("gateway")
         def test_nowhere(meter, usecase):
             raise AssertionError("there is no gateway on this bench")
 
-        @pytest.mark.aspect(1)
+        @pytest.mark.smmc_aspect(1)
         def test_everywhere(meter, usecase):
             assert meter.session.is_associated
         """))
@@ -139,7 +138,7 @@ def test_links_marker_runs_a_test_over_its_kinds_only(tmp_path):
         """))
     run = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider",
-                             f"--rootdir={REPO}", "--bench", str(bench), "--run-dir", str(run)],
+                             f"--rootdir={REPO}", "--smmc-bench", str(bench), "--smmc-run-dir", str(run)],
                             capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "5 passed, 4 deselected" in result.stdout

@@ -1,4 +1,4 @@
-"""Every link kind end to end, as the station builds them: `bench.links.serve_emulated_links`
+"""Every link kind end to end, as the station builds them: `smmc_bench.links.serve_emulated_links`
 serves emulated meters, `open_transport` dials them through the same drivers as hardware."""
 from __future__ import annotations
 
@@ -7,13 +7,29 @@ import time
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
-
-from bench.links import (EmulatedMeterLinks, GatewayLink, HdlcTcpLink, Link, OpticalLink, Rs485Link, SerialLink,
-                         TcpWrapperLink, link_label, open_transport, probe_link, serve_emulated_links)
-from drivers.dlms.errors import ConnectFailed, DlmsError, DlmsTimeout, MalformedReply
-from drivers.links import mode_e
-from fixtures.links.cosem_port import find_hdlc_setup
-from fixtures.links.hdlc_server import CONFORMING as CONFORMING_BEHAVIOUR
+from smmc_bench.drivers.dlms.errors import (
+    ConnectFailed,
+    DlmsError,
+    DlmsTimeout,
+    MalformedReply,
+)
+from smmc_bench.drivers.links import mode_e
+from smmc_bench.fixtures.links.cosem_port import find_hdlc_setup
+from smmc_bench.fixtures.links.hdlc_server import CONFORMING as CONFORMING_BEHAVIOUR
+from smmc_bench.links import (
+    EmulatedMeterLinks,
+    GatewayLink,
+    HdlcTcpLink,
+    Link,
+    OpticalLink,
+    Rs485Link,
+    SerialLink,
+    TcpWrapperLink,
+    link_label,
+    open_transport,
+    probe_link,
+    serve_emulated_links,
+)
 
 from .conftest import management, public
 
@@ -71,9 +87,9 @@ def test_meter_ignores_a_bench_that_does_not_switch_baud(emu, serve, monkeypatch
 
 
 def test_optical_tolerates_a_probe_that_echoes_everything(emu, stoppers):
-    from fixtures.links.lines import LineServer, PtyMedium
-    from fixtures.links.optical import ModeEFront
-    from fixtures.links.serve import _endpoint
+    from smmc_bench.fixtures.links.lines import LineServer, PtyMedium
+    from smmc_bench.fixtures.links.optical import ModeEFront
+    from smmc_bench.fixtures.links.serve import _endpoint
 
     medium = PtyMedium()
     front = ModeEFront(medium, ident="ECHO")
@@ -187,7 +203,7 @@ def test_link_validation_names_the_key():
 
 
 def test_malformed_identification_is_a_malformed_reply(stoppers):
-    from fixtures.links.lines import PtyMedium
+    from smmc_bench.fixtures.links.lines import PtyMedium
 
     medium = PtyMedium()
     stoppers.append(medium.close)

@@ -4,10 +4,9 @@ conforming endpoint behaves. A mutant that changes nothing fails here."""
 from __future__ import annotations
 
 import pytest
-
-from drivers.links import hdlc as bench
-from fixtures.links.hdlc_server import CONFORMING, HdlcEndpoint
-from fixtures.links.mutants import LINK_MUTANTS
+from smmc_bench.drivers.links import hdlc as bench
+from smmc_bench.fixtures.links.hdlc_server import CONFORMING, HdlcEndpoint
+from smmc_bench.fixtures.links.mutants import LINK_MUTANTS
 
 CLIENT, SERVER = bench.Address.client(16), bench.Address.server(1, 17)
 OTHER = bench.Address.server(1, 18)
@@ -39,7 +38,7 @@ def send(ep: HdlcEndpoint, kind: str, *, to=SERVER, info=b"", send_seq=0, recv_s
 
 
 def ep_reader():
-    from fixtures.links.hdlc_wire import FrameReader
+    from smmc_bench.fixtures.links.hdlc_wire import FrameReader
     return FrameReader()
 
 

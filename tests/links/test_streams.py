@@ -8,10 +8,9 @@ import time
 
 import pytest
 import serial
-
-from drivers.dlms.errors import ConnectFailed, DlmsTimeout, LinkClosed
-from drivers.links.stream import BusStream, SerialStream, SharedPort
-from fixtures.links.lines import PtyMedium
+from smmc_bench.drivers.dlms.errors import ConnectFailed, DlmsTimeout, LinkClosed
+from smmc_bench.drivers.links.stream import BusStream, SerialStream, SharedPort
+from smmc_bench.fixtures.links.lines import PtyMedium
 
 
 @pytest.fixture

@@ -7,13 +7,18 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from bench.cosem import DisconnectControl
-from drivers.dlms import Authentication, DlmsSession, FrameTrace, SessionSettings, TcpWrapperTransport
-from drivers.secret import Secret
-from fixtures.clock import VirtualClock
-from fixtures.faults import FaultProxy
-from fixtures.meter import EmulatedMeter
+from smmc_bench.cosem.disconnect import DisconnectControl
+from smmc_bench.drivers.dlms import (
+    Authentication,
+    DlmsSession,
+    FrameTrace,
+    SessionSettings,
+    TcpWrapperTransport,
+)
+from smmc_bench.drivers.secret import Secret
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.faults import FaultProxy
+from smmc_bench.fixtures.meter import EmulatedMeter
 
 DISCONNECT_LN = "0.0.96.3.10.255"
 DISCONNECT_OBIS = bytes((0, 0, 96, 3, 10, 255))
@@ -99,7 +104,7 @@ def run_bench(tmp_path: Path, port: int, tests: list[str], *extra: str,
     """The bench as a pytest subprocess against the meter behind the proxy; (process, run folder)."""
     bench = bench_file(tmp_path, port)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "pytest", *tests, f"--bench={bench}", f"--run-dir={out / 'run'}",
+    command = [sys.executable, "-m", "pytest", *tests, f"--smmc-bench={bench}", f"--smmc-run-dir={out / 'run'}",
                "-p", "no:cacheprovider", *extra]
     return subprocess.run(command, cwd=ROOT, capture_output=True, timeout=timeout_s), out
 

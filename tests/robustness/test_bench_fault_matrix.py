@@ -7,9 +7,8 @@ connected in its original control mode afterwards (the restore did its work)."""
 from __future__ import annotations
 
 import pytest
-
-from bench.cosem import ControlState
-from fixtures.faults import KINDS, Fault, get_of
+from smmc_bench.cosem.disconnect import ControlState
+from smmc_bench.fixtures.faults import KINDS, Fault, get_of
 
 from .conftest import DISCONNECT_OBIS, LINK_TIMEOUT_S, run_bench, verdicts
 

@@ -4,10 +4,9 @@ emulated meter in each dialect, all PASS as against the default one."""
 from __future__ import annotations
 
 import pytest
-
-from fixtures.clock import VirtualClock
-from fixtures.meter import EmulatedMeter
-from fixtures.meter.dialect import DIALECTS
+from smmc_bench.fixtures.clock import VirtualClock
+from smmc_bench.fixtures.meter import EmulatedMeter
+from smmc_bench.fixtures.meter.dialect import DIALECTS
 
 from .conftest import PASSWORD, run_bench, verdicts
 

@@ -11,15 +11,13 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from bench.cosem import ControlState
-from bench.cosem_supply import restore_connected
-from bench.plugin import classify
-from bench.record import Verdict
-from bench.restore import RestoreFailed, restore_all
-from drivers.dlms.errors import DlmsError
-from fixtures.faults import KINDS, Fault, get_of, request_tag
-from fixtures.faults.proxy import ACTION_REQUEST, AARQ, SET_REQUEST
+from smmc_bench.cosem.disconnect import ControlState, restore_connected
+from smmc_bench.drivers.dlms.errors import DlmsError
+from smmc_bench.fixtures.faults import KINDS, Fault, get_of, request_tag
+from smmc_bench.fixtures.faults.proxy import AARQ, ACTION_REQUEST, SET_REQUEST
+from smmc_bench.plugin.recorder import classify
+from smmc_bench.report.record import Verdict
+from smmc_bench.safety.restore import RestoreFailed, restore_all
 
 from .conftest import DISCONNECT_OBIS, disconnect_control
 
@@ -85,7 +83,7 @@ def test_fault_gives_a_diagnosed_verdict_and_leaves_the_meter_restored(emulated,
 
 
 def test_clock_skew_shifts_the_clock_the_bench_reads(emulated, proxy, session_via):
-    from bench.cosem import Clock
+    from smmc_bench.cosem.clock import Clock
     with session_via() as session:
         clock = Clock(session, "0.0.1.0.0.255")
         before = clock.read().time

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import base64
 
-from fixtures.faults import Fault, request_tag
-from fixtures.faults.proxy import AARQ
+from smmc_bench.fixtures.faults import Fault, request_tag
+from smmc_bench.fixtures.faults.proxy import AARQ
 
 from .conftest import LINK_TIMEOUT_S, PASSWORD, run_bench, verdicts
 

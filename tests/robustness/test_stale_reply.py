@@ -4,11 +4,9 @@ ends connected in its original control mode."""
 from __future__ import annotations
 
 import pytest
-
-from bench.cosem import ControlState
-from bench.cosem_supply import restore_connected
-from drivers.dlms.errors import DlmsTimeout
-from fixtures.faults import Fault, get_of
+from smmc_bench.cosem.disconnect import ControlState, restore_connected
+from smmc_bench.drivers.dlms.errors import DlmsTimeout
+from smmc_bench.fixtures.faults import Fault, get_of
 
 from .conftest import DISCONNECT_OBIS, LATE_S, disconnect_control
 

@@ -3,15 +3,23 @@ non-conformity (FAIL); ERROR is left for what kept the bench from judging."""
 from __future__ import annotations
 
 import pytest
-
-from bench.plugin import classify
-from bench.record import Verdict
-from bench.restore import RestoreFailed
-from drivers.dlms.errors import (AccessDenied, ConnectFailed, DlmsTimeout, ExceptionResponse, InvalidCosemValue,
-                                 LinkClosed, LinkOutOfStep, MalformedReply, UnsupportedFeature)
-from drivers.headend.notification import MalformedNotification
-from drivers.links.hdlc import FrameError
-from drivers.links.mode_e import IdentificationError
+from smmc_bench.drivers.dlms.errors import (
+    AccessDenied,
+    ConnectFailed,
+    DlmsTimeout,
+    ExceptionResponse,
+    InvalidCosemValue,
+    LinkClosed,
+    LinkOutOfStep,
+    MalformedReply,
+    UnsupportedFeature,
+)
+from smmc_bench.drivers.headend.notification import MalformedNotification
+from smmc_bench.drivers.links.hdlc import FrameError
+from smmc_bench.drivers.links.mode_e import IdentificationError
+from smmc_bench.plugin.recorder import classify
+from smmc_bench.report.record import Verdict
+from smmc_bench.safety.restore import RestoreFailed
 
 
 @pytest.mark.parametrize("exc", [

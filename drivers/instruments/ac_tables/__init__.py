@@ -1,8 +1,17 @@
 """Per-model AC source command tables; one module per model, registered here."""
 from __future__ import annotations
 
-from drivers.instruments.ac_tables import ametek_ci, chroma_61500, generic, keysight_ac6800
-from drivers.instruments.ac_tables.base import AcCommandTable, SupplyStep, TransientProgram
+from smmc_bench.drivers.instruments.ac_tables import (
+    ametek_ci,
+    chroma_61500,
+    generic,
+    keysight_ac6800,
+)
+from smmc_bench.drivers.instruments.ac_tables.base import (
+    AcCommandTable,
+    SupplyStep,
+    TransientProgram,
+)
 
 TABLES: dict[str, AcCommandTable] = {
     table.model: table

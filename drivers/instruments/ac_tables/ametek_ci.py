@@ -24,7 +24,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from drivers.instruments.ac_tables.base import AcCommandTable, SupplyStep, TransientProgram, number_list
+from smmc_bench.drivers.instruments.ac_tables.base import (
+    AcCommandTable,
+    SupplyStep,
+    TransientProgram,
+    number_list,
+)
 
 
 def list_program(steps: Sequence[SupplyStep]) -> TransientProgram:

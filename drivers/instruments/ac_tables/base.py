@@ -3,7 +3,7 @@
 A table is data: the strings one model wants for each operation, plus, when
 the model has a hardware sequencer (LIST / transient mode), a function that
 turns a list of supply steps into the commands that program, start and end
-it. The driver (`drivers.instruments.ac_source`) does the rest, identically
+it. The driver (`smmc_bench.drivers.instruments.ac_source`) does the rest, identically
 for every model; a new source is a new table module, nothing else.
 """
 from __future__ import annotations

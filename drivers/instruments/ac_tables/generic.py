@@ -3,7 +3,7 @@
 No sequencer is assumed, so dropouts and sags are timed by the bench
 (`OUTP OFF`/`ON`, `VOLT` changes) and recorded as not cycle-exact.
 """
-from drivers.instruments.ac_tables.base import AcCommandTable
+from smmc_bench.drivers.instruments.ac_tables.base import AcCommandTable
 
 TABLE = AcCommandTable(
     model="generic",

@@ -11,7 +11,7 @@ Uncertain: the measurement headers (`MEAS:VOLT:AC?`, `MEAS:CURR:AC?`,
 and that `FREQ <f>` alone is accepted (the guide's example
 `FREQuency 100,90,110` also sets soft limits).
 """
-from drivers.instruments.ac_tables.base import AcCommandTable
+from smmc_bench.drivers.instruments.ac_tables.base import AcCommandTable
 
 TABLE = AcCommandTable(
     model="keysight-ac6800",
