@@ -115,8 +115,6 @@ class SecuritySettings(_Strict):
         sources = [s for s in (self.password_env, self.password_file) if s]
         if len(sources) > 1:
             raise ValueError("give either password_env or password_file, not both")
-        if self.authentication is Authentication.LOW and not sources:
-            raise ValueError("authentication 'low' needs password_env or password_file")
         return self
 
 
@@ -134,6 +132,11 @@ class MeterSettings(_Strict):
 
     @model_validator(mode="after")
     def _links(self) -> "MeterSettings":
+        security = self.security
+        if security.authentication is Authentication.LOW and not (security.password_env or security.password_file) \
+                and not self.emulated:
+            raise KeyProblem("security", "authentication 'low' needs password_env or password_file "
+                             "(only an emulated meter may omit both: it uses the emulator's test password)")
         if self.link is not None and self.links:
             raise ValueError("give [meter.link] or [[meter.links]], not both")
         if not self.emulated:
@@ -231,6 +234,11 @@ class BenchConfig(_Strict):
             if not value:
                 raise ConfigError(f"{where}.password_file: {path} is empty")
             return Secret(value)
+        if meter.emulated and security.authentication is Authentication.LOW:
+            # The bench serves this meter itself: it knows the emulator's own test password.
+            from smmc_bench.fixtures.meter import default_lls_password
+
+            return Secret(default_lls_password())
         return None
 
 

@@ -27,7 +27,7 @@ from smmc_bench.links import (
     open_transport,
     serve_emulated_links,
 )
-from smmc_bench.profile.meter import MeterProfile, load_profile
+from smmc_bench.profile.meter import MeterProfile, load_profile, profile_path
 
 _AUTHENTICATION = {
     Authentication.NONE: DlmsAuthentication.NONE,
@@ -75,6 +75,7 @@ class StationMeter:
     identity: dict[str, str] = field(default_factory=dict)
     identity_error: str | None = None
     unreachable: bool = False
+    profile_file: Path | None = None  # the file the limits came from (record: path and SHA-256)
 
     @property
     def id(self) -> str:
@@ -98,7 +99,8 @@ class Station:
         self.mutant = mutant
         self.meters = {
             m.id: StationMeter(m, _profile_of(config, index), config.resolve_password(m),
-                               links=[] if m.emulated else m.all_links)
+                               links=[] if m.emulated else m.all_links,
+                               profile_file=profile_path(m.profile, config.source.parent).resolve())
             for index, m in enumerate(config.meter)
         }
         emulated = [m for m in self.meters.values() if m.settings.emulated]

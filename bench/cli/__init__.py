@@ -1,4 +1,4 @@
-"""The `bench` command: run the conformance suite, validate it against the mutants,
+"""The `smmc-bench` command (alias `bench`): run the conformance suite, validate it against the mutants,
 probe the bench, serve an emulated meter. One module per command.
 
 Exit codes: 0 nothing failed or errored; 1 a FAIL or ERROR verdict (or, for
@@ -8,8 +8,9 @@ validate, a failed validation); 2 bad configuration or usage; 5 no test selected
 from __future__ import annotations
 
 import argparse
+from importlib import metadata
 
-from smmc_bench.cli.common import CONFORMANCE, EXIT_INTERRUPTED, error_console
+from smmc_bench.cli.common import CONFORMANCE, EXIT_INTERRUPTED, default_bench, error_console
 from smmc_bench.cli.doctor import command_doctor
 from smmc_bench.cli.emulate import command_emulate
 from smmc_bench.cli.run import command_run
@@ -17,12 +18,23 @@ from smmc_bench.cli.validate import command_validate
 from smmc_bench.safety.interrupt import RUN_INTERRUPT
 
 
+BENCH_HELP = "bench file (default: ./bench.toml, else the packaged emulated bench)"
+
+
+def version() -> str:
+    try:
+        return metadata.version("smmc-bench")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench", description="SMMC smart-meter homologation bench")
+    parser = argparse.ArgumentParser(description="SMMC smart-meter homologation bench")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the conformance suite and print the verdicts")
-    run.add_argument("--bench", default="bench.toml", help="bench file (default: ./bench.toml)")
+    run.add_argument("--bench", default=None, help=BENCH_HELP)
     run.add_argument("-k", default=None, metavar="EXPR", help="only tests matching this pytest -k expression")
     run.add_argument("--json", default=None, metavar="PATH", help="also write the run record here")
     run.add_argument("--mutant", default=None, help="serve the emulated meters as this mutant")
@@ -32,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=command_run)
 
     validate = commands.add_parser("validate", help="prove each conformance test fails against a mutant meter")
-    validate.add_argument("--bench", default="bench.toml")
+    validate.add_argument("--bench", default=None, help=BENCH_HELP)
     validate.add_argument("--reports", default="reports")
     validate.add_argument("--suite", default=str(CONFORMANCE), help="conformance test folder (default: the bench's)")
     validate.add_argument("-k", default=None, metavar="EXPR", help="validate only the tests matching this -k expression")
@@ -44,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=command_validate)
 
     doctor = commands.add_parser("doctor", help="probe every link of the bench and say what answered")
-    doctor.add_argument("--bench", default="bench.toml")
+    doctor.add_argument("--bench", default=None, help=BENCH_HELP)
     doctor.add_argument("--instruments", action="store_true", help="first-day instrument acceptance (scope)")
     doctor.add_argument("--scope-readings", choices=("prompt", "auto"), default="prompt",
                         help="auto: take the source's own measurement, no prompt (CI)")
@@ -52,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=command_doctor)
 
     emulate = commands.add_parser("emulate", help="serve an emulated meter until interrupted")
-    emulate.add_argument("--bench", default="bench.toml", help="bench file whose emulated meter gives the security")
+    emulate.add_argument("--bench", default=None, help="bench file whose emulated meter gives the security "
+                         "(default: as for run)")
     emulate.add_argument("--mutant", default=None)
     emulate.add_argument("--dialect", default=None, help="encodings the emulator uses (default: [emulator] dialect)")
     emulate.add_argument("--host", default="127.0.0.1")
@@ -63,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "bench", "unset") is None:
+        args.bench = default_bench()
     # SIGTERM as well as Ctrl-C ends a command through its cleanup (a run through its teardown).
     owned = RUN_INTERRUPT.install()
     try:

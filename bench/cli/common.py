@@ -17,6 +17,12 @@ from smmc_bench.station import Station
 # once installed.
 CONFORMANCE = Path(conformance.__file__).resolve().parent
 SUITE_ROOT = CONFORMANCE.parents[1]
+PACKAGED_BENCH = Path(__file__).resolve().parents[1] / "benches" / "emulated.toml"
+
+
+def default_bench() -> str:
+    """./bench.toml where there is one, else the packaged emulated bench (a fresh install runs)."""
+    return "bench.toml" if Path("bench.toml").exists() else str(PACKAGED_BENCH)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_TESTS = 0, 1, 2, 5
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a run stopped by Ctrl-C

@@ -93,7 +93,6 @@ def link_wire_traces(request: pytest.FixtureRequest) -> Iterator[None]:
     if not traces or not any(len(trace) for _, trace in traces):
         return
     try:
-        import allure
         from smmc_bench.station import trace_path
 
         test_id = request.node.callspec.params.get("meter", "bench") if hasattr(request.node, "callspec") else "bench"
@@ -102,8 +101,7 @@ def link_wire_traces(request: pytest.FixtureRequest) -> Iterator[None]:
         with path.open("w", encoding="utf-8") as out:
             for label, trace in traces:
                 out.write(f"# wire trace: {label}\n{trace.to_text()}\n")
-        allure.attach.file(str(path), name="Wire trace (per link)", attachment_type=allure.attachment_type.TEXT)
-        note_wire_trace(request.node, path)
+        note_wire_trace(request.node, path)  # attached to the test by the recorder
     except OSError:
         traceback.print_exc()
 

@@ -20,6 +20,7 @@ from smmc_bench.drivers.dlms.errors import (
 )
 from smmc_bench.links import link_label
 from smmc_bench.plugin import bench_file
+from smmc_bench.report import junit
 from smmc_bench.report.evidence import UseCase
 from smmc_bench.report.record import (
     MeterRecord,
@@ -131,11 +132,23 @@ class BenchRecorder:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
         try:
-            Station(load_bench(bench_path(self.config)))  # every profile and secret, nothing started
+            config = load_bench(bench_path(self.config))
+            Station(config)  # every profile and secret, nothing started
         except ConfigError as exc:
             pytest.exit(f"bench configuration error\n{exc}", returncode=2)
         if self.mutant and self.mutant not in known_mutants():
             pytest.exit(f"unknown mutant {self.mutant!r}; `bench validate --list` lists them", returncode=2)
+        self._bench = self._bench or config
+        junit.configure(self.config, f"smmc-bench {config.bench.station_id}")
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        bench = self._bench
+        if bench is None:
+            return []
+        meters = ", ".join(f"{m.id} ({'emulated' if m.emulated else 'real'}, profile {m.profile})" for m in bench.meter)
+        return [f"smmc-bench: station {bench.bench.station_id}, bench {bench_path(config)}",
+                f"smmc-bench: meters {meters}; mutant {self.mutant or 'none (conforming)'}",
+                f"smmc-bench: run folder {self.run_dir}"]
 
     # -- collection ---------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -296,10 +309,8 @@ class BenchRecorder:
             record = self._finish(item, state)
             # Written after every test, so an interrupted or killed run keeps what it had judged.
             self.record().write(self.run_dir / "record.json")
-            # JUnit consumers see the bench's verdict and its reason beside pytest's outcome.
-            report.user_properties += [("verdict", record.verdict.value), ("diagnosis", record.diagnosis)]
-            if state.interrupted:
-                _junit_error(self.config, report)
+            if record.verdict is Verdict.ERROR:
+                junit.mark_error(self.config, report)
 
     def _finish(self, item: pytest.Item, state: _TestState) -> TestRecord:
         aspect = item.get_closest_marker("smmc_aspect")
@@ -317,11 +328,19 @@ class BenchRecorder:
             verdict=state.verdict or Verdict.ERROR,
             duration=round(state.duration, 3),
             diagnosis=state.diagnosis,
-            trace=state.trace,
-            wire_trace=state.wire_trace,
+            trace=self._in_run_dir(state.trace),
+            wire_trace=self._in_run_dir(state.wire_trace),
             **evidence,
         )
         return self.tests[item.nodeid]
+
+    def _in_run_dir(self, path: str | None) -> str | None:
+        if path is None:
+            return None
+        try:
+            return Path(path).resolve().relative_to(self.run_dir.resolve()).as_posix()
+        except ValueError:  # written outside the run folder: keep it whole
+            return str(Path(path).resolve())
 
     def _target(self, test_id: str | None) -> tuple[str, str] | None:
         """(meter id, link label) behind a `meter` parameter such as 'emu-1' or 'emu-1-optical'."""
@@ -335,10 +354,6 @@ class BenchRecorder:
         return meter.id, link_label(declared[index]) if declared else "tcp"
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        for name in ("smmc_aspect", "smmc_ntd"):
-            marker = item.get_closest_marker(name)
-            if marker:
-                item.user_properties.append((name.removeprefix("smmc_"), str(marker.args[0])))
         aspect = item.get_closest_marker("smmc_aspect")
         if aspect and aspect.args[0] in ASPECTS:
             info = ASPECTS[aspect.args[0]]
@@ -348,6 +363,23 @@ class BenchRecorder:
         article = item.get_closest_marker("smmc_ntd")
         if article:
             allure.dynamic.tag(f"art. {article.args[0]}")
+        doc = (getattr(getattr(item, "function", None), "__doc__", None) or "").strip()
+        allure.dynamic.story(doc.splitlines()[0].rstrip(".") if doc else getattr(item, "originalname", item.name))
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Iterator[None]:
+        yield
+        # The fixtures are down, so their traces are written; allure's own teardown hook has not
+        # yet closed the test, so these attach to the test, not to a fixture's teardown.
+        state = item.stash.get(_STATE, None)
+        if state is None:
+            return
+        for path, name in ((state.trace, "DLMS frame trace"), (state.wire_trace, "Wire trace (per link)")):
+            if path and Path(path).exists():
+                allure.attach.file(path, name=name, attachment_type=allure.attachment_type.TEXT)
+        if state.usecase is not None and state.usecase.measurements:
+            allure.attach(state.usecase.measurements_table(), name="Measurements and limits",
+                          attachment_type=allure.attachment_type.TEXT)
 
     # -- the record ---------------------------------------------------------
     def record(self) -> RunRecord:
@@ -360,6 +392,7 @@ class BenchRecorder:
                 meters.append(
                     MeterRecord(
                         id=meter.id, profile=meter.settings.profile, emulated=meter.settings.emulated,
+                        profile_file=str(meter.profile_file), profile_sha256=file_sha256(meter.profile_file),
                         links=[link.describe() for link in meter.links],
                         identity=meter.identity, identity_error=meter.identity_error,
                     )
@@ -398,6 +431,10 @@ class BenchRecorder:
     def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
         self.interrupt.stop()  # the run is ending: a signal now must not cut the teardown short
         try:
+            if self._bench is not None:
+                identity = self.identity_properties()
+                junit.add_suite_properties(self.config, identity)
+                write_allure_environment(self.config, identity)
             return (yield)
         finally:
             # After every other plugin: the session fixtures are down (safe state read back), junit written.
@@ -405,6 +442,22 @@ class BenchRecorder:
                 session.exitstatus = EXIT_INTERRUPTED
             if self.tests or (self.interrupt.interrupted and self.bench_run):
                 self.record().write(self.run_dir / "record.json")
+
+    def identity_properties(self) -> dict[str, str]:
+        """Who and what judged: station, bench file, each meter's profile and identity (JUnit
+        suite properties, allure environment)."""
+        config = self._bench
+        bench_file = Path(bench_path(self.config))
+        props = {"station": config.bench.station_id, "lab": config.bench.lab, "operator": config.bench.operator,
+                 "bench_file": str(bench_file), "bench_sha256": file_sha256(bench_file) or "",
+                 "mutant": self.mutant or "none", "run_id": self.run_id}
+        if self.station is not None:
+            for meter in self.station.meters.values():
+                props[f"meter.{meter.id}.profile"] = meter.settings.profile
+                props[f"meter.{meter.id}.profile_sha256"] = file_sha256(meter.profile_file) or ""
+                for key, value in meter.identity.items():
+                    props[f"meter.{meter.id}.{key}"] = value
+        return {name: str(value) for name, value in props.items()}
 
     @property
     def bench_run(self) -> bool:
@@ -444,21 +497,18 @@ def interruption_summary(record: RunRecord) -> list[str]:
     return lines
 
 
-def _junit_error(config: pytest.Config, report: pytest.TestReport) -> None:
-    """An interrupted test is an <error> in junit.xml, not a <failure> (the meter did nothing
-    wrong). pytest's junit writer keeps one XML node per test until its teardown report: the
-    one place we reach into it (tests/bench/test_interrupt.py pins it)."""
-    from _pytest.junitxml import xml_key
-
-    writer = config.stash.get(xml_key, None)
-    if writer is None:
-        return
-    for node in writer.node_reporter(report).nodes:
-        if node.tag == "failure":
-            node.tag = "error"
-
-
 def _skip_reason(report: pytest.TestReport) -> str:
     if isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")
     return str(report.longrepr or "")
+
+
+def write_allure_environment(config: pytest.Config, properties: dict[str, str]) -> None:
+    """allure's environment.properties: the run's identity on the report's front page."""
+    folder = getattr(config.option, "allure_report_dir", None)
+    if not folder:
+        return
+    path = Path(folder) / "environment.properties"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{name}={value}".replace("\n", " ") for name, value in properties.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")

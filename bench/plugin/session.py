@@ -16,7 +16,6 @@ from __future__ import annotations
 import traceback
 from typing import Iterator
 
-import allure
 import pytest
 from smmc_bench.clock import RealClock
 from smmc_bench.config import BenchConfig, ConfigError
@@ -127,7 +126,6 @@ def meter(request: pytest.FixtureRequest, bench_station: Station, usecase: UseCa
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             trace.write_text(path)
-            request.node.stash.setdefault(_STATE, _TestState()).trace = str(path)
-            allure.attach.file(str(path), name="DLMS frame trace", attachment_type=allure.attachment_type.TEXT)
+            request.node.stash.setdefault(_STATE, _TestState()).trace = str(path)  # attached by the recorder
         except OSError:
             traceback.print_exc()

@@ -107,9 +107,15 @@ class UseCase:
 
     def _record(self, measurement: Measurement) -> Any:
         self.measurements.append(measurement)
-        if not measurement.passed:
-            raise MeasurementFailed(measurement.describe())
+        # A step of its own in allure, failed when out of limits, so the report shows which one failed.
+        with allure.step(f"measure {measurement.describe()}"):
+            if not measurement.passed:
+                raise MeasurementFailed(measurement.describe())
         return measurement.value
+
+    def measurements_table(self) -> str:
+        """Every measurement with its limits, unit, article and result, one per line."""
+        return "\n".join(f"{'PASS' if m.passed else 'FAIL'}  {m.describe()}" for m in self.measurements)
 
     def to_jsonable(self) -> dict:
         return {

@@ -35,6 +35,7 @@ class TestRecord(BaseModel):
     diagnosis: str = ""
     steps: list[dict[str, Any]] = Field(default_factory=list)
     measurements: list[dict[str, Any]] = Field(default_factory=list)
+    # Relative to the run folder (the folder holding record.json), so a moved or archived run still resolves.
     trace: str | None = None  # DLMS frames (APDUs)
     wire_trace: str | None = None  # link-level bytes, per link the test used
 
@@ -42,13 +43,31 @@ class TestRecord(BaseModel):
 class MeterRecord(BaseModel):
     id: str
     profile: str
+    # The profile file that held the limits this meter was judged by, and its SHA-256.
+    profile_file: str | None = None
+    profile_sha256: str | None = None
     emulated: bool
     links: list[str] = Field(default_factory=list)
     identity: dict[str, str] = Field(default_factory=dict)
     identity_error: str | None = None
 
 
+SCHEMA_VERSION = "2"
+
+
+class Outcome(str, Enum):
+    """The run as a whole: FAIL where any test found a non-conformity, else ERROR where any test
+    could not judge, else PASS; INTERRUPTED before all of that was known; NO_TESTS if nothing ran."""
+    PASS = "PASS"
+    FAIL = "FAIL"
+    ERROR = "ERROR"
+    INTERRUPTED = "INTERRUPTED"
+    NO_TESTS = "NO_TESTS"
+
+
 class RunRecord(BaseModel):
+    # Bumped when a field changes meaning or goes away (2: outcome, profile hashes, relative paths).
+    schema_version: str = SCHEMA_VERSION
     run_id: str
     started: str
     finished: str | None = None
@@ -75,6 +94,17 @@ class RunRecord(BaseModel):
         return {v.value: sum(t.verdict is v for t in self.tests) for v in Verdict}
 
     @property
+    def outcome(self) -> Outcome:
+        counts = self.counts()
+        if self.interrupted:
+            return Outcome.INTERRUPTED
+        if counts["FAIL"]:
+            return Outcome.FAIL
+        if counts["ERROR"]:
+            return Outcome.ERROR
+        return Outcome.PASS if self.tests else Outcome.NO_TESTS
+
+    @property
     def ok(self) -> bool:
         counts = self.counts()
         return counts["FAIL"] == 0 and counts["ERROR"] == 0
@@ -82,6 +112,7 @@ class RunRecord(BaseModel):
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = self.model_dump(mode="json")
+        data["outcome"] = self.outcome.value
         data["summary"] = self.counts()
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
@@ -91,6 +122,7 @@ class RunRecord(BaseModel):
     def read(cls, path: Path) -> "RunRecord":
         data = json.loads(path.read_text())
         data.pop("summary", None)
+        data.pop("outcome", None)
         return cls.model_validate(data)
 
 
@@ -102,7 +134,9 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def file_sha256(path: Path) -> str | None:
+def file_sha256(path: Path | None) -> str | None:
+    if path is None:
+        return None
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
@@ -123,6 +157,13 @@ def software_identity() -> dict[str, str]:
         ).stdout.strip()
         if sha:
             info["git"] = sha
+            # A run from uncommitted code cannot be reproduced from the commit alone.
+            status = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                timeout=5, cwd=Path(__file__).resolve().parent,
+            )
+            if status.returncode == 0:
+                info["git_dirty"] = "true" if status.stdout.strip() else "false"
     except (OSError, subprocess.SubprocessError):
         pass
     return info

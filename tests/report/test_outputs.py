@@ -1,0 +1,112 @@
+"""What CI tools and a lab read from a run: junit.xml valid against the xunit2 schema with
+ERROR as <error>, suite name and properties; allure results with story, failed measurement
+steps and traces on the test; record.json with schema version, outcome, profile hash and paths
+relative to the run folder."""
+from __future__ import annotations
+
+import glob
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import xmlschema
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = Path(__file__).with_name("junit.xsd")
+
+SUITE = '''
+import pytest
+from smmc_bench.drivers.dlms.errors import DlmsTimeout
+
+pytestmark = [pytest.mark.smmc_aspect(13), pytest.mark.smmc_ntd("3-11")]
+
+
+def test_passes(meter, usecase):
+    """The clock is read."""
+    with usecase.step("1", "Bench", "Meter", "read the clock"):
+        meter.clock.read()
+    usecase.measure("drift", 0.5, high=2.0, unit="s", article="3-11")
+
+
+def test_fails(meter, usecase):
+    """A measurement out of its limits."""
+    with usecase.step("1", "Bench", "Meter", "read the clock"):
+        meter.clock.read()
+    usecase.measure("drift", 5.0, high=2.0, unit="s", article="3-11")
+
+
+def test_cannot_judge(meter):
+    """The meter never answers."""
+    meter.clock.read()
+    raise DlmsTimeout("no reply within 5 s")
+'''
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("outputs")
+    (tmp / "suite").mkdir()
+    (tmp / "suite" / "test_outputs_suite.py").write_text(SUITE)
+    result = subprocess.run([sys.executable, "-m", "smmc_bench.cli", "run", "--bench", str(REPO / "bench.toml"),
+                             "--suite", str(tmp / "suite"), "--reports", str(tmp / "reports")],
+                            capture_output=True, text=True, cwd=tmp, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    (folder,) = [p for p in (tmp / "reports").iterdir() if p.is_dir()]
+    return folder
+
+
+def test_junit_validates_against_the_xunit2_schema(run):
+    xmlschema.XMLSchema(str(SCHEMA)).validate(str(run / "junit.xml"))
+
+
+def test_junit_names_the_suite_and_an_error_is_an_error(run):
+    root = ET.parse(run / "junit.xml").getroot()
+    suite = root.find("testsuite")
+    assert suite.get("name") == "smmc-bench EMU-01"
+    properties = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert properties["station"] == "EMU-01" and properties["bench_file"].endswith("bench.toml")
+    assert len(properties["bench_sha256"]) == 64 and len(properties["meter.emu-1.profile_sha256"]) == 64
+    assert properties["meter.emu-1.serial_number"] and properties["meter.emu-1.firmware_id"]
+    outcome = {case.get("name").split("[")[0]: [child.tag for child in case] for case in suite.iter("testcase")}
+    assert outcome["test_passes"] == []
+    assert outcome["test_fails"][:1] == ["failure"]
+    assert outcome["test_cannot_judge"][:1] == ["error"]
+    assert suite.get("errors") == "1" and suite.get("failures") == "1"
+    assert not any(case.find("properties") is not None for case in suite.iter("testcase"))
+
+
+def test_record_has_schema_outcome_profile_hash_and_relative_paths(run):
+    record = json.loads((run / "record.json").read_text())
+    assert record["schema_version"] == "2" and record["outcome"] == "FAIL"
+    (meter,) = record["meters"]
+    assert meter["profile_file"].endswith("emulated-idis.toml") and len(meter["profile_sha256"]) == 64
+    assert record["software"]["git_dirty"] in ("true", "false")
+    for test in record["tests"]:
+        for key in ("trace", "wire_trace"):
+            if test[key]:
+                assert not Path(test[key]).is_absolute() and (run / test[key]).is_file(), test[key]
+    verdicts = {t["name"]: t["verdict"] for t in record["tests"]}
+    assert verdicts == {"test_passes": "PASS", "test_fails": "FAIL", "test_cannot_judge": "ERROR"}
+
+
+def _allure(run: Path) -> dict[str, dict]:
+    results = [json.loads(Path(f).read_text()) for f in glob.glob(str(run / "allure-results" / "*-result.json"))]
+    return {r["name"].split("[")[0]: r for r in results}
+
+
+def test_allure_has_story_failed_measurement_and_traces_on_the_test(run):
+    results = _allure(run)
+    failed = results["test_fails"]
+    labels = {label["name"]: label["value"] for label in failed["labels"]}
+    assert labels["story"] == "A measurement out of its limits" and labels["feature"].startswith("Aspect 13")
+    steps = {step["name"]: step["status"] for step in failed["steps"]}
+    assert steps["1 Bench -> Meter: read the clock"] == "passed"
+    (measure,) = [name for name in steps if name.startswith("measure drift")]
+    assert steps[measure] == "failed" and "<= 2 s" in measure and "art. 3-11" in measure
+    attachments = {a["name"] for a in failed["attachments"]}
+    assert {"DLMS frame trace", "Measurements and limits"} <= attachments
+    environment = (run / "allure-results" / "environment.properties").read_text()
+    assert "station=EMU-01" in environment and "meter.emu-1.profile_sha256=" in environment
