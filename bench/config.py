@@ -173,6 +173,36 @@ class MeterSettings(_Strict):
         return [f"{self.id}-{link.name or link.kind}" for link in declared]
 
 
+class StoreSettings(_Strict):
+    """The results store (aspect 11). Default: SQLite in the reports folder (results.sqlite)."""
+
+    enabled: bool = True
+    # SQLite file, relative to the bench file's folder ...
+    path: Path | None = None
+    # ... or a database URL (postgresql+psycopg://user@host/db); the password never in the URL.
+    url: str | None = Field(default=None, min_length=1)
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> "StoreSettings":
+        if self.path is not None and self.url is not None:
+            raise ValueError("give either path (SQLite) or url, not both")
+        if self.url is not None:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                url = make_url(self.url)
+            except ArgumentError:
+                raise KeyProblem("url", "not a database URL (e.g. postgresql+psycopg://bench@db.lab/smmc)") from None
+            if url.password is not None:
+                raise KeyProblem("url", "a password in the URL would end up in logs; name an environment "
+                                 "variable in password_env instead")
+            if url.get_backend_name() not in ("sqlite", "postgresql"):
+                raise KeyProblem("url", f"backend {url.get_backend_name()!r}: use sqlite or postgresql")
+        return self
+
+
 class BenchConfig(_Strict):
     bench: StationInfo
     emulator: EmulatorSettings = EmulatorSettings()
@@ -180,6 +210,7 @@ class BenchConfig(_Strict):
     ac_source: AcSourceSettings | None = None
     load: LoadSettings | None = None
     head_end: HeadEndSettings | None = None
+    store: StoreSettings = StoreSettings()
 
     # Where the file was read from: relative key-file paths are taken from there.
     _source: Path = PrivateAttr(default=Path("bench.toml"))

@@ -13,6 +13,7 @@ from importlib import metadata
 from smmc_bench.cli.common import CONFORMANCE, EXIT_INTERRUPTED, default_bench, error_console
 from smmc_bench.cli.doctor import command_doctor
 from smmc_bench.cli.emulate import command_emulate
+from smmc_bench.cli.history import command_export, command_history
 from smmc_bench.cli.run import command_run
 from smmc_bench.cli.validate import command_validate
 from smmc_bench.safety.interrupt import RUN_INTERRUPT
@@ -62,6 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto: take the source's own measurement, no prompt (CI)")
     doctor.add_argument("--station-record", default="station-record.json")
     doctor.set_defaults(handler=command_doctor)
+
+    store_help = "results store: a database URL or a SQLite file (default: the bench's [store], else " \
+                 "REPORTS/results.sqlite)"
+    history = commands.add_parser("history", help="runs in the results store; verdicts changed between firmware")
+    history.add_argument("--bench", default=None, help=BENCH_HELP)
+    history.add_argument("--store", default=None, metavar="URL", help=store_help)
+    history.add_argument("--reports", default="reports")
+    history.add_argument("--meter", default=None, help="only this meter id")
+    history.add_argument("--model", default=None, help="only this meter model (profile name)")
+    history.add_argument("--limit", type=int, default=50, help="at most this many runs (default: 50)")
+    history.set_defaults(handler=command_history)
+
+    export = commands.add_parser("export", help="write the results store's tables as CSV or Parquet")
+    export.add_argument("--bench", default=None, help=BENCH_HELP)
+    export.add_argument("--store", default=None, metavar="URL", help=store_help)
+    export.add_argument("--reports", default="reports")
+    export.add_argument("--out", required=True, help="folder for one file per table")
+    export.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    export.set_defaults(handler=command_export)
 
     emulate = commands.add_parser("emulate", help="serve an emulated meter until interrupted")
     emulate.add_argument("--bench", default=None, help="bench file whose emulated meter gives the security "

@@ -24,6 +24,7 @@ def default_bench() -> str:
     """./bench.toml where there is one, else the packaged emulated bench (a fresh install runs)."""
     return "bench.toml" if Path("bench.toml").exists() else str(PACKAGED_BENCH)
 
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_TESTS = 0, 1, 2, 5
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a run stopped by Ctrl-C
 

@@ -441,7 +441,22 @@ class BenchRecorder:
             if self.interrupt.interrupted and self.bench_run:
                 session.exitstatus = EXIT_INTERRUPTED
             if self.tests or (self.interrupt.interrupted and self.bench_run):
-                self.record().write(self.run_dir / "record.json")
+                record = self.record()
+                record.write(self.run_dir / "record.json")
+                self._store(record)
+
+    def _store(self, record: RunRecord) -> None:
+        """Append the run to the results store (aspect 11); the record on disk stays the evidence,
+        so a store that cannot be written is reported, never a reason to lose the run."""
+        if self._bench is None or not self._bench.store.enabled or not record.tests:
+            return
+        from smmc_bench.store.database import StoreError, append_run
+        from smmc_bench.store.settings import open_bench_store
+
+        try:
+            append_run(open_bench_store(self._bench, self.run_dir.parent), record)
+        except StoreError as exc:
+            sys.stderr.write(f"smmc-bench: run not added to the results store: {exc}\n")
 
     def identity_properties(self) -> dict[str, str]:
         """Who and what judged: station, bench file, each meter's profile and identity (JUnit

@@ -24,6 +24,7 @@ class Verdict(str, Enum):
 
 
 class TestRecord(BaseModel):
+    __test__ = False  # not a pytest class
     id: str
     name: str
     aspect: int | None = None

@@ -110,3 +110,12 @@ def test_allure_has_story_failed_measurement_and_traces_on_the_test(run):
     assert {"DLMS frame trace", "Measurements and limits"} <= attachments
     environment = (run / "allure-results" / "environment.properties").read_text()
     assert "station=EMU-01" in environment and "meter.emu-1.profile_sha256=" in environment
+
+
+def test_the_run_is_appended_to_the_results_store(run):
+    from smmc_bench.store.database import open_store, sqlite_url
+    from smmc_bench.store.history import runs
+
+    (row,) = runs(open_store(sqlite_url(run.parent / "results.sqlite")))
+    assert row.run_id == run.name and row.outcome == "FAIL" and (row.passed, row.failed, row.errors) == (1, 1, 1)
+    assert row.firmware.startswith("EMU-FW")

@@ -1,0 +1,86 @@
+"""Opening the store and appending a run to it."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from sqlalchemy import create_engine, select
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.orm import Session
+
+from smmc_bench.report.record import RunRecord
+from smmc_bench.store.models import Base, MeasurementRow, Run, RunMeter, TestResult
+
+DEFAULT_FILE = "results.sqlite"
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written; the message says which and why (never a password)."""
+
+
+def sqlite_url(path: Path) -> URL:
+    return URL.create("sqlite", database=str(path))
+
+
+def open_store(url: URL | str, password: str | None = None) -> Engine:
+    """An engine on the store, its tables created if missing. The password, when the URL needs one,
+    comes from the bench's environment variable, never from the URL text in bench.toml."""
+    url = make_url(url) if isinstance(url, str) else url
+    if password is not None:
+        url = url.set(password=password)
+    if url.get_backend_name() == "sqlite" and url.database:
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url, future=True)
+        Base.metadata.create_all(engine)
+    except Exception as exc:  # any driver error: say where, never the password
+        raise StoreError(f"cannot open the results store {url.render_as_string(hide_password=True)}: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    return engine
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if math.isnan(value) else float(value)
+
+
+def append_run(engine: Engine, record: RunRecord) -> None:
+    """Add one run (replacing an earlier copy of the same run id, e.g. a run stored twice)."""
+    counts = record.counts()
+    run = Run(run_id=record.run_id, started=record.started, finished=record.finished,
+              station_id=record.station.get("station_id", ""), lab=record.station.get("lab", ""),
+              operator=record.station.get("operator", ""), bench_file=record.bench_file,
+              bench_sha256=record.bench_sha256, mutant=record.mutant, outcome=record.outcome.value,
+              interrupted=record.interrupted, software=json.dumps(record.software, sort_keys=True),
+              passed=counts["PASS"], failed=counts["FAIL"], errors=counts["ERROR"], skipped=counts["SKIP"])
+    for meter in record.meters:
+        run.meters.append(RunMeter(
+            meter_id=meter.id, model=meter.profile, profile_sha256=meter.profile_sha256, emulated=meter.emulated,
+            serial_number=meter.identity.get("serial_number"), firmware=meter.identity.get("firmware_id"),
+            logical_device_name=meter.identity.get("logical_device_name")))
+    for test in record.tests:
+        row = TestResult(test_id=test.id, name=test.name, aspect=test.aspect, article=test.article,
+                         meter_id=test.meter, link=test.link, verdict=test.verdict.value,
+                         duration=test.duration, diagnosis=test.diagnosis)
+        for m in test.measurements:
+            numeric = _number(m.get("value"))
+            row.measurements.append(MeasurementRow(
+                name=str(m.get("name", "")), value=numeric,
+                value_text=None if numeric is not None else json.dumps(m.get("value"), default=str),
+                unit=m.get("unit") or "", article=m.get("article") or "", passed=bool(m.get("passed")),
+                low=_number(m.get("low")), high=_number(m.get("high")),
+                expected=None if m.get("expected") is None else json.dumps(m.get("expected"), default=str),
+                provisional=bool(m.get("provisional"))))
+        run.tests.append(row)
+    try:
+        with Session(engine) as session, session.begin():
+            old = session.scalar(select(Run).where(Run.run_id == record.run_id))
+            if old is not None:
+                session.delete(old)
+                session.flush()
+            session.add(run)
+    except Exception as exc:
+        raise StoreError(f"cannot store run {record.run_id} in {engine.url.render_as_string(hide_password=True)}: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
