@@ -14,6 +14,7 @@ from smmc_bench.cli.common import CONFORMANCE, EXIT_INTERRUPTED, default_bench, 
 from smmc_bench.cli.doctor import command_doctor
 from smmc_bench.cli.emulate import command_emulate
 from smmc_bench.cli.history import command_export, command_history
+from smmc_bench.cli.report import command_report
 from smmc_bench.cli.run import command_run
 from smmc_bench.cli.validate import command_validate
 from smmc_bench.safety.interrupt import RUN_INTERRUPT
@@ -82,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="folder for one file per table")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.set_defaults(handler=command_export)
+
+    report = commands.add_parser("report", help="a run's report as self-contained HTML and PDF")
+    report.add_argument("run", help="the run folder (reports/<run-id>)")
+    report.add_argument("--lang", choices=("es", "en"), action="append",
+                        help="report language, repeatable (default: es and en)")
+    report.add_argument("--no-pdf", action="store_true", help="HTML only")
+    report.set_defaults(handler=command_report)
 
     emulate = commands.add_parser("emulate", help="serve an emulated meter until interrupted")
     emulate.add_argument("--bench", default=None, help="bench file whose emulated meter gives the security "

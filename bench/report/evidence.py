@@ -67,6 +67,8 @@ class UseCase:
 
     steps: list[Step] = field(default_factory=list)
     measurements: list[Measurement] = field(default_factory=list)
+    # Time series for the report's plots (e.g. the source voltage with the meter's events on it).
+    series: list[dict] = field(default_factory=list)
 
     @contextmanager
     def step(self, step_id: str, producer: str, receiver: str, information: str) -> Iterator[Step]:
@@ -113,12 +115,21 @@ class UseCase:
                 raise MeasurementFailed(measurement.describe())
         return measurement.value
 
+    def record_series(self, name: str, unit: str, points: list[tuple[float, float]], *,
+                      markers: list[tuple[float, str]] = (), article: str = "") -> None:
+        """A time series for the report (seconds from an origin the test names, value): evidence to
+        look at, never a verdict by itself."""
+        self.series.append({"name": name, "unit": unit, "article": article,
+                            "points": [[float(x), float(y)] for x, y in points],
+                            "markers": [[float(x), str(label)] for x, label in markers]})
+
     def measurements_table(self) -> str:
         """Every measurement with its limits, unit, article and result, one per line."""
         return "\n".join(f"{'PASS' if m.passed else 'FAIL'}  {m.describe()}" for m in self.measurements)
 
     def to_jsonable(self) -> dict:
         return {
+            "series": self.series,
             "steps": [asdict(s) for s in self.steps],
             "measurements": [
                 {**asdict(m), "value": _jsonable(m.value), "expected": _jsonable(m.expected)} for m in self.measurements

@@ -36,6 +36,7 @@ class TestRecord(BaseModel):
     diagnosis: str = ""
     steps: list[dict[str, Any]] = Field(default_factory=list)
     measurements: list[dict[str, Any]] = Field(default_factory=list)
+    series: list[dict[str, Any]] = Field(default_factory=list)  # time series for the report's plots
     # Relative to the run folder (the folder holding record.json), so a moved or archived run still resolves.
     trace: str | None = None  # DLMS frames (APDUs)
     wire_trace: str | None = None  # link-level bytes, per link the test used

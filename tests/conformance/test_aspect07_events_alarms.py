@@ -103,8 +103,14 @@ def test_outage_logs_power_down_and_up_events(meter, ac_source, bench_clock, use
     usecase.expect(f"event {codes.power_down} (power down) logged", down is not None, True, article="5-4")
     usecase.expect(f"event {codes.power_up} (power up) logged", up is not None, True, article="5-4")
     usecase.expect("power down logged before power up", added.index(down) < added.index(up), True, article="5-4")
+    cut_at = on_meter_clock(outage.started, offset)
+    nominal = ac_source.voltage()
+    usecase.record_series("source voltage", "V", [(-60.0, nominal), (0.0, 0.0), (outage.duration_s, nominal),
+                                                  (outage.duration_s + 60.0, nominal)],
+                          markers=[(seconds_between(down.time, cut_at), f"event {codes.power_down}"),
+                                   (seconds_between(up.time, cut_at), f"event {codes.power_up}")], article="5-4")
     usecase.measure("|power-down stamp - moment the supply was cut|",
-                    abs(seconds_between(down.time, on_meter_clock(outage.started, offset))), limit=tolerance)
+                    abs(seconds_between(down.time, cut_at)), limit=tolerance)
     usecase.measure("|power-up stamp - moment the supply returned|",
                     abs(seconds_between(up.time, on_meter_clock(outage.ended, offset))), limit=tolerance)
 
