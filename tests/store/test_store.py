@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from smmc_bench.report.record import MeterRecord, RunRecord, TestRecord, Verdict
 from smmc_bench.store.database import append_run, open_store, sqlite_url
