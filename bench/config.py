@@ -70,6 +70,9 @@ class EmulatorSettings(_Strict):
     initial_clock_offset: float = Field(default=-437.0, ge=-MAX_CLOCK_OFFSET_S, le=MAX_CLOCK_OFFSET_S)
     # Which of the encodings the standards allow the emulated meters use (smmc_bench.fixtures.meter.dialect).
     dialect: str = "default"
+    # Pace the emulated serial links (HDLC, mode E) at this line rate in real time, as on hardware
+    # (None: as fast as the host goes). For timing benchmarks; verdicts do not depend on it.
+    pace_baud: int | None = Field(default=None, ge=300, le=115200)
 
     @field_validator("dialect")
     @classmethod

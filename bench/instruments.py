@@ -332,3 +332,10 @@ def calibration_summary(ac: AcSourceSettings | None, load: LoadSettings | None, 
             certificate=cal.certificate if cal else None, last=cal.last if cal else None,
             due=cal.due if cal else None, overdue=bool(cal and cal.overdue(today)), emulated=settings.emulated))
     return summary
+
+
+def lock_name(kind: str, settings) -> str:
+    """The physical resource an instrument's settings drive, as the inter-process lock names it."""
+    where = getattr(settings, "resource", None) or getattr(settings, "serial_port", None) or \
+        f"{getattr(settings, 'host', None)}:{getattr(settings, 'port', None)}"
+    return f"{kind} {where}"

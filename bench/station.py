@@ -108,6 +108,7 @@ class Station:
         self._virtual = VirtualClock()
         self.clock: BenchClock = self._virtual if len(emulated) == len(self.meters) else RealClock()
         self._emulators: dict[str, object] = {}  # meter id -> smmc_bench.fixtures.meter.EmulatedMeter
+        self._load_position: str | None = None  # the emulated meter the load hangs on (None: the first)
         self._link_servers: EmulatedLinkServers | None = None
         # The instruments the tests drive; emulated ones are rewritten to their servers by start().
         self.instruments = EmulatedInstruments(ac_source=config.ac_source, load=config.load)
@@ -138,7 +139,8 @@ class Station:
                 emulator.start()
                 self._emulators[meter.id] = emulator
                 served.append(EmulatedMeterLinks(meter.id, meter.settings.all_links, emulator))
-            self._link_servers = serve_emulated_links(served, link_mutant=link_mutant)
+            self._link_servers = serve_emulated_links(served, link_mutant=link_mutant,
+                                                       pace_baud=self.config.emulator.pace_baud)
             for meter_id, links in self._link_servers.links.items():
                 self.meters[meter_id].links = links
             self._serve_instruments()
@@ -157,16 +159,26 @@ class Station:
                 meter.set_supply(volts, hertz)
 
         def demand(amps: float) -> None:
-            if meters:
-                meters[0].set_load_demand(amps)
+            # The emulated rack has a load behind every position, switched to the meter under test.
+            target = self._emulators.get(self._load_position) if self._load_position else None
+            for meter in meters:
+                meter.set_load_demand(amps if meter is (target or meters[0]) else 0.0)
 
         self.instruments = serve_emulated_instruments(
             self.config.ac_source, self.config.load, self._virtual,
             on_supply=supply,
             measured_current=lambda: sum(meter.load_current_a() for meter in meters),
             on_demand=demand,
-            load_current=(lambda: meters[0].load_current_a()) if meters else None,
+            load_current=(lambda: self._loaded_meter().load_current_a()) if meters else None,
         )
+
+    def _loaded_meter(self):
+        return self._emulators.get(self._load_position) or next(iter(self._emulators.values()))
+
+    def switch_load_to(self, meter_id: str) -> None:
+        """On the emulated bench, the load follows the meter under test (one load per rack position)."""
+        if meter_id in self._emulators:
+            self._load_position = meter_id
 
     def stop(self) -> None:
         self.instruments.stop()

@@ -99,6 +99,10 @@ def command_run(args: argparse.Namespace) -> int:
         "--smmc-bench", args.bench, "--smmc-run-dir", str(run_dir),
         f"--junitxml={run_dir / 'junit.xml'}", f"--alluredir={run_dir / 'allure-results'}",
     ]
+    if args.jobs < 1:
+        usage_error(f"-j {args.jobs}: at least one worker")
+    if args.jobs > 1:
+        pytest_args += ["-n", str(args.jobs)]  # the plugin's scheduler keeps a position on one worker
     if args.k:
         pytest_args += ["-k", args.k]
     if args.mutant:

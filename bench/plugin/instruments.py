@@ -24,7 +24,8 @@ from smmc_bench.drivers.instruments import (
     Load,
     SafeStateGuard,
 )
-from smmc_bench.instruments import open_ac_source, open_load
+from smmc_bench.drivers.locks import ResourceLock
+from smmc_bench.instruments import lock_name, open_ac_source, open_load
 from smmc_bench.plugin.recorder import recorder_of
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,10 @@ def _load_session(request: pytest.FixtureRequest) -> Iterator[Load]:
 
 
 @pytest.fixture
-def load(_load_session: Load) -> Iterator[Load]:
-    try:
-        yield _load_session
-    finally:
-        _load_session.off()
+def load(request: pytest.FixtureRequest, _load_session: Load) -> Iterator[Load]:
+    # One test at a time drives the load, whatever the workers or runs on the station.
+    with ResourceLock(lock_name("load", _settings(request, "load"))):
+        try:
+            yield _load_session
+        finally:
+            _load_session.off()

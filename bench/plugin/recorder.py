@@ -19,7 +19,7 @@ from smmc_bench.drivers.dlms.errors import (
     ServiceError,
 )
 from smmc_bench.links import link_label
-from smmc_bench.plugin import bench_file
+from smmc_bench.plugin import bench_file, parallel
 from smmc_bench.report import junit
 from smmc_bench.report.evidence import UseCase
 from smmc_bench.report.record import (
@@ -118,6 +118,7 @@ class BenchRecorder:
         self._config_error: str | None = None
         self._bench: BenchConfig | None = None
         self._software: dict[str, str] | None = None
+        self._worker_meters: dict[str, MeterRecord] = {}  # on the controller of a parallel run
 
     def bench_config(self) -> BenchConfig:
         if self._bench is None:
@@ -307,10 +308,43 @@ class BenchRecorder:
             state.verdict = Verdict.PASS
         if call.when == "teardown":
             record = self._finish(item, state)
+            if parallel.is_worker(self.config):
+                parallel.ship_test(report, record)  # the controller records it, and writes junit
+                return
             # Written after every test, so an interrupted or killed run keeps what it had judged.
             self.record().write(self.run_dir / "record.json")
             if record.verdict is Verdict.ERROR:
                 junit.mark_error(self.config, report)
+
+    # -- parallel positions: the controller's side -----------------------------------
+    @pytest.hookimpl(tryfirst=True)  # before junit closes the test's XML node
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not parallel.is_controller(self.config):
+            return
+        record = parallel.received_test(report)
+        if record is None:
+            return
+        self.tests[record.id] = record
+        if record.verdict is Verdict.ERROR:
+            junit.mark_error(self.config, report)
+        self.record().write(self.run_dir / "record.json")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
+        bench = self.bench_config()
+        return parallel.position_scheduler(config, log, {t: m.id for m in bench.meter for t in target_ids(m)})
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
+        self.collected = max(self.collected or 0, len(ids))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        meters, instruments = parallel.received_session(node)
+        for meter in meters:
+            self._worker_meters.setdefault(meter.id, meter)
+        for name, identity in instruments.items():
+            self.instrument_ids.setdefault(name, identity)
 
     def _finish(self, item: pytest.Item, state: _TestState) -> TestRecord:
         aspect = item.get_closest_marker("smmc_aspect")
@@ -397,6 +431,8 @@ class BenchRecorder:
                         identity=meter.identity, identity_error=meter.identity_error,
                     )
                 )
+        if not meters:
+            meters = list(self._worker_meters.values())
         instruments = self._instruments(config)
         bench_file = Path(bench_path(self.config))
         return RunRecord(
@@ -431,7 +467,9 @@ class BenchRecorder:
     def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
         self.interrupt.stop()  # the run is ending: a signal now must not cut the teardown short
         try:
-            if self._bench is not None:
+            if parallel.is_worker(self.config):
+                parallel.ship_session(self.config, self.record().meters, self.instrument_ids)
+            elif self._bench is not None:
                 identity = self.identity_properties()
                 junit.add_suite_properties(self.config, identity)
                 write_allure_environment(self.config, identity)
@@ -440,7 +478,9 @@ class BenchRecorder:
             # After every other plugin: the session fixtures are down (safe state read back), junit written.
             if self.interrupt.interrupted and self.bench_run:
                 session.exitstatus = EXIT_INTERRUPTED
-            if self.tests or (self.interrupt.interrupted and self.bench_run):
+            if parallel.is_worker(self.config):
+                pass  # the controller writes the one record
+            elif self.tests or (self.interrupt.interrupted and self.bench_run):
                 record = self.record()
                 record.write(self.run_dir / "record.json")
                 self._store(record)
@@ -466,12 +506,11 @@ class BenchRecorder:
         props = {"station": config.bench.station_id, "lab": config.bench.lab, "operator": config.bench.operator,
                  "bench_file": str(bench_file), "bench_sha256": file_sha256(bench_file) or "",
                  "mutant": self.mutant or "none", "run_id": self.run_id}
-        if self.station is not None:
-            for meter in self.station.meters.values():
-                props[f"meter.{meter.id}.profile"] = meter.settings.profile
-                props[f"meter.{meter.id}.profile_sha256"] = file_sha256(meter.profile_file) or ""
-                for key, value in meter.identity.items():
-                    props[f"meter.{meter.id}.{key}"] = value
+        for meter in self.record().meters:
+            props[f"meter.{meter.id}.profile"] = meter.profile
+            props[f"meter.{meter.id}.profile_sha256"] = meter.profile_sha256 or ""
+            for key, value in meter.identity.items():
+                props[f"meter.{meter.id}.{key}"] = value
         return {name: str(value) for name, value in props.items()}
 
     @property

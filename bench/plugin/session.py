@@ -13,6 +13,7 @@ back (smmc_bench.safety.safe_state), the record says `interrupted`, and pytest e
 """
 from __future__ import annotations
 
+import contextlib
 import traceback
 from typing import Iterator
 
@@ -26,6 +27,8 @@ from smmc_bench.drivers.dlms.errors import (
     DlmsTimeout,
     LinkError,
 )
+from smmc_bench.drivers.locks import ResourceLock
+from smmc_bench.instruments import lock_name
 from smmc_bench.plugin import display, instruments, links, supply, tariffs
 from smmc_bench.plugin.recorder import _STATE, BenchRecorder, _TestState, recorder_of
 from smmc_bench.report.evidence import UseCase
@@ -105,6 +108,15 @@ def usecase(request: pytest.FixtureRequest) -> UseCase:
     return record
 
 
+def supply_lock(request: pytest.FixtureRequest, station: Station):
+    """Every meter on a bench's AC source is powered by it: a test that cuts the supply must have it
+    alone (exclusive), any other test of a powered meter shares it, across workers and runs."""
+    source = station.instruments.ac_source
+    if source is None:
+        return contextlib.nullcontext()
+    return ResourceLock(lock_name("ac_source", source), shared="ac_source" not in request.fixturenames)
+
+
 @pytest.fixture
 def meter(request: pytest.FixtureRequest, bench_station: Station, usecase: UseCase) -> Iterator[MeterUnderTest]:
     station_meter, link_index = bench_station.targets()[request.param]
@@ -115,11 +127,12 @@ def meter(request: pytest.FixtureRequest, bench_station: Station, usecase: UseCa
     if station_meter.unreachable:
         # Waiting out the same link timeout in every test would only repeat what the start of the run found.
         raise ConnectFailed(f"meter {station_meter.id} unreachable since the start of the run: {station_meter.identity_error}")
+    bench_station.switch_load_to(station_meter.id)
     trace = FrameTrace()
     session = bench_station.session(station_meter, trace, link_index)
     recorder = recorder_of(request.config)
     try:
-        with session:
+        with supply_lock(request, bench_station), session:
             yield MeterUnderTest(station_meter, session, station_meter.links[link_index])
     finally:
         path = trace_path(recorder.run_dir, request.param, request.node.name)

@@ -65,7 +65,11 @@ def _port_for(url: str) -> serial.SerialBase:
     elif url.startswith("rfc2217://"):
         port = _QuickRfc2217Serial(None)
     else:
-        return serial.serial_for_url(url, do_not_open=True)
+        port = serial.serial_for_url(url, do_not_open=True)
+        if "://" not in url and hasattr(port, "exclusive"):
+            # A local port: no second process (another worker or run) may open it meanwhile.
+            port.exclusive = True
+        return port
     port.port = url
     return port
 

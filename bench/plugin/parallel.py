@@ -1,0 +1,63 @@
+"""Meter positions in parallel (pytest-xdist): each position's tests stay on one worker, the workers
+ship each verdict and what they read of the meters to the controller, and the controller alone writes
+the run record, the results store and junit.xml, so every verdict is there exactly once."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from smmc_bench.report.record import MeterRecord, TestRecord
+
+REPORT_ATTRIBUTE = "smmc_record"  # a test's record, as JSON, on its teardown report
+
+
+def is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def is_controller(config: pytest.Config) -> bool:
+    """The process that dispatches tests to workers (it runs none itself)."""
+    return not is_worker(config) and config.pluginmanager.get_plugin("dsession") is not None
+
+
+def position_of(nodeid: str, positions: dict[str, str]) -> str | None:
+    """The meter position a test id runs on: its parameter id starts with one of the bench's
+    target ids ('pos-1', 'emu-1-optical'), the longest that fits."""
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return None
+    params = nodeid[nodeid.rindex("[") + 1:-1]
+    fits = [target for target in positions if params == target or params.startswith(target + "-")]
+    return positions[max(fits, key=len)] if fits else None
+
+
+def position_scheduler(config: pytest.Config, log, positions: dict[str, str]):
+    """xdist's scope scheduling with the meter position as the scope: a position's tests go to one
+    worker, positions spread over the workers. (xdist's own `loadgroup` renames test ids and, with
+    pytest 9, no longer groups at all: tests/plugin/test_parallel.py pins that we group.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PositionScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return position_of(nodeid, positions) or super()._split_scope(nodeid)
+
+    return PositionScheduling(config, log)
+
+
+def ship_test(report: pytest.TestReport, record: TestRecord) -> None:
+    setattr(report, REPORT_ATTRIBUTE, record.model_dump_json())
+
+
+def received_test(report: pytest.TestReport) -> TestRecord | None:
+    shipped = getattr(report, REPORT_ATTRIBUTE, None)
+    return TestRecord.model_validate_json(shipped) if shipped else None
+
+
+def ship_session(config: pytest.Config, meters: list[MeterRecord], instrument_ids: dict[str, str]) -> None:
+    config.workeroutput["smmc_meters"] = json.dumps([m.model_dump(mode="json") for m in meters])
+    config.workeroutput["smmc_instruments"] = json.dumps(instrument_ids)
+
+
+def received_session(node) -> tuple[list[MeterRecord], dict[str, str]]:
+    output = getattr(node, "workeroutput", None) or {}
+    meters = [MeterRecord.model_validate(m) for m in json.loads(output.get("smmc_meters", "[]"))]
+    return meters, json.loads(output.get("smmc_instruments", "{}"))

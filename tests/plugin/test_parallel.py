@@ -1,0 +1,100 @@
+"""Meter positions in parallel: a position's tests stay on one worker, the merged record and junit
+hold every verdict once, and inter-process locks keep workers off each other's instruments."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from smmc_bench.drivers.locks import ResourceBusy, ResourceLock
+from smmc_bench.plugin.parallel import position_of
+
+REPO = Path(__file__).resolve().parents[2]
+RACK = REPO / "examples" / "rack8.toml"
+
+
+def test_position_of_a_test_id_is_the_longest_target_that_fits():
+    positions = {"emu-1": "emu-1", "emu-1-optical": "emu-1", "emu-10": "emu-10"}
+    assert position_of("t.py::test_x[emu-1]", positions) == "emu-1"
+    assert position_of("t.py::test_x[emu-1-optical]", positions) == "emu-1"
+    assert position_of("t.py::test_x[emu-10-7m40s]", positions) == "emu-10"
+    assert position_of("t.py::test_x[emu-2]", positions) is None and position_of("t.py::test_x", positions) is None
+
+
+def test_each_position_stays_on_one_worker_and_both_workers_work(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-n", "2",
+                             "--smmc-bench", str(RACK), "--smmc-run-dir", str(tmp_path / "run"),
+                             str(REPO / "tests" / "conformance" / "test_aspect13_time_sync.py"), "-k", "reports_valid_time or zone_written"],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    workers: dict[str, set[str]] = {}
+    for worker, position in re.findall(r"\[(gw\d)\].*PASSED .*\[(pos-\d)\]", result.stdout):
+        workers.setdefault(position, set()).add(worker)
+    assert len(workers) == 8 and all(len(w) == 1 for w in workers.values()), workers
+    assert len(set().union(*workers.values())) == 2
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    ids = [t["id"] for t in record["tests"]]
+    assert len(ids) == len(set(ids)) == 16 and len(record["meters"]) == 8 and record["outcome"] == "PASS"
+
+
+def test_bench_run_j2_merges_one_record_and_one_junit(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "smmc_bench.cli", "run", "--bench", str(RACK), "-j", "2",
+                             "-k", "aspect13 and reports_valid_time", "--reports", str(tmp_path)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    record = json.loads((run / "record.json").read_text())
+    assert sorted(t["meter"] for t in record["tests"]) == [f"pos-{n}" for n in range(1, 9)]
+    assert all(m["identity"]["serial_number"].startswith("EMU") for m in record["meters"])
+    suite = ET.parse(run / "junit.xml").getroot().find("testsuite")
+    assert suite.get("tests") == "8" and len(list(suite.iter("testcase"))) == 8
+
+
+HOLD = """
+import sys, time
+from smmc_bench.drivers.locks import ResourceLock
+with ResourceLock(sys.argv[1], shared=sys.argv[2] == "shared"):
+    print("held", flush=True)
+    time.sleep(30)
+"""
+
+
+def holder(tmp_path, name: str, mode: str) -> subprocess.Popen:
+    child = subprocess.Popen([sys.executable, "-c", HOLD, name, mode], stdout=subprocess.PIPE, text=True,
+                             env={"SMMC_BENCH_LOCKS": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert child.stdout.readline().strip() == "held"
+    return child
+
+
+def test_an_exclusive_holder_keeps_others_out_and_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMMC_BENCH_LOCKS", str(tmp_path))
+    child = holder(tmp_path, "ac_source GPIB0::30::INSTR", "exclusive")
+    try:
+        with pytest.raises(ResourceBusy) as refused:
+            ResourceLock("ac_source GPIB0::30::INSTR", shared=True, wait_s=0.3).acquire()
+        assert f"pid {child.pid}" in refused.value.diagnosis and "GPIB0::30::INSTR" in refused.value.diagnosis
+        with ResourceLock("load GPIB0::31::INSTR", wait_s=0.3):  # another resource is free
+            pass
+    finally:
+        child.kill()
+        child.wait()
+    with ResourceLock("ac_source GPIB0::30::INSTR", wait_s=5):  # the kernel freed it with its holder
+        pass
+
+
+def test_shared_holders_coexist_but_keep_an_exclusive_one_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMMC_BENCH_LOCKS", str(tmp_path))
+    child = holder(tmp_path, "ac_source TCPIP::192.0.2.20::5025::SOCKET", "shared")
+    try:
+        with ResourceLock("ac_source TCPIP::192.0.2.20::5025::SOCKET", shared=True, wait_s=0.3):
+            pass
+        with pytest.raises(ResourceBusy):
+            ResourceLock("ac_source TCPIP::192.0.2.20::5025::SOCKET", wait_s=0.3).acquire()
+    finally:
+        child.kill()
+        child.wait()
