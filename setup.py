@@ -23,6 +23,6 @@ def packages() -> list[str]:
 
 
 # Folders of data files, shipped as data-only packages (setuptools' recommended form).
-DATA = {"smmc_bench.profiles": ["*.toml"], "smmc_bench.benches": ["*.toml"], "smmc_bench.report.templates": ["*.j2"], "smmc_bench.fixtures.secrets": ["*"]}
+DATA = {"smmc_bench.profiles": ["*.toml"], "smmc_bench.benches": ["*.toml"], "smmc_bench.report.templates": ["*.j2"], "smmc_bench.usecases": ["*.toml"], "smmc_bench.fixtures.secrets": ["*"]}
 
 setup(package_dir=ROOTS, packages=packages(), package_data=DATA)

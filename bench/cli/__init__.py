@@ -14,6 +14,7 @@ from smmc_bench.cli.common import CONFORMANCE, EXIT_INTERRUPTED, default_bench, 
 from smmc_bench.cli.doctor import command_doctor
 from smmc_bench.cli.emulate import command_emulate
 from smmc_bench.cli.history import command_export, command_history
+from smmc_bench.cli.profile import command_profile
 from smmc_bench.cli.report import command_report
 from smmc_bench.cli.run import command_run
 from smmc_bench.cli.validate import command_validate
@@ -85,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="folder for one file per table")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.set_defaults(handler=command_export)
+
+    documents = commands.add_parser("profile", help="the 15 aspects' interoperability-profile documents")
+    documents.add_argument("--bench", default=None, help=BENCH_HELP + "; its first meter's profile is stated")
+    documents.add_argument("--lang", choices=("es", "en"), action="append", help="repeatable (default: es and en)")
+    documents.add_argument("--out", default="profile-documents", help="folder (default: ./profile-documents)")
+    documents.add_argument("--run", default=None, help="run folder whose verdicts annotate the steps "
+                           "(default: the newest in --reports)")
+    documents.add_argument("--reports", default="reports")
+    documents.set_defaults(handler=command_profile)
 
     report = commands.add_parser("report", help="a run's report as self-contained HTML and PDF")
     report.add_argument("run", help="the run folder (reports/<run-id>)")
