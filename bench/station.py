@@ -94,9 +94,10 @@ def _profile_of(config: BenchConfig, index: int) -> MeterProfile:
 
 
 class Station:
-    def __init__(self, config: BenchConfig, mutant: str | None = None) -> None:
+    def __init__(self, config: BenchConfig, mutant: str | None = None, serve_only: set[str] | None = None) -> None:
         self.config = config
         self.mutant = mutant
+        self.serve_only = serve_only  # emulated meters to serve (None: all); a parallel worker serves its own
         self.meters = {
             m.id: StationMeter(m, _profile_of(config, index), config.resolve_password(m),
                                links=[] if m.emulated else m.all_links,
@@ -126,6 +127,8 @@ class Station:
             link_mutant = mutant.name if mutant and mutant.link_kinds else None
             served = []
             for index, meter in enumerate(m for m in self.meters.values() if m.settings.emulated):
+                if self.serve_only is not None and meter.id not in self.serve_only:
+                    continue
                 password = meter.password.reveal() if meter.password else b""
                 emulator = EmulatedMeter(
                     clock=self._virtual,
@@ -210,6 +213,10 @@ class Station:
                 client_sap: int | None = None) -> DlmsSession:
         """An unconnected session to `meter` over one of its links, with its configured security
         (or as another client SAP, without authentication)."""
+        if link_index >= len(meter.links):
+            raise ConfigError(f"meter {meter.id}: not served by this process (another worker of the run serves it)"
+                              if self.serve_only is not None and meter.id not in self.serve_only
+                              else f"meter {meter.id}: no link {link_index}")
         link = meter.links[link_index]
         security = meter.settings.security
         public = client_sap is not None and client_sap != security.client_sap

@@ -30,15 +30,59 @@ def position_of(nodeid: str, positions: dict[str, str]) -> str | None:
     return positions[max(fits, key=len)] if fits else None
 
 
-def position_scheduler(config: pytest.Config, log, positions: dict[str, str]):
-    """xdist's scope scheduling with the meter position as the scope: a position's tests go to one
-    worker, positions spread over the workers. (xdist's own `loadgroup` renames test ids and, with
-    pytest 9, no longer groups at all: tests/plugin/test_parallel.py pins that we group.)"""
+def owner(position_index: int, workers: int) -> int:
+    """The worker (gw<n>) that runs a position: fixed, so each worker serves only its own emulated
+    meters instead of every position of the rack."""
+    return position_index % workers
+
+
+def owned_positions(config: pytest.Config, meters: list[str]) -> set[str] | None:
+    """On a worker, the meter positions it runs (None: not a worker, every position)."""
+    if not is_worker(config):
+        return None
+    index = int(str(config.workerinput["workerid"]).removeprefix("gw"))
+    workers = int(config.workerinput["workercount"])
+    return {meter for i, meter in enumerate(meters) if owner(i, workers) == index}
+
+
+def position_scheduler(config: pytest.Config, log, positions: dict[str, str], order: list[str]):
+    """xdist's scope scheduling with the meter position as the scope, each position on its fixed
+    worker (`owner`). xdist's own `loadgroup` renames test ids and, with pytest 9, no longer groups
+    at all: tests/plugin/test_parallel.py pins that positions stay together."""
     from xdist.scheduler import LoadScopeScheduling
+
+    index = {meter: i for i, meter in enumerate(order)}
 
     class PositionScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return position_of(nodeid, positions) or super()._split_scope(nodeid)
+
+        def _node_index(self, node) -> int:
+            return int(str(node.gateway.id).removeprefix("gw"))
+
+        def _mine(self, node) -> list[str]:
+            return [scope for scope in self.workqueue
+                    if scope not in index or owner(index[scope], self.numnodes) == self._node_index(node)]
+
+        def _assign_work_unit(self, node) -> None:
+            mine = self._mine(node)
+            if not mine:
+                return
+            work_unit = self.workqueue.pop(mine[0])
+            self.assigned_work.setdefault(node, {})[mine[0]] = work_unit
+            collection = self.registered_collections[node]
+            node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items() if not done])
+
+        def _reschedule(self, node) -> None:
+            if node.shutting_down:
+                return
+            if not self._mine(node):
+                if self._pending_of(self.assigned_work.get(node, {})) == 0:
+                    node.shutdown()
+                return
+            if self._pending_of(self.assigned_work.get(node, {})) > 2:
+                return
+            self._assign_work_unit(node)
 
     return PositionScheduling(config, log)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -119,6 +120,7 @@ class BenchRecorder:
         self._bench: BenchConfig | None = None
         self._software: dict[str, str] | None = None
         self._worker_meters: dict[str, MeterRecord] = {}  # on the controller of a parallel run
+        self._record_written_at = float("-inf")
 
     def bench_config(self) -> BenchConfig:
         if self._bench is None:
@@ -311,8 +313,7 @@ class BenchRecorder:
             if parallel.is_worker(self.config):
                 parallel.ship_test(report, record)  # the controller records it, and writes junit
                 return
-            # Written after every test, so an interrupted or killed run keeps what it had judged.
-            self.record().write(self.run_dir / "record.json")
+            self._write_record_soon()
             if record.verdict is Verdict.ERROR:
                 junit.mark_error(self.config, report)
 
@@ -327,12 +328,13 @@ class BenchRecorder:
         self.tests[record.id] = record
         if record.verdict is Verdict.ERROR:
             junit.mark_error(self.config, report)
-        self.record().write(self.run_dir / "record.json")
+        self._write_record_soon()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
         bench = self.bench_config()
-        return parallel.position_scheduler(config, log, {t: m.id for m in bench.meter for t in target_ids(m)})
+        return parallel.position_scheduler(config, log, {t: m.id for m in bench.meter for t in target_ids(m)},
+                                           [m.id for m in bench.meter])
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
@@ -342,7 +344,9 @@ class BenchRecorder:
     def pytest_testnodedown(self, node, error) -> None:
         meters, instruments = parallel.received_session(node)
         for meter in meters:
-            self._worker_meters.setdefault(meter.id, meter)
+            # Every worker lists every meter; the one that served it has read its identity.
+            if meter.identity or meter.id not in self._worker_meters:
+                self._worker_meters[meter.id] = meter
         for name, identity in instruments.items():
             self.instrument_ids.setdefault(name, identity)
 
@@ -367,6 +371,17 @@ class BenchRecorder:
             **evidence,
         )
         return self.tests[item.nodeid]
+
+    RECORD_EVERY_S = 2.0
+
+    def _write_record_soon(self) -> None:
+        """Keep record.json current while the run goes, so a killed run keeps what it had judged, but
+        at most every RECORD_EVERY_S: rewriting the whole record after each of hundreds of tests
+        would cost more than the tests. The session's end (also an interrupted one) writes it whole."""
+        now = time.monotonic()
+        if now - self._record_written_at >= self.RECORD_EVERY_S:
+            self.record().write(self.run_dir / "record.json")
+            self._record_written_at = time.monotonic()
 
     def _in_run_dir(self, path: str | None) -> str | None:
         if path is None:

@@ -29,7 +29,7 @@ from smmc_bench.drivers.dlms.errors import (
 )
 from smmc_bench.drivers.locks import ResourceLock
 from smmc_bench.instruments import lock_name
-from smmc_bench.plugin import display, instruments, links, supply, tariffs
+from smmc_bench.plugin import display, instruments, links, parallel, supply, tariffs
 from smmc_bench.plugin.recorder import _STATE, BenchRecorder, _TestState, recorder_of
 from smmc_bench.report.evidence import UseCase
 from smmc_bench.safety.safe_state import check_safe_state
@@ -67,7 +67,9 @@ def bench_config(request: pytest.FixtureRequest) -> BenchConfig:
 def bench_station(request: pytest.FixtureRequest, bench_config: BenchConfig) -> Iterator[Station]:
     recorder = recorder_of(request.config)
     try:
-        station = Station(bench_config, mutant=recorder.mutant)
+        # A worker of a parallel run serves only the emulated positions it runs.
+        serve_only = parallel.owned_positions(request.config, [m.id for m in bench_config.meter])
+        station = Station(bench_config, mutant=recorder.mutant, serve_only=serve_only)
     except ConfigError as exc:
         pytest.exit(f"bench configuration error\n{exc}", returncode=2)
     if isinstance(station.clock, RealClock):
@@ -78,7 +80,8 @@ def bench_station(request: pytest.FixtureRequest, bench_config: BenchConfig) -> 
         recorder.station = station
         try:
             for meter in station.meters.values():
-                _read_identity(station, meter)
+                if meter.links:  # positions another worker serves have none here
+                    _read_identity(station, meter)
             yield station
         finally:
             if recorder.interrupt.interrupted:
