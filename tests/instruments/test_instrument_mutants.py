@@ -94,7 +94,8 @@ def test_mutant_abort_refused_on_ametek_fails_at_open(emulated_source):
 
 
 def test_every_ac_mutant_has_a_test_here():
-    tested = {"dwell-ms-under-cycle", "busy-stuck-running", "front-panel-left-over", "abort-refused"}
+    tested = {"dwell-ms-under-cycle", "busy-stuck-running", "front-panel-left-over", "abort-refused",
+              "phase-angle-ignored"}  # the last in test_phase_sync.py
     assert set(MUTANTS) == tested
 
 
