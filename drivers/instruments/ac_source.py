@@ -393,6 +393,10 @@ class AcSource:
         end = started + event_s + 2 / frequency if until is None else until
         samples = []
         while True:
+            if until is not None and clock.monotonic() + self.table.acquisition_s > until:
+                # One more acquisition would outlast the event it is meant to watch: stop here.
+                clock.sleep(max(0.0, until - clock.monotonic()))
+                return samples
             before = clock.monotonic()
             volts = self.link.query_number(self.table.measure_voltage)
             after = clock.monotonic()
@@ -427,33 +431,45 @@ class AcSource:
 
     def _software_event(self, kind, residual: float, restored: float, frequency: float,
                         duration_s: float, clock: WaitClock) -> DropoutResult:
+        # A model whose output relay is slow (AMETEK/CI ~1 s) cuts by programming 0 V instead.
+        by_output = kind == "dropout" and self.table.software_dropout == "output"
         sent = clock.monotonic()
-        if kind == "dropout":
+        if by_output:
             self.off()
         else:
             self.set_voltage(residual)
+            self.wait_complete()
         acked = clock.monotonic()
         samples: list[tuple[float, float, float]] = []
         try:
-            samples = self._sample_event(sent, duration_s, frequency, clock, until=sent + duration_s)
+            # Held from the source's acknowledgement (*OPC?: the relay/slew has finished).
+            samples = self._sample_event(sent, duration_s, frequency, clock, until=acked + duration_s)
         finally:
             # Restore even when the wait is interrupted: the guard would too, but this is sooner.
             before = clock.monotonic()
-            if kind == "dropout":
+            if by_output:
                 self.on()
             else:
                 self.set_voltage(restored)
+                self.wait_complete()
             ended = clock.monotonic()
         asked = clock.monotonic()
         volts = self.link.query_number(self.table.measure_voltage)
         samples.append((asked, clock.monotonic(), volts))
         applied, spread = applied_duration(samples, (residual + restored) / 2, sent)
+        measurement = f"sampled {self.table.measure_voltage}"
+        if applied is None and self.table.acquisition_s > duration_s:
+            # Too short for one acquisition: bounded by the source's acknowledgements instead
+            # (begins between the cut's send and its *OPC?, ends between the restore's).
+            shortest, longest = before - acked, ended - sent
+            applied, spread = (shortest + longest) / 2, (longest - shortest) / 2
+            measurement = (f"command acknowledgements (*OPC?); not sampled: one {self.table.measure_voltage} "
+                           f"takes up to {self.table.acquisition_s * 1000:.0f} ms")
         return DropoutResult(kind=kind, method="software", cycle_exact=False, model=self.model,
                              residual_v=residual, restored_v=restored, frequency_hz=frequency,
                              requested_s=duration_s, programmed_s=duration_s, started_at=sent,
                              ended_at=ended, uncertainty_s=max(acked - sent, ended - before),
-                             applied_s=applied, applied_uncertainty_s=spread,
-                             measurement=f"sampled {self.table.measure_voltage}")
+                             applied_s=applied, applied_uncertainty_s=spread, measurement=measurement)
 
     def _try(self, commands: Sequence[str]) -> None:
         for command in commands:

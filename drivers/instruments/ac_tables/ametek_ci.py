@@ -89,7 +89,7 @@ TABLE = AcCommandTable(
     unconfirmed=(
         "TRIG:SOUR IMM + INIT as the list start",
         "MEAS:VOLT:AC? / MEAS:CURR:AC? / MEAS:POW:AC? headers",
-        "output relay settle (~1 s) after OUTP: *OPC? assumed to cover it",
+        "output relay settle (~1 s) after OUTP: *OPC? assumed to answer only once it has settled",
         "TRIG:STAT? (IDLE/ARM/BUSY/WTRIG) not trusted: the driver waits out the programmed time",
         "SYST:LOC on close",
         "TRIG:SYNC:PHAS range 0-359.9 and TRIG:SYNC:PHAS? read-back (manual example shows 90 only)",
@@ -102,5 +102,8 @@ TABLE = AcCommandTable(
     ),
     transient=list_program,
     phase_sync=True,
+    # The output relay needs ~1 s after OUTP ON|OFF (*OPC? waits for it): a bench-timed dropout
+    # programs 0 V and back instead.
+    software_dropout="voltage",
     idn_words=("AMETEK", "CALIFORNIA INSTRUMENTS"),
 )

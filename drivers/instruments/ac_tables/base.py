@@ -98,6 +98,9 @@ class AcCommandTable:
     # Seconds one MEASure query takes to acquire (it starts a new acquisition each time); the bench
     # does not sample a software-timed event with a query that would outlast it.
     acquisition_s: float = 0.0
+    # How a bench-timed dropout cuts the supply: OUTP OFF/ON, or programming 0 V and back (for
+    # models whose output relay takes too long to switch to time a dropout with it).
+    software_dropout: str = "output"
     # Words expected in the *IDN? reply of this model (case-insensitive), to warn on a mismatch.
     idn_words: tuple[str, ...] = field(default_factory=tuple)
 

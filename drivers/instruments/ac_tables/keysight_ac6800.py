@@ -30,11 +30,12 @@ TABLE = AcCommandTable(
     # (AC6800B guide ch. 3, FETCh/MEASure subsystem).
     fetch_current="FETC:CURR:AC?",
     fetch_power="FETC:POW:AC?",
+    acquisition_s=0.666,
     abort=("ABOR",),
     on_close=("SYST:LOC",),
     unconfirmed=(
         "bare ABOR accepted (not found in the guide; if refused, safe_state fails)",
-        "MEAS:VOLT:AC? etc. headers; MEAS takes 333-666 ms per query (three acquisitions per measure())",
+        "MEAS:VOLT:AC? etc. headers; MEAS 333-666 ms per query (one MEAS, then FETC for the others)",
         "FREQ <f> alone accepted (guide example also sets soft limits)",
         "VOLT:RANG 135|270 not set on open (front-panel range carried over)",
     ),
