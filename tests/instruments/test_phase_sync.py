@@ -90,10 +90,13 @@ def test_chroma_without_an_angle_starts_at_0_deg_even_if_the_front_panel_left_an
 def test_ametek_without_an_angle_starts_at_once(driven, clock):
     source, emulator = driven("ametek-ci")
     source.link.write("TRIG:SYNC:SOUR PHAS")  # left over: would delay the start by up to a cycle
-    sent = clock.monotonic()
+    clock.sleep(0.005)  # 90 deg from 0 at 50 Hz: a left-over sync at 0 deg would wait 15 ms
     result = source.dropout(0.1, clock)
     assert result.start_angle_deg is None
-    assert emulator.sequence_starts[-1][0] - sent < 0.002
+    began = emulator.sequence_starts[-1][0]
+    # Started while INIT was processed (no cycle of waiting is allowed for in the uncertainty).
+    assert result.started_at <= began <= result.started_at + result.uncertainty_s
+    assert source.link.query("TRIG:SYNC:SOUR?") == "IMM"
 
 
 @pytest.mark.parametrize("model", ["generic", "keysight-ac6800"])
