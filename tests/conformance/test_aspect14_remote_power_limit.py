@@ -116,6 +116,13 @@ def test_sustained_overload_opens_the_breaker(meter, limiter, load, ac_source, b
     usecase.expect("breaker opened by the sustained overload", opened is not None, True, article="5-3")
     usecase.measure("time from overload to output_state false", bench_clock.monotonic() - started
                     if opened is None else opened, low=over, high=allowed, unit="s", article="5-3")
+    tripped = allowed if opened is None else opened
+    usecase.record_series("power drawn by the load", "W",
+                          [(-over, limits.underload_power.value), (0.0, limits.overload_power.value),
+                           (tripped, 0.0), (tripped + over, 0.0)], article="5-3",
+                          markers=[(over, "min_over_threshold_duration"), (tripped, "output_state false")])
+    usecase.record_series("threshold_normal", "W", [(-over, limits.limiter_threshold.value),
+                                                     (tripped + over, limits.limiter_threshold.value)])
     off = limits.current_off_threshold.value
     with usecase.step("3", AC_SOURCE, AC_SOURCE, f"measure current until below {off:g} A"):
         stopped = wait_until(lambda: source_current_a(ac_source) < off, bench_clock,
