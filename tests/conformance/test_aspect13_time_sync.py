@@ -63,6 +63,21 @@ def test_clock_sync_within_tolerance(meter, bench_clock, usecase):
     usecase.measure("|clock deviation after sync|", abs(after), limit=tolerance)
 
 
+def test_clock_set_in_utc_keeps_the_instant(meter, bench_clock, usecase):
+    """A date-time carries its own deviation: the reference written as UTC (deviation 0) sets the same
+    instant as when written in the meter's zone."""
+    tolerance = meter.limits.clock_sync_tolerance
+    offset = meter.limits.clock_desync_offset
+    with usecase.step("0", HEAD_END, METER, f"precondition: SET clock.time = reference + {offset.value:g} s"):
+        meter.clock.write(bench_clock.now() + timedelta(seconds=offset.value), meter.clock.time_zone())
+    with usecase.step("1", HEAD_END, METER, "SET clock.time = reference + one-way delay, deviation 0 (UTC)"):
+        meter.clock.read()
+        meter.clock.write(bench_clock.now() + timedelta(seconds=meter.clock.last_round_trip / 2), 0)
+    with usecase.step("2", HEAD_END, METER, "GET clock.time; deviation from reference"):
+        after = deviation_from_reference(meter, bench_clock)
+    usecase.measure("|clock deviation after a sync written in UTC|", abs(after), limit=tolerance)
+
+
 def test_clock_adjustment_logs_events_4_and_5(meter, bench_clock, usecase):
     log, codes = meter.standard_event_log, meter.events
     tolerance = meter.limits.event_timestamp_tolerance
