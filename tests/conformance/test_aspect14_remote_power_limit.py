@@ -17,7 +17,7 @@ from smmc_bench.cosem.common import seconds_between
 from smmc_bench.cosem.disconnect import ControlState, has_transition, restore_connected
 from smmc_bench.cosem.limiter import write_limiter_settings
 from smmc_bench.plugin.supply import draw_power, source_current_a
-from smmc_bench.procedures import wait_until
+from smmc_bench.procedures import bench_datetime, wait_until
 
 pytestmark = [pytest.mark.smmc_aspect(14), pytest.mark.smmc_ntd("5-3"), pytest.mark.smmc_feature("limiter")]
 
@@ -108,6 +108,7 @@ def test_sustained_overload_opens_the_breaker(meter, limiter, load, ac_source, b
         write_limiter_settings(limiter.limiter, limits)
         draw_power(load, limiter, limits.underload_power.value)
         before = limiter.limiter_event_log.entries()
+        meter_ahead_s = seconds_between(meter.clock.read().time, bench_clock.now())  # to place event stamps
     with usecase.step("1", LOAD, METER, f"draw {limits.overload_power.value:g} W until the breaker opens"):
         draw_power(load, limiter, limits.overload_power.value)
         started = bench_clock.monotonic()
@@ -131,9 +132,15 @@ def test_sustained_overload_opens_the_breaker(meter, limiter, load, ac_source, b
     usecase.measure("current at the source after the trip", current, limit=limits.current_off_threshold)
     usecase.expect("source current stopped within the trip time", stopped is not None, True, article="5-3")
     with usecase.step("4", HEAD_END, METER, "GET limiter event log"):
-        logged = [e.code for e in limiter.limiter_event_log.new_since(before)]
+        added = limiter.limiter_event_log.new_since(before)
+        logged = [e.code for e in added]
     usecase.expect(f"event {codes.limiter_threshold_exceeded} (limiter threshold exceeded) logged",
                    codes.limiter_threshold_exceeded in logged, True, article="5-3")
+    # The event says when the limiter acted (the trip), not when the value first crossed the threshold.
+    exceeded = next(e for e in added if e.code == codes.limiter_threshold_exceeded)
+    trip_on_meter_clock = bench_datetime(bench_clock, started + tripped) + timedelta(seconds=meter_ahead_s)
+    usecase.measure(f"|event {codes.limiter_threshold_exceeded} stamp - moment the breaker opened|",
+                    abs(seconds_between(exceeded.time, trip_on_meter_clock)), limit=meter.limits.event_timestamp_tolerance)
 
 
 def test_under_threshold_reconnects_as_the_control_mode_says(meter, limiter, load, bench_clock, usecase):
