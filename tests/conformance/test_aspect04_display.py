@@ -176,7 +176,8 @@ def test_changes_reach_the_display_in_time(meter, display, consumer_message, con
     section = meter.profile.display
     lines, limits = section.lines, section.limits
     latency = limits.change_latency
-    text = b"SMMC " + secrets.token_hex(4).encode()
+    marker = b"SMMC " + secrets.token_hex(4).encode() + b" "
+    text = (marker * (section.parameters.message_length // len(marker) + 1))[:section.parameters.message_length]
     with usecase.step("1", HEAD_END, METER, f"SET consumer message {section.objects.consumer_message_text} attr 2"):
         display.discard()
         before = display.collect(2, 3 * limits.telegram_period_max.value)
