@@ -209,6 +209,10 @@ def test_changes_reach_the_display_in_time(meter, display, consumer_message, con
                     (open_shown.received_at - opened_at) if open_shown else bench_clock.monotonic() - opened_at,
                     limit=latency)
     usecase.measure("source current with the breaker shown open (A)", current, limit=limits.open_breaker_current)
+    if open_shown:
+        # With no current flowing the display must not keep the power measured before the breaker opened.
+        usecase.measure("power shown with the breaker open (W)", number(open_shown, lines.power_import) * 1000,
+                        limit=limits.power_tolerance)
     with usecase.step("5", HEAD_END, METER, "ACTION remote_reconnect (back to connected)"):
         restore_connected(dc, meter.profile.disconnector.control_modes, modes[0])
         closed_at = bench_clock.monotonic()
