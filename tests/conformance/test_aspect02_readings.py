@@ -264,7 +264,9 @@ def test_reads_by_entry_return_exactly_the_entries(meter, load_profile, bench_cl
     usecase.expect("entries_in_use = rows in the buffer", in_use, len(full), article="4-10")
     usecase.expect("entries_in_use <= profile_entries", in_use <= capacity, True, article="4-10")
     n = len(full)
-    for first, last, expected in ((1, 1, full[:1]), (2, 5, full[1:5]), (n - 3, 0, full[n - 4:]), (n, n, full[-1:])):
+    # to_entry past the newest (Blue Book: the rows up to the newest), and the usual windows.
+    for first, last, expected in ((1, 1, full[:1]), (2, 5, full[1:5]), (n - 3, 0, full[n - 4:]), (n, n, full[-1:]),
+                                  (n - 1, n + 5, full[n - 2:])):
         with usecase.step(f"{first}-{last}", HEAD_END, METER, f"GET buffer by entry {first}..{last}"):
             got = load_profile.by_entry(first, last)
         usecase.expect(f"entries {first}..{last or 'newest'}",
@@ -276,6 +278,12 @@ def test_reads_by_entry_return_exactly_the_entries(meter, load_profile, bench_cl
     usecase.expect("entries 2..3, energy column only",
                    [[value * load_profile.scale() for value in row] for row in energy_only],
                    [[r.energy] for r in full[1:3]], article="3-3")
+    status = load_profile.layout()["status"] + 1
+    if status < column:  # a column in the middle: from and to both matter
+        with usecase.step("col2", HEAD_END, METER, f"GET buffer by entry 2..3, column {status} only (status)"):
+            status_only = load_profile.generic.by_entry(2, 3, status, status)
+        usecase.expect("entries 2..3, status column only", [list(row) for row in status_only],
+                       [[r.status] for r in full[1:3]], article="3-3")
 
 
 @pytest.mark.smmc_feature("load_profile_entries_writable")
