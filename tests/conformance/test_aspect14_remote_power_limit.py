@@ -17,7 +17,7 @@ from smmc_bench.cosem.common import seconds_between
 from smmc_bench.cosem.disconnect import ControlState, has_transition, restore_connected
 from smmc_bench.cosem.limiter import write_limiter_settings
 from smmc_bench.plugin.supply import draw_power, source_current_a
-from smmc_bench.procedures import bench_datetime, wait_until
+from smmc_bench.procedures import bench_datetime, reassociate, wait_until
 
 pytestmark = [pytest.mark.smmc_aspect(14), pytest.mark.smmc_ntd("5-3"), pytest.mark.smmc_feature("limiter")]
 
@@ -68,6 +68,28 @@ def test_limiter_parameters_written_and_read_back_with_event_67(meter, limiter, 
     late = max(max(seconds_between(e.time, meter_after), seconds_between(meter_before, e.time), 0.0) for e in changed)
     usecase.measure("event 67 stamp outside the writes' time window", late,
                     limit=meter.limits.event_timestamp_tolerance)
+
+
+def test_limiter_settings_survive_a_power_failure(meter, limiter, ac_source, bench_clock, usecase):
+    """Settings written remotely are kept in non-volatile memory: an outage must not bring back others."""
+    limits = meter.profile.supply.limits
+    view = limiter.limiter
+    outage = limits.outage_length.value
+    with usecase.step("1", HEAD_END, METER, "SET the limiter settings; GET them back"):
+        write_limiter_settings(view, limits)
+        written = settings_of(view)
+    with usecase.step("2", AC_SOURCE, METER, f"supply cut for {outage:g} s, then restored; associate again"):
+        ac_source.dropout(outage, bench_clock)
+        reassociate(meter.session, bench_clock, limits.restart_time.value)
+    with usecase.step("3", HEAD_END, METER, "GET the limiter settings"):
+        after = settings_of(view)
+    usecase.expect("limiter settings after the power failure", after, written, article="5-3")
+
+
+def settings_of(view) -> dict[str, int]:
+    return {"threshold_normal": view.threshold_normal(), "threshold_emergency": view.threshold_emergency(),
+            "min_over_threshold_duration": view.min_over_threshold_duration(),
+            "min_under_threshold_duration": view.min_under_threshold_duration()}
 
 
 def test_overload_shorter_than_min_over_does_not_trip(meter, limiter, load, bench_clock, usecase):
