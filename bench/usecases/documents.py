@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +20,8 @@ from smmc_bench.profile.base import Limit
 from smmc_bench.profile.meter import MeterProfile
 from smmc_bench.report.record import RunRecord
 from smmc_bench.usecases import LANGUAGES, Actor, UseCase
+
+MERMAID_BLOCK = re.compile(r"```mermaid\n(.*?)\n```", re.S)
 
 WORDS = {
     "es": {"profile": "Perfil de interoperabilidad", "aspect": "Aspecto", "articles": "Artículos", "scope": "Alcance y objetivos",
@@ -138,18 +141,29 @@ def find_mermaid_cli() -> str | None:
     return shutil.which("mmdc")
 
 
-def render_mermaid(source: str, mmdc: str, chromium: str | None) -> str | None:
-    """SVG of one diagram by mermaid-cli (headless Chromium underneath), or None if it cannot run."""
+def render_mermaid(sources: list[str], mmdc: str, chromium: str | None) -> dict[str, str]:
+    """SVG of each diagram by mermaid-cli (headless Chromium underneath), all in one run: mmdc turns
+    the Mermaid blocks of one Markdown file into one SVG file each. Diagrams it could not render
+    are left out (their pages keep the Mermaid source)."""
+    if not sources:
+        return {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        (tmp / "in.mmd").write_text(source)
+        (tmp / "all.md").write_text("".join(f"```mermaid\n{source}\n```\n\n" for source in sources))
         config = {"args": ["--no-sandbox"]} | ({"executablePath": chromium} if chromium else {})
         (tmp / "puppeteer.json").write_text(json.dumps(config))
-        result = subprocess.run([mmdc, "-i", str(tmp / "in.mmd"), "-o", str(tmp / "out.svg"),
-                                 "-p", str(tmp / "puppeteer.json"), "-q"], capture_output=True, text=True, timeout=120)
-        if result.returncode != 0 or not (tmp / "out.svg").exists():
-            return None
-        return (tmp / "out.svg").read_text()
+        try:
+            subprocess.run([mmdc, "-i", str(tmp / "all.md"), "-o", str(tmp / "out.md"), "-e", "svg",
+                            "-p", str(tmp / "puppeteer.json"), "-q"], capture_output=True, text=True,
+                           timeout=60 + 10 * len(sources))
+        except (OSError, subprocess.TimeoutExpired):
+            return {}
+        rendered = {}
+        for number, source in enumerate(sources, start=1):
+            svg = tmp / f"out-{number}.svg"
+            if svg.exists():
+                rendered[source] = svg.read_text()
+        return rendered
 
 
 def to_html(markdown_text: str, title: str, render) -> str:
@@ -215,22 +229,24 @@ def write_documents(catalogue: dict[int, UseCase], actors: dict[str, Actor], pro
                     record: RunRecord | None, out: Path, languages=LANGUAGES, html_too: bool = True,
                     chromium: str | None = None) -> list[Path]:
     verdicts = last_verdicts(record)
+    documents = {(lang, case.number): markdown(case, actors, profile, verdicts, lang)
+                 for lang in languages for case in catalogue.values()}
     mmdc = find_mermaid_cli()
-    cache: dict[str, str | None] = {}
+    svgs: dict[str, str] = {}
+    if html_too and mmdc is not None:
+        sources = list(dict.fromkeys(block for text in documents.values()
+                                     for block in MERMAID_BLOCK.findall(text)))
+        svgs = render_mermaid(sources, mmdc, chromium)
 
     def render(source: str) -> str | None:
-        if mmdc is None:
-            return None
-        if source not in cache:
-            cache[source] = render_mermaid(source, mmdc, chromium)
-        return cache[source]
+        return svgs.get(source.rstrip("\n"))
 
     written = []
     for lang in languages:
         folder = out / lang
         folder.mkdir(parents=True, exist_ok=True)
         for case in catalogue.values():
-            text = markdown(case, actors, profile, verdicts, lang)
+            text = documents[(lang, case.number)]
             path = folder / f"aspect{case.number:02d}.md"
             path.write_text(text, encoding="utf-8")
             written.append(path)
