@@ -128,9 +128,15 @@ class ImageTransfer:
 @dataclass(frozen=True)
 class VerifyOutcome:
     answered_success: bool  # the method's own result
+    temporary: bool  # it answered temporary-failure (verification still running: status polled)
     status: int  # attribute 6 once the verification ended (or the time ran out)
     diagnosis: str  # the refusal, if any
     waited_s: float
+
+    @property
+    def refusal(self) -> str:
+        """The meter's refusal of the verification ('' when it accepted it or was still running)."""
+        return "" if self.answered_success or self.temporary else self.diagnosis
 
 
 def verify_and_wait(transfer: ImageTransfer, bench_clock, within_s: float, step_s: float = 1.0) -> VerifyOutcome:
@@ -138,16 +144,16 @@ def verify_and_wait(transfer: ImageTransfer, bench_clock, within_s: float, step_
     start = bench_clock.monotonic()
     try:
         transfer.verify()
-        answered, diagnosis = True, ""
+        answered, temporary, diagnosis = True, False, ""
     except TemporaryFailure as exc:
-        answered, diagnosis = False, exc.diagnosis
+        answered, temporary, diagnosis = False, True, exc.diagnosis
     except ServiceError as exc:
-        return VerifyOutcome(False, transfer.status(), exc.diagnosis, bench_clock.monotonic() - start)
+        return VerifyOutcome(False, False, transfer.status(), exc.diagnosis, bench_clock.monotonic() - start)
     status = transfer.status()
     while status == TransferStatus.VERIFICATION_INITIATED and bench_clock.monotonic() - start < within_s:
         bench_clock.sleep(step_s)
         status = transfer.status()
-    return VerifyOutcome(answered, status, diagnosis, bench_clock.monotonic() - start)
+    return VerifyOutcome(answered, temporary, status, diagnosis, bench_clock.monotonic() - start)
 
 
 def send_blocks(transfer: ImageTransfer, image: TestImage, block_size: int, numbers,
