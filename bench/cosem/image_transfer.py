@@ -34,7 +34,7 @@ class TransferStatus(IntEnum):
 
 
 @dataclass(frozen=True)
-class TestImage:
+class FirmwareImage:
     identifier: bytes  # image_identifier for image_transfer_initiate
     version: bytes  # what the firmware identifier must read once the image is active
     meter_type: bytes
@@ -48,7 +48,7 @@ class TestImage:
         return [self.data[at:at + block_size] for at in range(0, len(self.data), block_size)]
 
 
-def build_test_image(header, meter_type: str | None, version: str, size: int, *, corrupt: bool = False) -> TestImage:
+def build_test_image(header, meter_type: str | None, version: str, size: int, *, corrupt: bool = False) -> FirmwareImage:
     """An image of about `size` octets in the profile's header format (`header`: the profile's
     [firmware.image]); `meter_type` None means the profile's own."""
     if header.format != "smmc-v1" or header.digest != "sha256":
@@ -65,7 +65,7 @@ def build_test_image(header, meter_type: str | None, version: str, size: int, *,
     if corrupt:
         at = len(body) - payload_len // 2
         data = data[:at] + bytes([data[at] ^ 0x5A]) + data[at + 1:]
-    return TestImage(identifier=b"IMG-" + ver, version=ver, meter_type=kind, data=data)
+    return FirmwareImage(identifier=b"IMG-" + ver, version=ver, meter_type=kind, data=data)
 
 
 class ImageTransfer:
@@ -156,7 +156,7 @@ def verify_and_wait(transfer: ImageTransfer, bench_clock, within_s: float, step_
     return VerifyOutcome(answered, temporary, status, diagnosis, bench_clock.monotonic() - start)
 
 
-def send_blocks(transfer: ImageTransfer, image: TestImage, block_size: int, numbers,
+def send_blocks(transfer: ImageTransfer, image: FirmwareImage, block_size: int, numbers,
                 on_block: Callable[[int], None] | None = None) -> list[int]:
     """Transfer the given block numbers; returns them in the order sent."""
     blocks = image.blocks(block_size)

@@ -22,7 +22,7 @@ from smmc_bench.cosem.event_log import EventLog
 from smmc_bench.cosem.image_transfer import (
     ActivationSchedule,
     ImageTransfer,
-    TestImage,
+    FirmwareImage,
     TransferStatus,
     build_test_image,
     meter_local_time,
@@ -59,7 +59,7 @@ class Firmware:
     def events(self) -> EventLog:
         return EventLog(self.meter.session, self.profile.objects.event_log)
 
-    def image(self, *, meter_type: str | None = None, corrupt: bool = False) -> TestImage:
+    def image(self, *, meter_type: str | None = None, corrupt: bool = False) -> FirmwareImage:
         """A fresh image whose version no meter runs yet."""
         version = f"SMMC-TEST-{next(_SEQUENCE)}-{secrets.token_hex(3).upper()}"
         return build_test_image(self.profile.image, meter_type, version, int(self.profile.limits.image_size.value),
@@ -122,7 +122,7 @@ def block_size_within_limits(fw: Firmware, usecase) -> int:
     return size
 
 
-def initiate(fw: Firmware, image: TestImage, usecase, step: str) -> None:
+def initiate(fw: Firmware, image: FirmwareImage, usecase, step: str) -> None:
     with usecase.step(step, HEAD_END, METER, f"ACTION image_transfer_initiate({image.identifier!r}, {image.size}); "
                                              "GET status, first not transferred block, transferred blocks"):
         fw.transfer.initiate(image.identifier, image.size)
@@ -132,7 +132,7 @@ def initiate(fw: Firmware, image: TestImage, usecase, step: str) -> None:
     usecase.expect("blocks marked transferred after initiate", bits.count("1"), 0, article="4-21")
 
 
-def transfer_all(fw: Firmware, image: TestImage, block_size: int, usecase, step: str, start: int = 0) -> list[int]:
+def transfer_all(fw: Firmware, image: FirmwareImage, block_size: int, usecase, step: str, start: int = 0) -> list[int]:
     count = len(image.blocks(block_size))
     with usecase.step(step, HEAD_END, METER, f"ACTION image_block_transfer blocks {start}..{count - 1}; GET "
                                              "first not transferred block, transferred blocks"):
@@ -143,7 +143,7 @@ def transfer_all(fw: Firmware, image: TestImage, block_size: int, usecase, step:
     return sent
 
 
-def verify_ok(fw: Firmware, image: TestImage, bench_clock, usecase, step: str) -> None:
+def verify_ok(fw: Firmware, image: FirmwareImage, bench_clock, usecase, step: str) -> None:
     with usecase.step(step, HEAD_END, METER, "ACTION image_verify (poll the status while it runs); GET "
                                              "image_to_activate_info"):
         outcome = verify_and_wait(fw.transfer, bench_clock, fw.profile.limits.verification_time.value)
@@ -155,7 +155,7 @@ def verify_ok(fw: Firmware, image: TestImage, bench_clock, usecase, step: str) -
                    [(image.size, image.identifier)], article="5-3-8")
 
 
-def activate_and_wait(fw: Firmware, image: TestImage, bench_clock, usecase, step: str) -> bytes:
+def activate_and_wait(fw: Firmware, image: FirmwareImage, bench_clock, usecase, step: str) -> bytes:
     """Activate; the meter may reboot: associate again and wait for the identifier to change."""
     limits = fw.profile.limits
     session = fw.meter.session
