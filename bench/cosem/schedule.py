@@ -33,6 +33,16 @@ class ExecutionTime:
         return cls(bytes([local.hour, local.minute, local.second, NOT_SPECIFIED]),
                    local.year.to_bytes(2, "big") + bytes([local.month, local.day, NOT_SPECIFIED]))
 
+    def text(self) -> str:
+        """'hh:mm:ss yyyy-mm-dd' with '*' for a not-specified field (how the record shows it)."""
+        def field(value: int, width: int, unset: int = NOT_SPECIFIED) -> str:
+            return "*" * width if value == unset else f"{value:0{width}d}"
+        h, m, s = (field(v, 2) for v in self.time[:3])
+        year = field(int.from_bytes(self.date[:2], "big"), 4, 0xFFFF)
+        month, day = field(self.date[2], 2), field(self.date[3], 2)
+        weekday = "" if self.date[4] == NOT_SPECIFIED else f" (day {self.date[4]})"
+        return f"{h}:{m}:{s} {year}-{month}-{day}{weekday}"
+
     def typed(self) -> Typed:
         return Typed(DataType.STRUCTURE, [Typed(DataType.OCTET_STRING, self.time),
                                           Typed(DataType.OCTET_STRING, self.date)])
