@@ -12,6 +12,8 @@ from smmc_bench.profile.base import Limit, ObisCode, StrictModel
 READINGS_FEATURES: tuple[str, ...] = (
     "load_profile_entries_writable",  # profile_entries (IC 7 attr 8) can be written: the wrap test sets it small
     "account_move",  # billing profile, end-of-billing script and customer data (aspect 12)
+    "single_action_schedule",  # IC 22 running the end-of-billing script at its execution time (aspect 10)
+    "register_monitor",  # IC 21 on instantaneous power whose upward crossing pushes to the head-end (aspect 10)
 )
 
 
@@ -116,11 +118,49 @@ class AccountMove(StrictModel):
                                                              "stamp and the meter time of the script's execution")
 
 
+class ScheduledObjects(StrictModel):
+    single_action_schedule: ObisCode = "0.0.15.0.0.255"  # end of billing: runs the billing script
+    register_monitor: ObisCode = "0.0.16.1.0.255"  # thresholds on instantaneous active power
+    push_script_table: ObisCode = "0.0.10.0.108.255"  # the monitor's action_up: script 1 pushes the alarm push
+
+
+class ScheduledProgramming(StrictModel):
+    """Aspect 10 (arts 4-21, 5-3): a scheduled action, register-monitor thresholds and push destinations,
+    each written remotely, read back and taking effect when it should."""
+
+    objects: ScheduledObjects = ScheduledObjects()
+    monitor_script_selector: int = Field(default=1, ge=1, le=0xFFFF,
+                                         description="push script the monitor's action_up names")
+    schedule_lead: Limit = _limit(600.0, "s", "4-21", "test parameter: how far ahead of the write the bench "
+                                                      "sets the scheduled action's execution time")
+    schedule_tolerance: Limit = _limit(5.0, "s", "4-21", "a scheduled action may run this early or late "
+                                                         "against its execution time (meter clock)")
+    monitor_threshold: Limit = _limit(1500.0, "W", "5-3", "test parameter: register-monitor threshold the "
+                                                          "bench writes on instantaneous active power")
+    monitor_margin: Limit = _limit(10.0, "%", "5-3", "test parameter: the bench's load sits this share below, "
+                                                     "then above, the threshold")
+    monitor_action_delay: Limit = _limit(30.0, "s", "5-3", "longest time from the threshold crossing until its "
+                                                           "action's push reaches the head-end")
+    push_delay: Limit = _limit(30.0, "s", "4-21", "longest time from a push request until the push reaches its "
+                                                  "destination")
+    invalid_monitor_thresholds: list[int] = Field(default=[-1], description="threshold values the meter must "
+                                                                            "refuse (a negative power)")
+
+    @model_validator(mode="after")
+    def _window(self) -> "ScheduledProgramming":
+        if self.schedule_lead.value <= 4 * self.schedule_tolerance.value:
+            raise ValueError("schedule_lead must exceed four times schedule_tolerance (before and after samples)")
+        if not 0 < self.monitor_margin.value < 50:
+            raise ValueError("monitor_margin must be between 0 and 50 %")
+        return self
+
+
 class ReadingsProfile(StrictModel):
     objects: ReadingsObjects = ReadingsObjects()
     status_bits: StatusBits = StatusBits()
     parameters: ReadingsParameters = ReadingsParameters()
     limits: ReadingsLimits = ReadingsLimits()
     account_move: AccountMove = AccountMove()
+    scheduled: ScheduledProgramming = ScheduledProgramming()
     parameter_change_event: int = Field(default=47, ge=0, le=255,
                                         description="event logged when the capture period is written (IDIS 47)")
