@@ -54,7 +54,7 @@ class DemandObjects(StrictModel):
 class DemandLimits(StrictModel):
     demand_accuracy: Limit = _limit(1.0, "%", "4-10-8", "a period average vs the energy the bench delivered in "
                                                         "that period / the period (class 1, IEC 62053-21)")
-    demand_floor: Limit = _limit(0.5, "W", "4-10-8", "absolute allowance on top of the relative one (resolution)")
+    demand_floor: Limit = _limit(0.2, "W", "4-10-8", "absolute allowance on top of the relative one (resolution)")
     boundary_tolerance: Limit = _limit(2.0, "s", "4-17-6", "capture_time, start_time_current and the maximum's "
                                                            "capture time vs the period boundary, either side")
     update_delay: Limit = _limit(5.0, "s", "4-17-6", "after a period boundary the meter has this long to show the "
@@ -69,9 +69,10 @@ class DemandParameters(StrictModel):
                                          description="periods the meter must refuse (out of range)")
     reset_at_billing: bool = Field(default=True, description="the end of billing resets the maximum demand")
     # One list per demand period of (fraction of the period, current A) steps the load takes; the
-    # first step at fraction 0. A short peak inside a period tells its average from its peak.
+    # first step at fraction 0. A short peak inside a period tells its average from its peak; a low
+    # step (0.3 A: 16.5 Wh in 15 min at 220 V) needs the energy finer than the register's whole Wh.
     load_steps: list[list[tuple[float, float]]] = Field(
-        default=[[(0.0, 4.0)], [(0.0, 6.0)], [(0.0, 1.0), (0.75, 12.0)], [(0.0, 0.2)]], min_length=2)
+        default=[[(0.0, 4.0)], [(0.0, 6.0)], [(0.0, 1.0), (0.75, 12.0)], [(0.0, 0.3)]], min_length=2)
 
 
 class DemandProfile(StrictModel):
