@@ -5,7 +5,7 @@ until a lab sets the official value.
 """
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from smmc_bench.profile.base import Limit, ObisCode, StrictModel
 from smmc_bench.profile.base import provisional_limit as _limit
 
@@ -73,6 +73,17 @@ class DemandParameters(StrictModel):
     # step (0.3 A: 16.5 Wh in 15 min at 220 V) needs the energy finer than the register's whole Wh.
     load_steps: list[list[tuple[float, float]]] = Field(
         default=[[(0.0, 4.0)], [(0.0, 6.0)], [(0.0, 1.0), (0.75, 12.0)], [(0.0, 0.3)]], min_length=2)
+
+    @field_validator("load_steps")
+    @classmethod
+    def _steps(cls, steps: list[list[tuple[float, float]]]) -> list[list[tuple[float, float]]]:
+        for schedule in steps:
+            fractions = [f for f, _ in schedule]
+            if not schedule or fractions[0] != 0.0 or fractions != sorted(set(fractions)) or fractions[-1] >= 1.0:
+                raise ValueError("each period's steps start at fraction 0 and rise strictly below 1")
+            if any(amps < 0 for _, amps in schedule):
+                raise ValueError("load currents are not negative")
+        return steps
 
 
 class DemandProfile(StrictModel):
