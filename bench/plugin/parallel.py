@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from smmc_bench.report.record import MeterRecord, TestRecord
+from smmc_bench.report.record import MeterRecord, TestRecord, Verdict
 
 REPORT_ATTRIBUTE = "smmc_record"  # a test's record, as JSON, on its teardown report
 
@@ -40,9 +40,41 @@ def owned_positions(config: pytest.Config, meters: list[str]) -> set[str] | None
     """On a worker, the meter positions it runs (None: not a worker, every position)."""
     if not is_worker(config):
         return None
-    index = int(str(config.workerinput["workerid"]).removeprefix("gw"))
+    index = slot_of(config.workerinput)
     workers = int(config.workerinput["workercount"])
     return {meter for i, meter in enumerate(meters) if owner(i, workers) == index}
+
+
+# -- slots: which share of the positions a worker serves ---------------------------------------
+# A worker's share is its slot, not its id: xdist gives a worker that replaces a crashed one a new id
+# (gw2 of 2 workers), and the replacement must serve the crashed worker's positions.
+SLOT = "smmc_slot"
+
+
+def slot_of(workerinput: dict) -> int:
+    return int(workerinput.get(SLOT, str(workerinput["workerid"]).removeprefix("gw")))
+
+
+class Slots:
+    """The controller's slot book: a starting worker takes the lowest slot no live worker holds."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, int] = {}  # worker id -> slot
+
+    def take(self, node) -> None:
+        free = next(n for n in range(len(self.held) + 1) if n not in self.held.values())
+        self.held[str(node.gateway.id)] = free
+        node.workerinput[SLOT] = free
+
+    def release(self, node) -> None:
+        self.held.pop(str(node.gateway.id), None)
+
+
+_SLOTS = pytest.StashKey[Slots]()
+
+
+def slots(config: pytest.Config) -> Slots:
+    return config.stash.setdefault(_SLOTS, Slots())
 
 
 def position_scheduler(config: pytest.Config, log, positions: dict[str, str], order: list[str]):
@@ -58,7 +90,23 @@ def position_scheduler(config: pytest.Config, log, positions: dict[str, str], or
             return position_of(nodeid, positions) or super()._split_scope(nodeid)
 
         def _node_index(self, node) -> int:
-            return int(str(node.gateway.id).removeprefix("gw"))
+            return slot_of(node.workerinput)
+
+        def remove_node(self, node) -> str | None:
+            """A worker that crashed: the test it was running is not run again (it would crash its
+            replacement too; the controller records it as ERROR), its other tests go back to the
+            queue for the replacement, which takes the same slot and so the same positions."""
+            workload = self.assigned_work.pop(node)
+            crashed = next((nodeid for unit in workload.values() for nodeid, done in unit.items() if not done), None)
+            if crashed is None:
+                return None
+            for unit in workload.values():
+                if crashed in unit:
+                    unit[crashed] = True
+            self.workqueue.update({scope: unit for scope, unit in workload.items() if not all(unit.values())})
+            for other in self.assigned_work:
+                self._reschedule(other)
+            return crashed
 
         def _mine(self, node) -> list[str]:
             return [scope for scope in self.workqueue
@@ -94,6 +142,18 @@ def ship_test(report: pytest.TestReport, record: TestRecord) -> None:
 def received_test(report: pytest.TestReport) -> TestRecord | None:
     shipped = getattr(report, REPORT_ATTRIBUTE, None)
     return TestRecord.model_validate_json(shipped) if shipped else None
+
+
+def crashed_test(report: pytest.TestReport, positions: dict[str, str]) -> TestRecord | None:
+    """The controller's record of a test whose worker died under it (xdist reports it failed, with no
+    record shipped): an ERROR, so the record still holds every verdict once."""
+    if not report.failed or report.when in ("setup", "call", "teardown"):
+        return None
+    name = report.nodeid.rsplit("::", 1)[-1]
+    return TestRecord(id=report.nodeid, name=name.split("[", 1)[0], meter=position_of(report.nodeid, positions),
+                      verdict=Verdict.ERROR,
+                      diagnosis=f"the bench's worker process ended while running this test ({report.longrepr}); "
+                                f"the position's other tests went on in a new worker")
 
 
 def ship_session(config: pytest.Config, meters: list[MeterRecord], instrument_ids: dict[str, str]) -> None:

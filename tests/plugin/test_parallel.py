@@ -98,3 +98,42 @@ def test_shared_holders_coexist_but_keep_an_exclusive_one_out(tmp_path, monkeypa
     finally:
         child.kill()
         child.wait()
+
+
+CRASHING_SUITE = """
+import os
+
+
+def test_before(meter):
+    assert meter.session.is_associated
+
+
+def test_crashes_its_worker_on_pos_2(meter):
+    if meter.id == "pos-2":
+        os._exit(3)  # the worker process dies under the test, as a segfault in a driver would
+
+
+def test_after(meter):
+    assert meter.session.is_associated
+"""
+
+
+def test_a_crashed_worker_gives_one_error_and_its_positions_go_on_in_a_replacement(tmp_path):
+    suite = tmp_path / "test_crash_suite.py"
+    suite.write_text(CRASHING_SUITE)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-n", "2",
+                             "--max-worker-restart", "2", "--smmc-bench", str(RACK),
+                             "--smmc-run-dir", str(tmp_path / "run"), "--junitxml", str(tmp_path / "junit.xml"),
+                             str(suite)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    verdicts = {t["id"].rsplit("::", 1)[-1]: t for t in record["tests"]}
+    assert len(record["tests"]) == len(verdicts) == 24, sorted(verdicts)
+    crashed = verdicts["test_crashes_its_worker_on_pos_2[pos-2]"]
+    assert crashed["verdict"] == "ERROR" and crashed["meter"] == "pos-2", crashed
+    assert "worker process ended" in crashed["diagnosis"]
+    others = [t for name, t in verdicts.items() if name != "test_crashes_its_worker_on_pos_2[pos-2]"]
+    assert all(t["verdict"] == "PASS" for t in others), [(t["id"], t["diagnosis"]) for t in others
+                                                         if t["verdict"] != "PASS"]
+    cases = list(ET.parse(tmp_path / "junit.xml").getroot().iter("testcase"))
+    assert len(cases) == 24
