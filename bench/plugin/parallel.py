@@ -30,19 +30,58 @@ def position_of(nodeid: str, positions: dict[str, str]) -> str | None:
     return positions[max(fits, key=len)] if fits else None
 
 
-def owner(position_index: int, workers: int) -> int:
-    """The worker (gw<n>) that runs a position: fixed, so each worker serves only its own emulated
+def owner(group_index: int, workers: int) -> int:
+    """The worker slot that runs a position group: fixed, so each worker serves only its own emulated
     meters instead of every position of the rack."""
-    return position_index % workers
+    return group_index % workers
 
 
-def owned_positions(config: pytest.Config, meters: list[str]) -> set[str] | None:
+def _wires(meter) -> set[tuple]:
+    """The lines a meter's links use that another meter's may share: an RS-485 bus or a gateway (by
+    name), and on hardware a serial or optical port, or a serial server's or gateway's address.
+    (An emulated meter's ports are its own, served by the bench.)"""
+    wires: set[tuple] = set()
+    for link in meter.all_links:
+        for named in ("bus", "gateway"):
+            if getattr(link, named, None):
+                wires.add((named, getattr(link, named)))
+        if getattr(meter, "emulated", False):
+            continue
+        port, host = getattr(link, "port", None), getattr(link, "host", None)
+        if isinstance(port, str):
+            wires.add(("port", port))
+        elif host and port:
+            wires.add(("address", host, port))
+    return wires
+
+
+def position_groups(meters) -> dict[str, int]:
+    """Meter position -> its group: positions that share a wire (an RS-485 bus, a serial port, a
+    gateway) form one group, run by one worker, so no two workers open the same line. Groups are
+    numbered in the bench file's order."""
+    parent = {meter.id: meter.id for meter in meters}
+
+    def root(meter_id: str) -> str:
+        while parent[meter_id] != meter_id:
+            meter_id = parent[meter_id]
+        return meter_id
+
+    first_on: dict[tuple, str] = {}
+    for meter in meters:
+        for wire in _wires(meter):
+            other = first_on.setdefault(wire, meter.id)
+            parent[root(meter.id)] = root(other)
+    numbers: dict[str, int] = {}
+    return {meter.id: numbers.setdefault(root(meter.id), len(numbers)) for meter in meters}
+
+
+def owned_positions(config: pytest.Config, meters) -> set[str] | None:
     """On a worker, the meter positions it runs (None: not a worker, every position)."""
     if not is_worker(config):
         return None
     index = slot_of(config.workerinput)
     workers = int(config.workerinput["workercount"])
-    return {meter for i, meter in enumerate(meters) if owner(i, workers) == index}
+    return {meter for meter, group in position_groups(meters).items() if owner(group, workers) == index}
 
 
 # -- slots: which share of the positions a worker serves ---------------------------------------
@@ -77,13 +116,13 @@ def slots(config: pytest.Config) -> Slots:
     return config.stash.setdefault(_SLOTS, Slots())
 
 
-def position_scheduler(config: pytest.Config, log, positions: dict[str, str], order: list[str]):
-    """xdist's scope scheduling with the meter position as the scope, each position on its fixed
-    worker (`owner`). xdist's own `loadgroup` renames test ids and, with pytest 9, no longer groups
-    at all: tests/plugin/test_parallel.py pins that positions stay together."""
+def position_scheduler(config: pytest.Config, log, positions: dict[str, str], meters):
+    """xdist's scope scheduling with the meter position as the scope, each position group on its
+    fixed worker (`owner`). xdist's own `loadgroup` renames test ids and, with pytest 9, no longer
+    groups at all: tests/plugin/test_parallel.py pins that positions stay together."""
     from xdist.scheduler import LoadScopeScheduling
 
-    index = {meter: i for i, meter in enumerate(order)}
+    index = position_groups(meters)
 
     class PositionScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:

@@ -336,7 +336,7 @@ class BenchRecorder:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
-        return parallel.position_scheduler(config, log, self._positions(), [m.id for m in self.bench_config().meter])
+        return parallel.position_scheduler(config, log, self._positions(), self.bench_config().meter)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:

@@ -137,3 +137,34 @@ def test_a_crashed_worker_gives_one_error_and_its_positions_go_on_in_a_replaceme
                                                          if t["verdict"] != "PASS"]
     cases = list(ET.parse(tmp_path / "junit.xml").getroot().iter("testcase"))
     assert len(cases) == 24
+
+
+def test_positions_that_share_a_wire_form_one_group():
+    from smmc_bench.config import load_bench
+    from smmc_bench.plugin.parallel import owner, position_groups
+
+    groups = position_groups(load_bench(REPO / "examples" / "links.toml").meter)
+    assert groups["bus-1"] == groups["bus-2"] == groups["bus-3"]  # RS-485 bus "A"
+    assert groups["gw-1"] == groups["gw-2"] == groups["gw-3"]  # gateway "G"
+    assert len({groups["opt-1"], groups["bus-1"], groups["sds-1"], groups["rfc-1"], groups["gw-1"]}) == 5
+    assert sorted(set(groups.values())) == list(range(len(set(groups.values()))))
+    rack = position_groups(load_bench(RACK).meter)  # 8 emulated positions, each its own group
+    assert sorted(rack.values()) == list(range(8)) and {owner(g, 2) for g in rack.values()} == {0, 1}
+
+
+def test_hardware_meters_on_one_serial_port_or_gateway_address_are_grouped(tmp_path):
+    from smmc_bench.config import load_bench
+    from smmc_bench.plugin.parallel import position_groups
+
+    def meter(ident: str, link: str) -> str:
+        return f'[[meter]]\nid = "{ident}"\nprofile = "emulated-idis"\n[meter.link]\n{link}\n'
+    bench = tmp_path / "bench.toml"
+    bench.write_text('[bench]\nstation_id = "HW"\n' + "".join([
+        meter("a", 'kind = "rs485"\nbus = "left"\nport = "/dev/ttyUSB1"\nphysical_address = 17'),
+        meter("b", 'kind = "rs485"\nbus = "right"\nport = "/dev/ttyUSB1"\nphysical_address = 18'),  # same port
+        meter("c", 'kind = "hdlc-tcp"\nhost = "192.0.2.20"\nport = 4001'),
+        meter("d", 'kind = "hdlc-tcp"\nhost = "192.0.2.20"\nport = 4001\nphysical_address = 18'),
+        meter("e", 'kind = "optical"\nport = "/dev/ttyUSB2"'),
+    ]))
+    groups = position_groups(load_bench(bench).meter)
+    assert groups["a"] == groups["b"] and groups["c"] == groups["d"] and len(set(groups.values())) == 3
