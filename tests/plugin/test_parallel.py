@@ -3,6 +3,7 @@ hold every verdict once, and inter-process locks keep workers off each other's i
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -93,8 +94,24 @@ def test_shared_holders_coexist_but_keep_an_exclusive_one_out(tmp_path, monkeypa
     try:
         with ResourceLock("ac_source TCPIP::192.0.2.20::5025::SOCKET", shared=True, wait_s=0.3):
             pass
-        with pytest.raises(ResourceBusy):
+        with pytest.raises(ResourceBusy) as refused:
             ResourceLock("ac_source TCPIP::192.0.2.20::5025::SOCKET", wait_s=0.3).acquire()
+        # A shared holder writes no pid: the kernel's lock table names it, not a stale pid in the file.
+        assert f"held by pid {child.pid} (sharing it)" in refused.value.diagnosis, refused.value.diagnosis
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_refusal_names_the_present_holder_not_a_past_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMMC_BENCH_LOCKS", str(tmp_path))
+    with ResourceLock("load TCPIP::192.0.2.21::5025::SOCKET"):  # leaves this pid in the lock file
+        pass
+    child = holder(tmp_path, "load TCPIP::192.0.2.21::5025::SOCKET", "shared")
+    try:
+        with pytest.raises(ResourceBusy) as refused:
+            ResourceLock("load TCPIP::192.0.2.21::5025::SOCKET", wait_s=0.2).acquire()
+        assert f"pid {child.pid}" in refused.value.diagnosis and f"pid {os.getpid()}" not in refused.value.diagnosis
     finally:
         child.kill()
         child.wait()
