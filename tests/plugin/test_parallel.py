@@ -185,3 +185,21 @@ def test_hardware_meters_on_one_serial_port_or_gateway_address_are_grouped(tmp_p
     ]))
     groups = position_groups(load_bench(bench).meter)
     assert groups["a"] == groups["b"] and groups["c"] == groups["d"] and len(set(groups.values())) == 3
+
+
+def test_one_instrument_gets_one_lock_name_however_the_bench_file_spells_it(tmp_path):
+    from types import SimpleNamespace
+
+    from smmc_bench.instruments import lock_name
+
+    def named(**settings) -> str:
+        return lock_name("ac_source", SimpleNamespace(**settings))
+    assert named(resource="tcpip::192.0.2.20::inst0::INSTR") == named(resource="TCPIP0::192.0.2.20::inst0")
+    assert named(resource="GPIB::30") == named(resource="gpib0::30::INSTR") != named(resource="GPIB1::30::INSTR")
+    assert named(resource="TCPIP::192.0.2.20::5025::SOCKET") == named(resource="TCPIP0::192.0.2.20::5025::SOCKET")
+    device = tmp_path / "ttyUSB0"
+    device.touch()
+    (tmp_path / "usb-FTDI_FT232R-if00-port0").symlink_to(device)
+    assert named(serial_port=str(tmp_path / "usb-FTDI_FT232R-if00-port0")) == named(serial_port=str(device))
+    assert named(resource=f"ASRL{tmp_path}/usb-FTDI_FT232R-if00-port0::INSTR") == named(resource=f"ASRL{device}")
+    assert named(host="Relay.lab", port=502) == named(host="relay.lab", port=502)
