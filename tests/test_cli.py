@@ -104,8 +104,20 @@ def test_validate_kills_a_mutant_with_every_test(tmp_path):
         assert json.loads((folder / name / "record.json").read_text())["mutant"] == name
     assert json.loads((folder / "conforming" / "record.json").read_text())["mutant"] is None
     assert set(summary["conforming"].values()) == {"PASS"}
-    assert summary["problems"] == []
-    assert result.returncode == 0, result.stdout + result.stderr
+    # The independent reviewers' defects (reva-*, revb-*) that no test catches yet: validation must say so
+    # (exit 1), and this list may only shrink as tests are added (see the closing notes of issue #7).
+    survivors = {f"{name}: survives: no test FAILs against it" for name in KNOWN_SURVIVORS}
+    assert set(summary["problems"]) == survivors, summary["problems"]
+    assert result.returncode == (1 if survivors else 0), result.stdout + result.stderr
+
+
+KNOWN_SURVIVORS = {
+    "reva-display-always-summer-time", "reva-emergency-reported-not-applied", "reva-limiter-over-timer-not-reset",
+    "reva-limiter-trips-at-threshold", "reva-push-never-retried", "revb-billing-buffer-not-wrapping",
+    "revb-calendar-activation-ignores-deviation", "revb-capture-objects-clock-not-first-accepted",
+    "revb-capture-period-first-row-late", "revb-lp-clock-adjusted-forward-only", "revb-tariff-booked-after-switch",
+    "revb-tariff-indicator-ignores-special-days",
+}
 
 
 @pytest.mark.timeout(900)  # a validation is dozens of suite runs

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pytest
+from smmc_bench.cosem.common import seconds_between
 from smmc_bench.cosem.disconnect import restore_connected
 from smmc_bench.cosem.profile_generic import (
     DeliveredEnergy,
@@ -182,12 +183,18 @@ def test_load_profile_day_matches_the_energy_delivered(meter, load_profile, ac_s
     # Energy: every interval against what the source delivered over the same meter-time interval.
     accuracy, resolution = limits.energy_accuracy.value / 100, limits.energy_resolution.value
     worst = (0.0, 0.0, 0.0, rows[0].time)
+    metered_series, delivered_series = [], []
     for before, row in zip(rows, rows[1:]):
         source_wh = delivered.wh_between(scenario.bench_at[before.time], scenario.bench_at[row.time])
+        hours = seconds_between(before.time, rows[0].time) / 3600
+        metered_series.append((hours, row.energy - before.energy))
+        delivered_series.append((hours, source_wh))
         deviation = (row.energy - before.energy) - source_wh
         allowed = accuracy * source_wh + 2 * resolution
         if abs(deviation) / allowed > abs(worst[0]) / max(worst[1], 1e-9):
             worst = (deviation, allowed, source_wh, row.time)
+    usecase.record_series("interval energy, meter's load profile (x: hours)", "Wh", metered_series, article="4-10")
+    usecase.record_series("interval energy, delivered at the source (x: hours)", "Wh", delivered_series)
     deviation, allowed, source_wh, when = worst
     usecase.measure(f"worst interval: ending {when:%d %H:%M}, meter delta - {source_wh:.1f} Wh delivered (Wh)",
                     deviation, low=-allowed, high=allowed, unit="Wh", article=limits.energy_accuracy.article)
@@ -257,7 +264,9 @@ def test_reads_by_entry_return_exactly_the_entries(meter, load_profile, bench_cl
     usecase.expect("entries_in_use = rows in the buffer", in_use, len(full), article="4-10")
     usecase.expect("entries_in_use <= profile_entries", in_use <= capacity, True, article="4-10")
     n = len(full)
-    for first, last, expected in ((1, 1, full[:1]), (2, 5, full[1:5]), (n - 3, 0, full[n - 4:]), (n, n, full[-1:])):
+    # to_entry past the newest (Blue Book: the rows up to the newest), and the usual windows.
+    for first, last, expected in ((1, 1, full[:1]), (2, 5, full[1:5]), (n - 3, 0, full[n - 4:]), (n, n, full[-1:]),
+                                  (n - 1, n + 5, full[n - 2:])):
         with usecase.step(f"{first}-{last}", HEAD_END, METER, f"GET buffer by entry {first}..{last}"):
             got = load_profile.by_entry(first, last)
         usecase.expect(f"entries {first}..{last or 'newest'}",
@@ -269,6 +278,12 @@ def test_reads_by_entry_return_exactly_the_entries(meter, load_profile, bench_cl
     usecase.expect("entries 2..3, energy column only",
                    [[value * load_profile.scale() for value in row] for row in energy_only],
                    [[r.energy] for r in full[1:3]], article="3-3")
+    status = load_profile.layout()["status"] + 1
+    if status < column:  # a column in the middle: from and to both matter
+        with usecase.step("col2", HEAD_END, METER, f"GET buffer by entry 2..3, column {status} only (status)"):
+            status_only = load_profile.generic.by_entry(2, 3, status, status)
+        usecase.expect("entries 2..3, status column only", [list(row) for row in status_only],
+                       [[r.status] for r in full[1:3]], article="3-3")
 
 
 @pytest.mark.smmc_feature("load_profile_entries_writable")

@@ -176,7 +176,8 @@ def test_changes_reach_the_display_in_time(meter, display, consumer_message, con
     section = meter.profile.display
     lines, limits = section.lines, section.limits
     latency = limits.change_latency
-    text = b"SMMC " + secrets.token_hex(4).encode()
+    marker = b"SMMC " + secrets.token_hex(4).encode() + b" "
+    text = (marker * (section.parameters.message_length // len(marker) + 1))[:section.parameters.message_length]
     with usecase.step("1", HEAD_END, METER, f"SET consumer message {section.objects.consumer_message_text} attr 2"):
         display.discard()
         before = display.collect(2, 3 * limits.telegram_period_max.value)
@@ -208,6 +209,10 @@ def test_changes_reach_the_display_in_time(meter, display, consumer_message, con
                     (open_shown.received_at - opened_at) if open_shown else bench_clock.monotonic() - opened_at,
                     limit=latency)
     usecase.measure("source current with the breaker shown open (A)", current, limit=limits.open_breaker_current)
+    if open_shown:
+        # With no current flowing the display must not keep the power measured before the breaker opened.
+        usecase.measure("power shown with the breaker open (W)", number(open_shown, lines.power_import) * 1000,
+                        limit=limits.power_tolerance)
     with usecase.step("5", HEAD_END, METER, "ACTION remote_reconnect (back to connected)"):
         restore_connected(dc, meter.profile.disconnector.control_modes, modes[0])
         closed_at = bench_clock.monotonic()

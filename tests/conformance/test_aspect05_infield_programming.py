@@ -57,6 +57,17 @@ def test_parameter_written_through_the_optical_port_reads_back(meter, usecase):
         if spec.event is not None:
             usecase.expect(f"event {spec.event} (parameters changed) logged", spec.event in logged, True,
                            article="4-11")
+        if spec.invalid_value is not None:
+            invalid = parameter.typed(spec.invalid_value).value
+            with usecase.step("4", TECHNICIAN, METER, f"SET {parameter.name} = {invalid!r} (out of range); GET it"):
+                try:
+                    parameter.write(meter.session, invalid)
+                    refused = ""
+                except ServiceError as exc:
+                    refused = exc.diagnosis
+                kept = parameter.read(meter.session)
+            usecase.expect(f"{parameter.name} = {invalid!r} refused", bool(refused), True, article="4-11")
+            usecase.expect(f"{parameter.name} after the refused write", kept, wanted, article="4-11")
 
 
 def test_write_refused_without_the_required_authentication(meter, link_access, usecase):

@@ -122,13 +122,17 @@ def test_long_outage_gives_a_power_failure_entry_with_its_duration(meter, ac_sou
     limits = supply.limits
     if limits.outage_length.value < limits.short_interruption_threshold.value:
         pytest.fail("profile: outage_length must be at least short_interruption_threshold (a long outage)")
-    with usecase.step("0", HEAD_END, METER, "GET clock.time (offset to the bench clock); GET power-failure log"):
+    with usecase.step("0", HEAD_END, METER, "GET clock.time (offset to the bench clock); GET power-failure log "
+                                            "and the long power-failure counter"):
         offset = meter_clock_offset(meter, bench_clock)
         before = objects.power_failure_log.entries()
+        long_before = objects.long_power_failure_count.read()
     outage = outage_with_evidence(meter, ac_source, bench_clock, usecase, limits.outage_length.value, "1")
-    with usecase.step("2", HEAD_END, METER, "GET power-failure log"):
+    with usecase.step("2", HEAD_END, METER, "GET power-failure log and the long power-failure counter"):
         added = objects.power_failure_log.new_since(before)
+        long_counted = (objects.long_power_failure_count.read() - long_before) % 2**16
     usecase.expect("new power-failure log entries", len(added), 1, article="5-4")
+    usecase.expect("long power failures counted for the outage", long_counted, 1, article="5-4")
     entry = added[0]
     usecase.measure("|logged duration - outage injected|", abs(entry.duration_s - outage.duration_s),
                     limit=limits.power_failure_duration_tolerance)

@@ -108,16 +108,21 @@ def check_nothing_changed(meter, load_profile, before: tuple[int, list[str]], be
                    len(period_changes(meter, before_log)), 0, article="5-3")
 
 
-def test_invalid_capture_periods_are_refused(meter, load_profile, usecase):
+def test_invalid_capture_periods_are_refused(meter, load_profile, bench_clock, usecase):
     log = meter.standard_event_log
+    limits = meter.profile.readings.limits
     period = int(meter.profile.readings.limits.capture_period.value)
     wrong_types = [Typed(DataType.LONG_UNSIGNED, period), Typed(DataType.DOUBLE_LONG, period),
                    Typed(DataType.OCTET_STRING, period.to_bytes(4, "big")), Typed(DataType.VISIBLE_STRING, b"900")]
     attempts = [(f"{value} s (out of range)", Typed(DataType.DOUBLE_LONG_UNSIGNED, value))
                 for value in meter.profile.readings.parameters.invalid_capture_periods]
     attempts += [(f"{value.type.name.lower()} {value.value!r} (wrong type)", value) for value in wrong_types]
-    with usecase.step("0", HEAD_END, METER, "GET capture_period, buffer, standard event log"):
+    with usecase.step("0", HEAD_END, METER, "GET capture_period, buffer (one row at least), standard event log"):
+        # An empty buffer would show nothing lost whatever the meter did with it.
+        if not load_profile.read():
+            bench_clock.sleep(limits.capture_period.value + limits.capture_delay.value)
         before, before_log = state(load_profile), log.entries()
+    usecase.expect("rows in the buffer before the refused writes", bool(before[1]), True, article="4-21")
     for index, (what, value) in enumerate(attempts, start=1):
         with usecase.step(str(index), HEAD_END, METER, f"SET capture_period = {what}; GET it, buffer, event log"):
             refused = refusal(lambda: load_profile.generic.write_capture_period(value))

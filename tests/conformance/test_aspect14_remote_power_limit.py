@@ -17,7 +17,7 @@ from smmc_bench.cosem.common import seconds_between
 from smmc_bench.cosem.disconnect import ControlState, has_transition, restore_connected
 from smmc_bench.cosem.limiter import write_limiter_settings
 from smmc_bench.plugin.supply import draw_power, source_current_a
-from smmc_bench.procedures import wait_until
+from smmc_bench.procedures import bench_datetime, reassociate, wait_until
 
 pytestmark = [pytest.mark.smmc_aspect(14), pytest.mark.smmc_ntd("5-3"), pytest.mark.smmc_feature("limiter")]
 
@@ -70,6 +70,28 @@ def test_limiter_parameters_written_and_read_back_with_event_67(meter, limiter, 
                     limit=meter.limits.event_timestamp_tolerance)
 
 
+def test_limiter_settings_survive_a_power_failure(meter, limiter, ac_source, bench_clock, usecase):
+    """Settings written remotely are kept in non-volatile memory: an outage must not bring back others."""
+    limits = meter.profile.supply.limits
+    view = limiter.limiter
+    outage = limits.outage_length.value
+    with usecase.step("1", HEAD_END, METER, "SET the limiter settings; GET them back"):
+        write_limiter_settings(view, limits)
+        written = settings_of(view)
+    with usecase.step("2", AC_SOURCE, METER, f"supply cut for {outage:g} s, then restored; associate again"):
+        ac_source.dropout(outage, bench_clock)
+        reassociate(meter.session, bench_clock, limits.restart_time.value)
+    with usecase.step("3", HEAD_END, METER, "GET the limiter settings"):
+        after = settings_of(view)
+    usecase.expect("limiter settings after the power failure", after, written, article="5-3")
+
+
+def settings_of(view) -> dict[str, int]:
+    return {"threshold_normal": view.threshold_normal(), "threshold_emergency": view.threshold_emergency(),
+            "min_over_threshold_duration": view.min_over_threshold_duration(),
+            "min_under_threshold_duration": view.min_under_threshold_duration()}
+
+
 def test_overload_shorter_than_min_over_does_not_trip(meter, limiter, load, bench_clock, usecase):
     limits = meter.profile.supply.limits
     dc = meter.disconnect_control
@@ -108,6 +130,7 @@ def test_sustained_overload_opens_the_breaker(meter, limiter, load, ac_source, b
         write_limiter_settings(limiter.limiter, limits)
         draw_power(load, limiter, limits.underload_power.value)
         before = limiter.limiter_event_log.entries()
+        meter_ahead_s = seconds_between(meter.clock.read().time, bench_clock.now())  # to place event stamps
     with usecase.step("1", LOAD, METER, f"draw {limits.overload_power.value:g} W until the breaker opens"):
         draw_power(load, limiter, limits.overload_power.value)
         started = bench_clock.monotonic()
@@ -116,6 +139,13 @@ def test_sustained_overload_opens_the_breaker(meter, limiter, load, ac_source, b
     usecase.expect("breaker opened by the sustained overload", opened is not None, True, article="5-3")
     usecase.measure("time from overload to output_state false", bench_clock.monotonic() - started
                     if opened is None else opened, low=over, high=allowed, unit="s", article="5-3")
+    tripped = allowed if opened is None else opened
+    usecase.record_series("power drawn by the load", "W",
+                          [(-over, limits.underload_power.value), (0.0, limits.overload_power.value),
+                           (tripped, 0.0), (tripped + over, 0.0)], article="5-3",
+                          markers=[(over, "min_over_threshold_duration"), (tripped, "output_state false")])
+    usecase.record_series("threshold_normal", "W", [(-over, limits.limiter_threshold.value),
+                                                     (tripped + over, limits.limiter_threshold.value)])
     off = limits.current_off_threshold.value
     with usecase.step("3", AC_SOURCE, AC_SOURCE, f"measure current until below {off:g} A"):
         stopped = wait_until(lambda: source_current_a(ac_source) < off, bench_clock,
@@ -124,9 +154,15 @@ def test_sustained_overload_opens_the_breaker(meter, limiter, load, ac_source, b
     usecase.measure("current at the source after the trip", current, limit=limits.current_off_threshold)
     usecase.expect("source current stopped within the trip time", stopped is not None, True, article="5-3")
     with usecase.step("4", HEAD_END, METER, "GET limiter event log"):
-        logged = [e.code for e in limiter.limiter_event_log.new_since(before)]
+        added = limiter.limiter_event_log.new_since(before)
+        logged = [e.code for e in added]
     usecase.expect(f"event {codes.limiter_threshold_exceeded} (limiter threshold exceeded) logged",
                    codes.limiter_threshold_exceeded in logged, True, article="5-3")
+    # The event says when the limiter acted (the trip), not when the value first crossed the threshold.
+    exceeded = next(e for e in added if e.code == codes.limiter_threshold_exceeded)
+    trip_on_meter_clock = bench_datetime(bench_clock, started + tripped) + timedelta(seconds=meter_ahead_s)
+    usecase.measure(f"|event {codes.limiter_threshold_exceeded} stamp - moment the breaker opened|",
+                    abs(seconds_between(exceeded.time, trip_on_meter_clock)), limit=meter.limits.event_timestamp_tolerance)
 
 
 def test_under_threshold_reconnects_as_the_control_mode_says(meter, limiter, load, bench_clock, usecase):
