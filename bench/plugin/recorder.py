@@ -322,7 +322,7 @@ class BenchRecorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not parallel.is_controller(self.config):
             return
-        record = parallel.received_test(report)
+        record = parallel.received_test(report) or parallel.crashed_test(report, self._positions())
         if record is None:
             return
         self.tests[record.id] = record
@@ -330,11 +330,17 @@ class BenchRecorder:
             junit.mark_error(self.config, report)
         self._write_record_soon()
 
+    def _positions(self) -> dict[str, str]:
+        """Each test parameter id ('pos-1', 'emu-1-optical') -> its meter position."""
+        return {t: m.id for m in self.bench_config().meter for t in target_ids(m)}
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
-        bench = self.bench_config()
-        return parallel.position_scheduler(config, log, {t: m.id for m in bench.meter for t in target_ids(m)},
-                                           [m.id for m in bench.meter])
+        return parallel.position_scheduler(config, log, self._positions(), self.bench_config().meter)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        parallel.slots(self.config).take(node)  # which positions the worker serves
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
@@ -342,6 +348,7 @@ class BenchRecorder:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
+        parallel.slots(self.config).release(node)
         meters, instruments = parallel.received_session(node)
         for meter in meters:
             # Every worker lists every meter; the one that served it has read its identity.

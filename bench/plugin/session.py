@@ -68,7 +68,7 @@ def bench_station(request: pytest.FixtureRequest, bench_config: BenchConfig) -> 
     recorder = recorder_of(request.config)
     try:
         # A worker of a parallel run serves only the emulated positions it runs.
-        serve_only = parallel.owned_positions(request.config, [m.id for m in bench_config.meter])
+        serve_only = parallel.owned_positions(request.config, bench_config.meter)
         station = Station(bench_config, mutant=recorder.mutant, serve_only=serve_only)
     except ConfigError as exc:
         pytest.exit(f"bench configuration error\n{exc}", returncode=2)
