@@ -141,6 +141,12 @@ class BenchRecorder:
             pytest.exit(f"bench configuration error\n{exc}", returncode=2)
         if self.mutant and self.mutant not in known_mutants():
             pytest.exit(f"unknown mutant {self.mutant!r}; `bench validate --list` lists them", returncode=2)
+        for index, meter in enumerate(config.meter):
+            known = known_mutants().get(meter.mutant) if meter.mutant else None
+            if meter.mutant and (known is None or known.link_kinds):
+                pytest.exit(f"bench configuration error\n{bench_path(self.config)}: meter[{index}].mutant: "
+                            f"{meter.mutant!r} is not a meter mutant (`bench validate --list` lists them; a link "
+                            f"mutant applies to the whole bench with --mutant)", returncode=2)
         self._bench = self._bench or config
         junit.configure(self.config, f"smmc-bench {config.bench.station_id}")
 
@@ -150,7 +156,8 @@ class BenchRecorder:
             return []
         meters = ", ".join(f"{m.id} ({'emulated' if m.emulated else 'real'}, profile {m.profile})" for m in bench.meter)
         return [f"smmc-bench: station {bench.bench.station_id}, bench {bench_path(config)}",
-                f"smmc-bench: meters {meters}; mutant {self.mutant or 'none (conforming)'}",
+                f"smmc-bench: meters {meters}; mutant {self.mutant or 'none (conforming)'}"
+                + "".join(f"; {m.id} is mutant {m.mutant}" for m in bench.meter if m.mutant),
                 f"smmc-bench: run folder {self.run_dir}"]
 
     # -- collection ---------------------------------------------------------

@@ -29,7 +29,7 @@ from smmc_bench.drivers.dlms.errors import (
 )
 from smmc_bench.drivers.locks import ResourceLock
 from smmc_bench.instruments import lock_name
-from smmc_bench.plugin import display, instruments, links, parallel, supply, tariffs
+from smmc_bench.plugin import display, instruments, links, parallel, rack_supply, supply, tariffs
 from smmc_bench.plugin.recorder import _STATE, BenchRecorder, _TestState, recorder_of
 from smmc_bench.report.evidence import UseCase
 from smmc_bench.safety.safe_state import check_safe_state
@@ -52,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     config.pluginmanager.register(BenchRecorder(config), BenchRecorder.name)
-    for module in (links, instruments, supply, display, tariffs):
+    for module in (links, instruments, supply, rack_supply, display, tariffs):
         if not config.pluginmanager.is_registered(module):
             config.pluginmanager.register(module)
 

@@ -10,7 +10,6 @@ poll of one meter, and of every meter of the bench, is answered.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
@@ -19,7 +18,7 @@ from smmc_bench.cosem.common import seconds_between
 from smmc_bench.cosem.supply import SupplyObjects
 from smmc_bench.drivers.dlms import FrameTrace
 from smmc_bench.drivers.dlms.errors import DlmsError
-from smmc_bench.procedures import bench_datetime, reassociate, reassociate_for_restore
+from smmc_bench.procedures import Outage, cut_supply, reassociate, reassociate_for_restore
 from smmc_bench.safety.restore import restored
 
 pytestmark = [pytest.mark.smmc_aspect(7), pytest.mark.smmc_ntd("5-4")]
@@ -28,26 +27,6 @@ AC_SOURCE = "AC source (bench)"
 HEAD_END = "Head-end (bench)"
 METER = "Meter"
 OMS = "OMS"
-
-
-@dataclass(frozen=True)
-class Outage:
-    started: datetime  # bench reference time the supply was cut
-    ended: datetime  # and came back
-    how: str  # how the source timed it (evidence: cycle-exact or not)
-    applied_s: float | None = None  # the length the source measured, not the one it was told
-    applied_uncertainty_s: float | None = None
-
-    @property
-    def duration_s(self) -> float:
-        """The outage a verdict is judged against: as measured where the source measured it."""
-        return self.applied_s if self.applied_s is not None else seconds_between(self.ended, self.started)
-
-
-def cut_supply(ac_source, seconds: float, bench_clock) -> Outage:
-    result = ac_source.dropout(seconds, bench_clock)
-    return Outage(bench_datetime(bench_clock, result.started_at), bench_datetime(bench_clock, result.ended_at),
-                  result.describe(), result.applied_s, result.applied_uncertainty_s)
 
 
 # The management logical device's wPort (DLMS wrapper, Green Book 7.3.3.4): pushes come from it.
@@ -87,14 +66,14 @@ def outage_with_evidence(meter, ac_source, bench_clock, usecase, seconds: float,
     return outage
 
 
-def test_outage_logs_power_down_and_up_events(meter, ac_source, bench_clock, usecase):
+def test_outage_logs_power_down_and_up_events(meter, ac_source, rack_supply, bench_clock, usecase):
     supply = meter.profile.supply
     objects = SupplyObjects(meter)
     tolerance = meter.limits.event_timestamp_tolerance
-    with usecase.step("0", HEAD_END, METER, "GET clock.time (offset to the bench clock); GET event log"):
-        offset = meter_clock_offset(meter, bench_clock)
-        before = objects.power_event_log.entries()
-    outage = outage_with_evidence(meter, ac_source, bench_clock, usecase, supply.limits.outage_length.value, "1")
+    cut = rack_supply.cut(supply.limits.outage_length.value,
+                          lambda m: (meter_clock_offset(m, bench_clock), SupplyObjects(m).power_event_log.entries()),
+                          before_information="GET clock.time (offset to the bench clock); GET event log")
+    (offset, before), outage = cut.before, cut.outage
     with usecase.step("2", HEAD_END, METER, "GET event log"):
         added = objects.power_event_log.new_since(before)
     codes = supply.events
@@ -116,18 +95,22 @@ def test_outage_logs_power_down_and_up_events(meter, ac_source, bench_clock, use
 
 
 @pytest.mark.smmc_feature("power_failure_log")
-def test_long_outage_gives_a_power_failure_entry_with_its_duration(meter, ac_source, bench_clock, usecase):
+def test_long_outage_gives_a_power_failure_entry_with_its_duration(meter, rack_supply, bench_clock, usecase):
     supply = meter.profile.supply
     objects = SupplyObjects(meter)
     limits = supply.limits
     if limits.outage_length.value < limits.short_interruption_threshold.value:
         pytest.fail("profile: outage_length must be at least short_interruption_threshold (a long outage)")
-    with usecase.step("0", HEAD_END, METER, "GET clock.time (offset to the bench clock); GET power-failure log "
-                                            "and the long power-failure counter"):
-        offset = meter_clock_offset(meter, bench_clock)
-        before = objects.power_failure_log.entries()
-        long_before = objects.long_power_failure_count.read()
-    outage = outage_with_evidence(meter, ac_source, bench_clock, usecase, limits.outage_length.value, "1")
+
+    def before_cut(m):
+        view = SupplyObjects(m)
+        return (meter_clock_offset(m, bench_clock), view.power_failure_log.entries(),
+                view.long_power_failure_count.read())
+
+    cut = rack_supply.cut(limits.outage_length.value, before_cut,
+                          before_information="GET clock.time (offset to the bench clock); GET power-failure log "
+                                             "and the long power-failure counter")
+    (offset, before, long_before), outage = cut.before, cut.outage
     with usecase.step("2", HEAD_END, METER, "GET power-failure log and the long power-failure counter"):
         added = objects.power_failure_log.new_since(before)
         long_counted = (objects.long_power_failure_count.read() - long_before) % 2**16
@@ -144,18 +127,21 @@ def test_long_outage_gives_a_power_failure_entry_with_its_duration(meter, ac_sou
 
 
 @pytest.mark.smmc_feature("power_failure_log")
-def test_short_interruption_treated_as_the_profile_says(meter, ac_source, bench_clock, usecase):
+def test_short_interruption_treated_as_the_profile_says(meter, rack_supply, usecase):
     supply = meter.profile.supply
     objects = SupplyObjects(meter)
     limits, policy, codes = supply.limits, supply.short_interruptions, supply.events
     length = limits.short_interruption_length.value
     if length >= limits.short_interruption_threshold.value:
         pytest.fail("profile: short_interruption_length must be below short_interruption_threshold")
-    with usecase.step("0", HEAD_END, METER, "GET event log, power-failure log, power-failure counter"):
-        events_before = objects.power_event_log.entries()
-        failures_before = objects.power_failure_log.entries()
-        count_before = objects.power_failure_count.read()
-    outage_with_evidence(meter, ac_source, bench_clock, usecase, length, "1")
+
+    def before_cut(m):
+        view = SupplyObjects(m)
+        return view.power_event_log.entries(), view.power_failure_log.entries(), view.power_failure_count.read()
+
+    cut = rack_supply.cut(length, before_cut,
+                          before_information="GET event log, power-failure log, power-failure counter")
+    events_before, failures_before, count_before = cut.before
     with usecase.step("2", HEAD_END, METER, "GET event log, power-failure log, power-failure counter"):
         logged = [e.code for e in objects.power_event_log.new_since(events_before)]
         entries = objects.power_failure_log.new_since(failures_before)
