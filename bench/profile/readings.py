@@ -14,6 +14,7 @@ READINGS_FEATURES: tuple[str, ...] = (
     "account_move",  # billing profile, end-of-billing script and customer data (aspect 12)
     "single_action_schedule",  # IC 22 running the end-of-billing script at its execution time (aspect 10)
     "register_monitor",  # IC 21 on instantaneous power whose upward crossing pushes to the head-end (aspect 10)
+    "daily_values",  # IC 7 daily values at the meter's local midnight (aspect 2, the MDM's 24-hour export)
 )
 
 
@@ -24,6 +25,7 @@ def _limit(value: float, unit: str, article: str, note: str) -> Limit:
 class ReadingsObjects(StrictModel):
     load_profile: ObisCode = "1.0.99.1.0.255"
     profile_status: ObisCode = "0.0.96.10.1.255"  # AMR profile status, captured beside clock and energy
+    daily_values: ObisCode = "1.0.99.2.0.255"  # {clock, status, A+} at local midnight
 
 
 class StatusBits(StrictModel):
@@ -85,6 +87,9 @@ class ReadingsLimits(StrictModel):
                                                                       "bench checks after the write")
     wrapped_profile_entries: Limit = _limit(4.0, "rows", "4-10", "test parameter: profile_entries the bench "
                                                                "writes to see the buffer wrap")
+
+    daily_days: Limit = _limit(3.0, "days", "4-10", "test parameter: days of known load the bench drives and "
+                                                   "judges the daily values over (an outage on the second)")
 
     @model_validator(mode="after")
     def _periods(self) -> "ReadingsLimits":
