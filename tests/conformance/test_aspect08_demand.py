@@ -18,7 +18,8 @@ import pytest
 from smmc_bench.cosem.common import seconds_between
 from smmc_bench.cosem.disconnect import restore_connected
 from smmc_bench.cosem.profile_generic import DeliveredEnergy, MeterTime, ScriptTable, boundary_after
-from smmc_bench.drivers.dlms.errors import ServiceError
+from smmc_bench.drivers.dlms import DataType, Typed
+from smmc_bench.drivers.dlms.errors import AssociationRejected, ServiceError
 from smmc_bench.plugin.tariffs import demand  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.smmc_aspect(8), pytest.mark.smmc_ntd("4-17-6"), pytest.mark.smmc_feature("demand")]
@@ -27,6 +28,13 @@ HEAD_END = "Head-end (bench)"
 METER = "Meter"
 AC_SOURCE = "AC source (bench)"
 LOAD = "Load (bench)"
+CUSTOMER = "Customer client (bench, public SAP)"
+DEMAND_REGISTER, PERIOD = 5, 8
+
+
+def parameter_changes(meter, before) -> list:
+    code = meter.profile.readings.parameter_change_event
+    return [e for e in meter.standard_event_log.new_since(before) if e.code == code]
 
 
 def power(ac_source) -> float:
@@ -158,12 +166,20 @@ def test_demand_period_written_takes_effect_at_the_next_boundary(meter, demand, 
         usecase.expect("demand period (s)", demand.register.period(), period, article="4-17-6")
     begin = boundary_after(clock.now() + timedelta(seconds=settle), period)
     end = begin + timedelta(seconds=period)
-    with usecase.step("1", HEAD_END, METER, f"in the period {begin:%H:%M}-{end:%H:%M}: SET period {new} s; "
-                                            "GET period"):
+    with usecase.step("1", HEAD_END, METER, f"in the period {begin:%H:%M}-{end:%H:%M}: GET standard event log; "
+                                            f"SET period {new} s; GET period, standard event log"):
         clock.sleep_until(begin + timedelta(seconds=settle))
+        log_before = meter.standard_event_log.entries()
+        written_at = clock.now()
         demand.register.set_period(new)
         read_back = demand.register.period()
+        logged = parameter_changes(meter, log_before)
     usecase.expect("demand period read back (s)", read_back, new, article="4-17-6")
+    event = meter.profile.readings.parameter_change_event
+    usecase.expect(f"event {event} (parameters changed) logged for the write", len(logged), 1, article="4-21")
+    if logged:
+        usecase.measure(f"|event {event} stamp - moment of the write|", abs(seconds_between(logged[0].time, written_at)),
+                        limit=meter.limits.event_timestamp_tolerance)
     with usecase.step("2", HEAD_END, METER, "just before the running period's end: GET capture_time"):
         clock.sleep_until(end - timedelta(seconds=2 * tolerance))
         early = demand.register.read()
@@ -184,16 +200,45 @@ def test_demand_period_written_takes_effect_at_the_next_boundary(meter, demand, 
 
 def test_out_of_range_demand_periods_are_refused(meter, demand, usecase):
     for step, wrong in enumerate(demand.section.parameters.refused_periods_s, start=1):
-        before = demand.register.period()
-        with usecase.step(str(step), HEAD_END, METER, f"SET demand period {wrong} s (out of range); GET period"):
+        before, log_before = demand.register.period(), meter.standard_event_log.entries()
+        with usecase.step(str(step), HEAD_END, METER, f"SET demand period {wrong} s (out of range); GET period, "
+                                                      "standard event log"):
             try:
                 demand.register.set_period(wrong)
                 refused = False
             except ServiceError:
                 refused = True
             after = demand.register.period()
+            logged = parameter_changes(meter, log_before)
         usecase.expect(f"period {wrong} s refused", refused, True, article="4-17-6")
         usecase.expect(f"period unchanged after SET {wrong} s (s)", after, before, article="4-17-6")
+        usecase.expect(f"parameter-change events logged for the refused {wrong} s", len(logged), 0, article="4-21")
+
+
+@pytest.mark.smmc_ntd("4-21")
+def test_public_client_cannot_write_the_demand_period(meter, demand, link_access, usecase):
+    """Remote programming (aspect 10): only the management client may write the demand period."""
+    other = demand.section.parameters.new_period_s
+    with usecase.step("0", HEAD_END, METER, "GET demand period, standard event log"):
+        before, log_before = demand.register.period(), meter.standard_event_log.entries()
+    with usecase.step("1", CUSTOMER, METER, f"AARQ as the public client; SET demand period = {other} s"):
+        session = link_access.session(meter.profile.clients.public_sap)  # the bench's own session waits
+        try:
+            session.connect()
+            try:
+                session.set(DEMAND_REGISTER, demand.section.objects.demand_register, PERIOD,
+                            Typed(DataType.DOUBLE_LONG_UNSIGNED, other))
+                refused = ""
+            except ServiceError as exc:
+                refused = exc.diagnosis or "refused"
+        except AssociationRejected as exc:  # no association, no write
+            refused = f"association refused: {exc.diagnosis}"
+        link_access.resume()
+    usecase.expect("the public client's write refused", bool(refused), True, article="4-21")
+    with usecase.step("2", HEAD_END, METER, "GET demand period, standard event log"):
+        after, logged = demand.register.period(), parameter_changes(meter, log_before)
+    usecase.expect("demand period after the public client's write (s)", after, before, article="4-21")
+    usecase.expect("parameter-change events logged", len(logged), 0, article="4-21")
 
 
 def test_end_of_billing_resets_maximum_demand(meter, demand, ac_source, load, bench_clock, usecase):

@@ -126,7 +126,30 @@ def probe_stamped(make):
     return maximum(good)[1] == first and maximum(bad)[1] == first + timedelta(seconds=900)
 
 
+def _logged_changes(meter) -> int:
+    model = meter.model
+    model.parameters.written(model.demand.register, 8)
+    return sum(1 for _, code in model.standard_log.entries if code == 47)
+
+
+def probe_not_logged(make):
+    return _logged_changes(make(None)) == 1 and _logged_changes(make("demand-period-change-not-logged")) == 0
+
+
+def probe_public_writable(make):
+    from smmc_bench.fixtures.meter.association import AccessMode, ReadOnlyAccess
+
+    meter = make(None)
+    mutant = MUTANTS["demand-period-public-writable"].replacements[ReadOnlyAccess](meter.model.public_readable)
+    conforming = ReadOnlyAccess(meter.model.public_readable)
+    register = meter.model.demand.register
+    return (conforming.attribute_access(register, 8) != AccessMode.READ_AND_WRITE
+            and mutant.attribute_access(register, 8) == AccessMode.READ_AND_WRITE)
+
+
 PROBES = {
+    "demand-period-change-not-logged": probe_not_logged,
+    "demand-period-public-writable": probe_public_writable,
     "demand-average-lags-one-period": probe_lags,
     "demand-averaged-over-an-hour": probe_hour,
     "demand-capture-time-period-start": probe_capture_start,
