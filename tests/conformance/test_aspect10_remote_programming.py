@@ -185,7 +185,10 @@ def test_public_client_cannot_write_the_capture_period(meter, load_profile, link
 
 
 def test_capture_objects_change_clears_the_buffer(meter, load_profile, bench_clock, usecase):
-    """Blue Book IC 7: new capture_objects reset the buffer; an object the meter cannot capture is refused."""
+    """Blue Book IC 7: new capture_objects reset the buffer; an object the meter cannot capture is refused, and
+    so is a load profile without the clock (art. 4-10: every interval is read with its capture time, and reads
+    by range restrict on the clock column). The clock's position among the columns is free: the Blue Book
+    fixes no order, and the bench finds each column by its capture object."""
     limits = meter.profile.readings.limits
     view, log = load_profile.generic, meter.standard_event_log
     change = meter.profile.readings.parameter_change_event
@@ -203,6 +206,15 @@ def test_capture_objects_change_clears_the_buffer(meter, load_profile, bench_clo
         usecase.expect("capture_objects naming an unknown object refused", bool(refused), True, article="4-21")
         usecase.expect("capture_objects after the refusal", view.capture_objects(), original, article="4-21")
         check_nothing_changed(meter, load_profile, before, before_log, "the refused capture_objects", usecase)
+        timeless = [original[layout["status"]], original[layout["energy"]]]
+        with usecase.step("1.1", HEAD_END, METER, "SET capture_objects = {status, energy} (no clock); GET it, "
+                                                  "buffer, event log"):
+            refused = refusal(lambda: view.set_capture_objects(timeless))
+        usecase.expect("capture_objects without the clock refused", bool(refused), True, article="4-10")
+        usecase.expect("capture_objects after the refusal (no clock)", view.capture_objects(), original,
+                       article="4-21")
+        check_nothing_changed(meter, load_profile, before, before_log, "the capture_objects without the clock",
+                              usecase)
         with usecase.step("2", HEAD_END, METER, "SET capture_objects = {clock, energy}; GET it back, "
                                                 "entries_in_use, event log"):
             view.set_capture_objects(kept)
