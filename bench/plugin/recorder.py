@@ -121,6 +121,7 @@ class BenchRecorder:
         self._software: dict[str, str] | None = None
         self._worker_meters: dict[str, MeterRecord] = {}  # on the controller of a parallel run
         self._record_written_at = float("-inf")
+        self._record_write_s = 0.0  # how long the last rewrite of record.json took
 
     def bench_config(self) -> BenchConfig:
         if self._bench is None:
@@ -387,15 +388,18 @@ class BenchRecorder:
         return self.tests[item.nodeid]
 
     RECORD_EVERY_S = 2.0
+    RECORD_SHARE = 0.05  # of the run's time, at most, spent rewriting record.json
 
     def _write_record_soon(self) -> None:
         """Keep record.json current while the run goes, so a killed run keeps what it had judged, but
-        at most every RECORD_EVERY_S: rewriting the whole record after each of hundreds of tests
-        would cost more than the tests. The session's end (also an interrupted one) writes it whole."""
+        at most every RECORD_EVERY_S, and less often as the record grows (a write then takes longer):
+        rewriting the whole record after each of hundreds of tests would cost more than the tests.
+        The session's end (also an interrupted one) writes it whole."""
         now = time.monotonic()
-        if now - self._record_written_at >= self.RECORD_EVERY_S:
+        if now - self._record_written_at >= max(self.RECORD_EVERY_S, self._record_write_s / self.RECORD_SHARE):
             self.record().write(self.run_dir / "record.json")
             self._record_written_at = time.monotonic()
+            self._record_write_s = self._record_written_at - now
 
     def _in_run_dir(self, path: str | None) -> str | None:
         if path is None:

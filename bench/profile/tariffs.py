@@ -12,6 +12,7 @@ from smmc_bench.profile.base import provisional_limit as _limit
 TARIFF_FEATURES: tuple[str, ...] = (
     "tou_calendar",  # activity calendar (IC 20), special days (IC 11), tariff registers 1-0:1.8.t
     "demand",  # demand register (IC 5) and maximum demand (IC 4) of active power import
+    "register_activation",  # IC 6: the active mask names the tariff register being booked
 )
 
 
@@ -25,6 +26,7 @@ class TariffObjects(StrictModel):
         default=["1.0.1.8.1.255", "1.0.1.8.2.255", "1.0.1.8.3.255", "1.0.1.8.4.255"], min_length=2)
     # Where event 9 (TOU activated) goes.
     tou_event_log: ObisCode = "0.0.99.98.0.255"
+    register_activation: ObisCode = "0.0.14.0.1.255"  # IC 6, its masks activate the tariff registers
 
 
 class TariffEvents(StrictModel):
