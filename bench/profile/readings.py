@@ -121,6 +121,9 @@ class AccountMove(StrictModel):
                                                         "bench delivers after the move")
     billing_stamp_tolerance: Limit = _limit(5.0, "s", "5-1", "largest difference between the billing row's "
                                                              "stamp and the meter time of the script's execution")
+    billing_wrap_closes: Limit = _limit(40.0, "periods", "5-1", "test parameter: most billing periods the bench "
+                                                                "closes to fill the billing profile and see it wrap "
+                                                                "(a larger profile_entries is skipped)")
 
 
 class ScheduledObjects(StrictModel):
