@@ -245,8 +245,8 @@ def test_failed_alarm_push_is_retried(meter, head_end, bench_clock, usecase):
         back = HeadEndListener(bench_clock, *address)
         try:
             with usecase.step("2", HEAD_END, METER, "ACTION push (alarm push setup, method 1)"):
+                pushed_at = bench_clock.now()  # before the request: the first attempt cannot be earlier
                 push.push()
-                pushed_at = bench_clock.now()
             with usecase.step("3", HEAD_END, HEAD_END, f"head-end back up {first_by:g} s after the push "
                                                        "(the first attempt is over)"):
                 bench_clock.sleep(first_by)
