@@ -118,6 +118,45 @@ def test_overload_shorter_than_min_over_does_not_trip(meter, limiter, load, benc
     usecase.expect(f"event {code} (threshold exceeded) logged", code in logged, False, article="5-3")
 
 
+def test_min_over_threshold_duration_restarts_after_each_overload(meter, limiter, load, bench_clock, usecase):
+    """Two overloads, each shorter than min_over_threshold_duration, with the load under the threshold between
+    them: the duration counts from the second crossing, so the breaker must stay closed although the overloads
+    together exceed it (a timer running on from the first crossing trips early)."""
+    limits = meter.profile.supply.limits
+    dc = meter.disconnect_control
+    mode = first_trip_mode(meter)
+    short, over = limits.short_overload_length.value, limits.limiter_min_over_threshold_duration.value
+    tolerance = limits.limiter_trip_tolerance.value
+    second = over - tolerance
+    if not (2 * short < over and 2 * short > tolerance):
+        pytest.fail("profile: need limiter_trip_tolerance < 2 * short_overload_length < min_over_threshold_duration")
+    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {mode}, connected, limits written"):
+        restore_connected(dc, meter.profile.disconnector.control_modes, mode)
+        write_limiter_settings(limiter.limiter, limits)
+        draw_power(load, limiter, limits.underload_power.value)
+        before = limiter.limiter_event_log.entries()
+    with usecase.step("1", LOAD, METER, f"draw {limits.overload_power.value:g} W for {short:g} s, "
+                      f"then {limits.underload_power.value:g} W for {short:g} s"):
+        draw_power(load, limiter, limits.overload_power.value)
+        bench_clock.sleep(short)
+        draw_power(load, limiter, limits.underload_power.value)
+        bench_clock.sleep(short)
+    with usecase.step("2", LOAD, METER, f"draw {limits.overload_power.value:g} W for {second:g} s "
+                      f"(< min_over_threshold_duration {over:g} s); GET output_state every {POLL_S:g} s"):
+        draw_power(load, limiter, limits.overload_power.value)
+        opened = wait_until(lambda: not dc.output_state(), bench_clock, second, POLL_S)
+        draw_power(load, limiter, limits.underload_power.value)
+    usecase.expect("breaker opened during the second overload (before min_over_threshold_duration from its start)",
+                   opened is not None, False, article="5-3")
+    with usecase.step("3", HEAD_END, METER, "GET output_state for min_over_threshold_duration + tolerance"):
+        late = wait_until(lambda: not dc.output_state(), bench_clock, over + tolerance, POLL_S)
+    usecase.expect("breaker opened after the load went under", late is not None, False, article="5-3")
+    with usecase.step("4", HEAD_END, METER, "GET limiter event log"):
+        logged = [e.code for e in limiter.limiter_event_log.new_since(before)]
+    code = meter.profile.supply.events.limiter_threshold_exceeded
+    usecase.expect(f"event {code} (threshold exceeded) logged", code in logged, False, article="5-3")
+
+
 def test_sustained_overload_opens_the_breaker(meter, limiter, load, ac_source, bench_clock, usecase):
     supply = meter.profile.supply
     limits, codes = supply.limits, supply.events
