@@ -321,3 +321,50 @@ def test_emergency_profile_for_another_group_does_not_apply(meter, limiter, usec
         usecase.expect(f"threshold_active with profile {profile_id} not in the group list", view.threshold_active(),
                        normal, article="5-3")
         usecase.expect("emergency_profile_active", view.emergency_profile_active(), False, article="5-3")
+
+
+@pytest.mark.smmc_feature("limiter_emergency_profile")
+def test_active_emergency_threshold_is_supervised(meter, limiter, load, bench_clock, usecase):
+    """With the emergency profile active, a load between threshold_emergency and threshold_normal is an
+    overload: the breaker opens after min_over_threshold_duration (reporting the emergency threshold is not
+    enough, the limiter must supervise it)."""
+    supply = meter.profile.supply
+    limits = supply.limits
+    view = limiter.limiter
+    dc = meter.disconnect_control
+    mode = first_trip_mode(meter)
+    normal, emergency = limits.limiter_threshold.value, limits.limiter_emergency_threshold.value
+    over, tolerance = limits.limiter_min_over_threshold_duration.value, limits.limiter_trip_tolerance.value
+    if not (limits.underload_power.value < emergency < normal):
+        pytest.fail("profile: need underload_power < limiter_emergency_threshold < limiter_threshold")
+    if limits.emergency_duration.value <= over + tolerance + 10:
+        pytest.fail("profile: emergency_duration must outlast min_over_threshold_duration + limiter_trip_tolerance")
+    between = (normal + emergency) / 2
+    profile_id = supply.limiter.emergency_profile_id
+    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {mode}, connected, limits written, "
+                                            f"{limits.underload_power.value:g} W"):
+        restore_connected(dc, meter.profile.disconnector.control_modes, mode)
+        write_limiter_settings(view, limits)
+        draw_power(load, limiter, limits.underload_power.value)
+        view.set_emergency_group_ids([profile_id])
+        before = limiter.limiter_event_log.entries()
+    with usecase.step("1", HEAD_END, METER, f"SET emergency_profile: id {profile_id}, active since 10 s ago, "
+                                            f"duration {limits.emergency_duration.value:g} s"):
+        reading = meter.clock.read()
+        view.set_emergency_profile(profile_id, reading.time - timedelta(seconds=10),
+                                   round(limits.emergency_duration.value), reading.raw.deviation)
+    with usecase.step("2", HEAD_END, METER, "GET emergency_profile_active, threshold_active"):
+        usecase.expect("emergency_profile_active", view.emergency_profile_active(), True, article="5-3")
+        usecase.expect("threshold_active", view.threshold_active(), round(emergency), article="5-3")
+    with usecase.step("3", LOAD, METER, f"draw {between:g} W (between the emergency and the normal threshold); "
+                                        f"GET output_state every {POLL_S:g} s for {over + tolerance:g} s"):
+        draw_power(load, limiter, between)
+        opened = wait_until(lambda: not dc.output_state(), bench_clock, over + tolerance, POLL_S)
+        draw_power(load, limiter, limits.underload_power.value)
+    usecase.expect("breaker opened by a load over threshold_emergency", opened is not None, True, article="5-3")
+    usecase.measure("time from overload to trip", opened, low=over - POLL_S, high=over + tolerance, unit="s",
+                    article="5-3")
+    with usecase.step("4", HEAD_END, METER, "GET limiter event log"):
+        logged = [e.code for e in limiter.limiter_event_log.new_since(before)]
+    code = supply.events.limiter_threshold_exceeded
+    usecase.expect(f"event {code} (threshold exceeded) logged", code in logged, True, article="5-3")
