@@ -263,6 +263,26 @@ def unverified_activation_by_port(mutant):
     return seen
 
 
+def update_events_by_port(mutant):
+    """A good image loaded, verified and activated through each port: the events logged."""
+    seen = {}
+    for port in ("optical", "wrapper"):
+        meter = EmulatedMeter(clock=VirtualClock(START), mutant=mutant)
+        data = image()
+        session = port_session(meter, port, 1)
+        session.connect()
+        transfer = ImageTransferView(session, IMAGE_TRANSFER_OBIS)
+        size = transfer.block_size()
+        transfer.initiate(b"ID", len(data))
+        for number in range(-(-len(data) // size)):
+            transfer.transfer_block(number, data[number * size:(number + 1) * size])
+        transfer.verify()
+        transfer.activate()
+        session.close()
+        seen[port] = (meter.model.firmware.running_identifier(), meter.model.standard_log.codes())
+    return seen
+
+
 PROBES = {
     "fw-accepts-corrupted-image": corrupted,
     "fw-activates-unverified": corrupted,
@@ -281,8 +301,10 @@ PROBES = {
     "fw-scheduled-activation-ignored": scheduled,
     "fw-optical-public-transfer": public_transfer_by_port,
     "fw-optical-activates-unverified": unverified_activation_by_port,
+    "fw-optical-update-not-logged": update_events_by_port,
 }
-OPTICAL_PORT_MUTANTS = {"fw-optical-public-transfer", "fw-optical-activates-unverified"}
+OPTICAL_PORT_MUTANTS = {"fw-optical-public-transfer", "fw-optical-activates-unverified",
+                        "fw-optical-update-not-logged"}
 PROBED_MUTANTS = set(PROBES)
 
 
@@ -307,6 +329,7 @@ def test_conforming_update():
     assert public_transfer_by_port(None) == {"optical": refused, "wrapper": refused}
     unverified = ("refused", "refused", INITIAL_FIRMWARE)
     assert unverified_activation_by_port(None) == {"optical": unverified, "wrapper": unverified}
+    assert update_events_by_port(None) == {"optical": (b"FW-2", [17, 18]), "wrapper": (b"FW-2", [17, 18])}
 
 
 def test_optical_port_mutants_misbehave_on_the_optical_port_only():
@@ -315,6 +338,8 @@ def test_optical_port_mutants_misbehave_on_the_optical_port_only():
         "wrapper": ("refused", "refused", TransferStatus.NOT_INITIATED)}
     assert unverified_activation_by_port("fw-optical-activates-unverified") == {
         "optical": ("refused", "accepted", b"FW-2"), "wrapper": ("refused", "refused", INITIAL_FIRMWARE)}
+    assert update_events_by_port("fw-optical-update-not-logged") == {
+        "optical": (b"FW-2", []), "wrapper": (b"FW-2", [17, 18])}
 
 
 def test_blocks_before_initiate_are_refused_and_initiate_resets():
