@@ -21,7 +21,7 @@ from smmc_bench.drivers.dlms.errors import (
 )
 from smmc_bench.links import link_label
 from smmc_bench.plugin import bench_file, parallel
-from smmc_bench.report import junit
+from smmc_bench.report import junit, meter_data
 from smmc_bench.report.evidence import UseCase
 from smmc_bench.report.record import (
     MeterRecord,
@@ -202,6 +202,7 @@ class BenchRecorder:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
         self.current = item
+        meter_data.begin()  # the rows this test's COSEM views decode, until _finish takes them
         if self.station is not None and isinstance(self.station.clock, RealClock):
             self.station.clock.new_activity()
         try:
@@ -371,6 +372,7 @@ class BenchRecorder:
         callspec = getattr(item, "callspec", None)
         target = self._target(callspec.params.get("meter")) if callspec else None
         evidence = state.usecase.to_jsonable() if state.usecase else {"steps": [], "measurements": []}
+        data = meter_data.end() or meter_data.MeterDataLog()
         self.tests[item.nodeid] = TestRecord(
             id=item.nodeid,
             name=getattr(item, "originalname", item.name),
@@ -383,6 +385,8 @@ class BenchRecorder:
             diagnosis=state.diagnosis,
             trace=self._in_run_dir(state.trace),
             wire_trace=self._in_run_dir(state.wire_trace),
+            meter_data=data.rows,
+            meter_data_dropped=data.dropped,
             **evidence,
         )
         return self.tests[item.nodeid]

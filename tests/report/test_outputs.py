@@ -14,20 +14,29 @@ from pathlib import Path
 import pytest
 import xmlschema
 
+from tests.store.conftest import PASSWORD, postgres_url  # noqa: F401 - the PostgreSQL server fixture
+
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = Path(__file__).with_name("junit.xsd")
 
 SUITE = '''
 import pytest
+from smmc_bench.cosem.profile_generic import load_profile_of
 from smmc_bench.drivers.dlms.errors import DlmsTimeout
 
 pytestmark = [pytest.mark.smmc_aspect(13), pytest.mark.smmc_ntd("3-11")]
 
 
-def test_passes(meter, usecase):
+def test_passes(meter, usecase, bench_clock):
     """The clock is read."""
     with usecase.step("1", "Bench", "Meter", "read the clock"):
         meter.clock.read()
+    bench_clock.sleep(3 * 900)  # virtual time: load-profile intervals close
+    load_profile_of(meter).read()
+    load_profile_of(meter).read()  # read twice, kept once
+    meter.clock.shift_time(5)  # a time change: events in the standard event log
+    meter.clock.shift_time(-5)
+    meter.standard_event_log.entries()
     usecase.measure("drift", 0.5, high=2.0, unit="s", article="3-11")
 
 
@@ -119,3 +128,48 @@ def test_the_run_is_appended_to_the_results_store(run):
     (row,) = runs(open_store(sqlite_url(run.parent / "results.sqlite")))
     assert row.run_id == run.name and row.outcome == "FAIL" and (row.passed, row.failed, row.errors) == (1, 1, 1)
     assert row.firmware.startswith("EMU-FW")
+
+
+def _meter_data_of(run: Path) -> list[dict]:
+    record = json.loads((run / "record.json").read_text())
+    (passed,) = [t for t in record["tests"] if t["name"] == "test_passes"]
+    return passed["meter_data"]
+
+
+def test_the_record_keeps_the_load_profile_and_events_the_test_read_once(run):
+    rows = _meter_data_of(run)
+    intervals = [r for r in rows if r["kind"] == "load_profile"]
+    events = [r for r in rows if r["kind"] == "event"]
+    assert len(intervals) >= 3 and {r["obis"] for r in intervals} == {"1.0.99.1.0.255"}, rows
+    assert all(set(r["values"]) == {"status", "energy"} for r in intervals)
+    assert [r["stamp"] for r in intervals] == sorted({r["stamp"] for r in intervals})  # read twice, kept once
+    assert {r["values"]["code"] for r in events} >= {4, 5} and {r["obis"] for r in events} == {"0.0.99.98.0.255"}
+
+
+def _check_meter_data_queryable(engine, run: Path) -> None:
+    from smmc_bench.store.history import meter_data
+
+    expected = _meter_data_of(run)
+    intervals = meter_data(engine, run=run.name, kind="load_profile")
+    assert [(r.stamp, r.values) for r in intervals] == \
+        sorted((r["stamp"], r["values"]) for r in expected if r["kind"] == "load_profile")
+    assert {r.meter_id for r in intervals} == {"emu-1"} and {r.test for r in intervals} == {"test_passes"}
+    events = meter_data(engine, meter="emu-1", kind="event", obis="0.0.99.98.0.255")
+    assert sorted((r.stamp, r.values["code"]) for r in events) == \
+        sorted((r["stamp"], r["values"]["code"]) for r in expected if r["kind"] == "event")
+    assert meter_data(engine, run="another-run") == []
+
+
+def test_the_meter_data_is_queryable_from_the_sqlite_store(run):
+    from smmc_bench.store.database import open_store, sqlite_url
+
+    _check_meter_data_queryable(open_store(sqlite_url(run.parent / "results.sqlite")), run)
+
+
+def test_the_meter_data_is_queryable_from_postgresql(run, postgres_url):
+    from smmc_bench.report.record import RunRecord
+    from smmc_bench.store.database import append_run, open_store
+
+    engine = open_store(postgres_url, password=PASSWORD)
+    append_run(engine, RunRecord.read(run / "record.json"))
+    _check_meter_data_queryable(engine, run)
