@@ -22,7 +22,7 @@ SCHEMA = Path(__file__).with_name("junit.xsd")
 SUITE = '''
 import pytest
 from smmc_bench.cosem.profile_generic import load_profile_of
-from smmc_bench.drivers.dlms.errors import DlmsTimeout
+from smmc_bench.drivers.dlms.errors import DlmsTimeout, MalformedReply
 
 pytestmark = [pytest.mark.smmc_aspect(13), pytest.mark.smmc_ntd("3-11")]
 
@@ -47,6 +47,12 @@ def test_fails(meter, usecase):
     usecase.measure("drift", 5.0, high=2.0, unit="s", article="3-11")
 
 
+def test_malformed(meter):
+    """A reply that breaks the standard: the meter's FAIL, though no assertion failed."""
+    meter.clock.read()
+    raise MalformedReply("trailing bytes after the reply")
+
+
 def test_cannot_judge(meter):
     """The meter never answers."""
     meter.clock.read()
@@ -54,16 +60,22 @@ def test_cannot_judge(meter):
 '''
 
 
+PREVIOUS_TREND = '[{"buildOrder": 1, "data": {"failed": 1, "broken": 1, "skipped": 0, "passed": 1, "total": 3}}]'
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("outputs")
     (tmp / "suite").mkdir()
     (tmp / "suite" / "test_outputs_suite.py").write_text(SUITE)
+    # A previous report, as `allure generate` left it: bench run finds it in the reports folder.
+    (tmp / "reports" / "allure-report" / "history").mkdir(parents=True)
+    (tmp / "reports" / "allure-report" / "history" / "history-trend.json").write_text(PREVIOUS_TREND)
     result = subprocess.run([sys.executable, "-m", "smmc_bench.cli", "run", "--bench", str(REPO / "bench.toml"),
                              "--suite", str(tmp / "suite"), "--reports", str(tmp / "reports")],
                             capture_output=True, text=True, cwd=tmp, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
-    (folder,) = [p for p in (tmp / "reports").iterdir() if p.is_dir()]
+    (folder,) = [p for p in (tmp / "reports").iterdir() if p.is_dir() and p.name != "allure-report"]
     return folder
 
 
@@ -83,7 +95,8 @@ def test_junit_names_the_suite_and_an_error_is_an_error(run):
     assert outcome["test_passes"] == []
     assert outcome["test_fails"][:1] == ["failure"]
     assert outcome["test_cannot_judge"][:1] == ["error"]
-    assert suite.get("errors") == "1" and suite.get("failures") == "1"
+    assert outcome["test_malformed"][:1] == ["failure"]
+    assert suite.get("errors") == "1" and suite.get("failures") == "2"
     assert not any(case.find("properties") is not None for case in suite.iter("testcase"))
 
 
@@ -98,7 +111,8 @@ def test_record_has_schema_outcome_profile_hash_and_relative_paths(run):
             if test[key]:
                 assert not Path(test[key]).is_absolute() and (run / test[key]).is_file(), test[key]
     verdicts = {t["name"]: t["verdict"] for t in record["tests"]}
-    assert verdicts == {"test_passes": "PASS", "test_fails": "FAIL", "test_cannot_judge": "ERROR"}
+    assert verdicts == {"test_passes": "PASS", "test_fails": "FAIL", "test_malformed": "FAIL",
+                        "test_cannot_judge": "ERROR"}
 
 
 def _allure(run: Path) -> dict[str, dict]:
@@ -121,12 +135,38 @@ def test_allure_has_story_failed_measurement_and_traces_on_the_test(run):
     assert "station=EMU-01" in environment and "meter.emu-1.profile_sha256=" in environment
 
 
+def test_allure_statuses_follow_the_verdicts_and_categories_name_them(run):
+    """FAIL is allure's "failed" (a product defect) even for a malformed reply, which allure alone calls
+    "broken"; ERROR is "broken" (the bench could not judge); the categories say which is which."""
+    statuses = {name: result["status"] for name, result in _allure(run).items()}
+    assert statuses == {"test_passes": "passed", "test_fails": "failed", "test_malformed": "failed",
+                        "test_cannot_judge": "broken"}
+    categories = json.loads((run / "allure-results" / "categories.json").read_text())
+    matched = {category["matchedStatuses"][0]: category["name"] for category in categories}
+    assert matched["failed"].startswith("Product defects (FAIL")
+    assert matched["broken"].startswith("Bench or test errors (ERROR")
+    assert matched["skipped"].startswith("Not applicable (SKIP")
+
+
+def test_allure_results_carry_the_previous_reports_history(run):
+    assert (run / "allure-results" / "history" / "history-trend.json").read_text() == PREVIOUS_TREND
+
+
+def test_an_allure_history_folder_that_is_not_there_is_a_usage_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "smmc_bench.cli", "run", "--bench", str(REPO / "bench.toml"),
+                             "--reports", str(tmp_path / "reports"), "--allure-history", str(tmp_path / "nowhere")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2 and "--allure-history" in result.stderr and "history/" in result.stderr, \
+        result.stdout + result.stderr
+    assert not (tmp_path / "reports").exists()
+
+
 def test_the_run_is_appended_to_the_results_store(run):
     from smmc_bench.store.database import open_store, sqlite_url
     from smmc_bench.store.history import runs
 
     (row,) = runs(open_store(sqlite_url(run.parent / "results.sqlite")))
-    assert row.run_id == run.name and row.outcome == "FAIL" and (row.passed, row.failed, row.errors) == (1, 1, 1)
+    assert row.run_id == run.name and row.outcome == "FAIL" and (row.passed, row.failed, row.errors) == (1, 2, 1)
     assert row.firmware.startswith("EMU-FW")
 
 
