@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import json
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -150,6 +151,22 @@ def test_allure_statuses_follow_the_verdicts_and_categories_name_them(run):
 
 def test_allure_results_carry_the_previous_reports_history(run):
     assert (run / "allure-results" / "history" / "history-trend.json").read_text() == PREVIOUS_TREND
+
+
+def test_allure_renders_the_categories_and_the_trend_across_both_runs(run, tmp_path):
+    """The real allure command line (scripts/test installs it from the npm registry; it needs Java)."""
+    allure = shutil.which("allure")
+    if allure is None or shutil.which("java") is None:
+        pytest.skip("allure command line or Java not installed: scripts/test installs allure-commandline where npm is")
+    rendered = subprocess.run([allure, "generate", "--clean", str(run / "allure-results"), "-o", str(tmp_path / "report")],
+                              capture_output=True, text=True, timeout=180)
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    trend = json.loads((tmp_path / "report" / "history" / "history-trend.json").read_text())
+    assert len(trend) == 2 and trend[1]["buildOrder"] == 1, trend  # this run, then the previous one
+    assert trend[0]["data"]["failed"] == 2 and trend[0]["data"]["broken"] == 1 and trend[0]["data"]["passed"] == 1
+    widget = json.loads((tmp_path / "report" / "widgets" / "categories.json").read_text())
+    counts = {item["name"].split(" (")[0]: item["statistic"]["total"] for item in widget["items"]}
+    assert counts == {"Product defects": 2, "Bench or test errors": 1}, counts
 
 
 def test_an_allure_history_folder_that_is_not_there_is_a_usage_error(tmp_path):
