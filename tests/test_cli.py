@@ -112,10 +112,8 @@ def test_validate_kills_a_mutant_with_every_test(tmp_path):
 
 
 KNOWN_SURVIVORS = {
-    "reva-display-always-summer-time", "reva-emergency-reported-not-applied", "reva-limiter-over-timer-not-reset",
-    "reva-limiter-trips-at-threshold", "reva-push-never-retried",
-    "revb-calendar-activation-ignores-deviation", "revb-tariff-booked-after-switch",
-    "revb-tariff-indicator-ignores-special-days",
+    # Equality with the threshold is not testable on a real meter (its reading jitters within its class).
+    "reva-limiter-trips-at-threshold",
 }
 
 
