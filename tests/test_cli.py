@@ -288,6 +288,7 @@ def test_validate_kills_every_hdlc_and_optical_mutant(tmp_path):
                    "--mutants", "hdlc-*", "--mutants", "optical-*", "--mutants", "mode-e-*",
                    "--mutants", "management-*", "--mutants", "limiter-*", "--mutants", "breaker-*",
                    "--mutants", "aare-*", "--mutants", "rlre-*", "--mutants", "lls-*",
+                   "--mutants", "fw-optical-*",
                    "--reports", str(tmp_path), cwd=REPO, timeout=900)
     summary = json.loads(next(tmp_path.glob("validate-*/validation.json")).read_text())
     assert "hdlc-bad-fcs-every-5th" in summary["mutants"] and "optical-drops-writes" in summary["mutants"]
