@@ -3,6 +3,7 @@ a diagnosis, writes live verdicts, the run record and traces, and handles an int
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 import time
 from dataclasses import dataclass
@@ -134,6 +135,7 @@ class BenchRecorder:
     # -- usage errors: before anything runs -------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        gc.freeze()  # the start-up heap (see pytest_collection_finish); on an xdist controller, which collects nothing
         self.session = session
         try:
             config = load_bench(bench_path(self.config))
@@ -197,6 +199,10 @@ class BenchRecorder:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # After every deselection (-k, link kinds): the tests this run is to judge.
         self.collected = sum("meter" in getattr(item, "fixturenames", ()) for item in session.items)
+        # Imports and collection leave a large heap that lives as long as the run: without freezing it,
+        # every full garbage collection (pytest's unraisable-exception plugin forces two at the end) scans
+        # it again, a quarter of a worker's CPU when a rack runs one worker per position.
+        gc.freeze()
 
     # -- interruption ---------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
