@@ -112,10 +112,8 @@ def test_validate_kills_a_mutant_with_every_test(tmp_path):
 
 
 KNOWN_SURVIVORS = {
-    "reva-display-always-summer-time", "reva-emergency-reported-not-applied", "reva-limiter-over-timer-not-reset",
-    "reva-limiter-trips-at-threshold", "reva-push-never-retried",
-    "revb-calendar-activation-ignores-deviation", "revb-tariff-booked-after-switch",
-    "revb-tariff-indicator-ignores-special-days",
+    # Equality with the threshold is not testable on a real meter (its reading jitters within its class).
+    "reva-limiter-trips-at-threshold",
 }
 
 
@@ -290,6 +288,7 @@ def test_validate_kills_every_hdlc_and_optical_mutant(tmp_path):
                    "--mutants", "hdlc-*", "--mutants", "optical-*", "--mutants", "mode-e-*",
                    "--mutants", "management-*", "--mutants", "limiter-*", "--mutants", "breaker-*",
                    "--mutants", "aare-*", "--mutants", "rlre-*", "--mutants", "lls-*",
+                   "--mutants", "fw-optical-*",
                    "--reports", str(tmp_path), cwd=REPO, timeout=900)
     summary = json.loads(next(tmp_path.glob("validate-*/validation.json")).read_text())
     assert "hdlc-bad-fcs-every-5th" in summary["mutants"] and "optical-drops-writes" in summary["mutants"]
