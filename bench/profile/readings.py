@@ -145,8 +145,11 @@ class ScheduledProgramming(StrictModel):
                                                          "against its execution time (meter clock)")
     monitor_threshold: Limit = _limit(1500.0, "W", "5-3", "test parameter: register-monitor threshold the "
                                                           "bench writes on instantaneous active power")
-    monitor_margin: Limit = _limit(10.0, "%", "5-3", "test parameter: the bench's load sits this share below, "
-                                                     "then above, the threshold")
+    monitor_margin: Limit = _limit(3.0, "%", "5-3", "test parameter: the bench's load sits this share below, "
+                                                    "then above, the threshold: a crossing by this much must run "
+                                                    "the action (IC 21 has no hysteresis), so no more than the "
+                                                    "meter's power accuracy (class 1) plus the load's setting "
+                                                    "accuracy, with room to spare")
     monitor_action_delay: Limit = _limit(30.0, "s", "5-3", "longest time from the threshold crossing until its "
                                                            "action's push reaches the head-end")
     push_delay: Limit = _limit(30.0, "s", "4-21", "longest time from a push request until the push reaches its "

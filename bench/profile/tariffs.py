@@ -61,8 +61,11 @@ class DemandLimits(StrictModel):
     demand_accuracy: Limit = _limit(1.0, "%", "4-10-8", "a period average vs the energy the bench delivered in "
                                                         "that period / the period (class 1, IEC 62053-21)")
     demand_floor: Limit = _limit(0.2, "W", "4-10-8", "absolute allowance on top of the relative one (resolution)")
-    boundary_tolerance: Limit = _limit(2.0, "s", "4-17-6", "capture_time, start_time_current and the maximum's "
-                                                           "capture time vs the period boundary, either side")
+    boundary_tolerance: Limit = _limit(2.0, "s", "4-17-6", "how far from a period boundary the bench reads "
+                                                           "(twice this before it): the meter's clock against the "
+                                                           "bench's view of it. The stamps themselves "
+                                                           "(capture_time, start_time_current, the maximum's "
+                                                           "capture time) are the boundary, to the second")
     update_delay: Limit = _limit(5.0, "s", "4-17-6", "after a period boundary the meter has this long to show the "
                                                      "new period average (the bench reads then)")
 

@@ -11,6 +11,8 @@ logged (62, 47, 63).
 """
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from smmc_bench.cosem.common import seconds_between
 from smmc_bench.cosem.disconnect import (
@@ -18,11 +20,14 @@ from smmc_bench.cosem.disconnect import (
     ControlState,
     restore_connected,
 )
+from smmc_bench.cosem.demand import DemandRegister, MaximumDemand
 from smmc_bench.cosem.profile_generic import (
     BillingProfile,
     DeliveredEnergy,
+    MeterTime,
     OctetStringData,
     ScriptTable,
+    boundary_after,
     load_profile_of,
 )
 from smmc_bench.drivers.dlms import DataType, Typed
@@ -110,12 +115,22 @@ def test_account_move_keeps_registers_and_history(meter, account, ac_source, loa
     usecase.expect("energy register unit", unit, "Wh", article="5-1")
     with usecase.step("1", LOAD, METER, f"the leaving customer draws for {limits_s(move.usage_before_move)}"):
         sample_through(delivered, ac_source, bench_clock, move.usage_before_move.value)
+    demand = meter.profile.tariffs.demand if meter.profile.has("demand") else None
+    demand_reset = demand is not None and demand.parameters.reset_at_billing
     with usecase.step("2", HEAD_END, METER, f"ACTION script table execute({objects.billing_script_id}) (end of "
-                                            "billing); GET billing profile, counter, energy"):
+                                            "billing); GET billing profile, counter, energy"
+                                            + (", maximum demand before and after" if demand_reset else "")):
+        if demand_reset:
+            maximum = MaximumDemand(session, demand.objects.maximum_demand)
+            away_from_boundary(meter, bench_clock, DemandRegister(session, demand.objects.demand_register).period(),
+                               demand.limits.update_delay.value)
+            leaving_maximum = maximum.read()
         clock_before = meter.clock.read().time
         billed_at = bench_clock.monotonic()
         delivered.sample(billed_at, ac_source.measure().power_w)
         script.execute(objects.billing_script_id)
+        if demand_reset:
+            new_maximum = maximum.read()
         clock_after = meter.clock.read().time
         billing_after = billing.read()
         counter_after = int(session.get(1, objects.billing_period_counter, 2))
@@ -130,6 +145,16 @@ def test_account_move_keeps_registers_and_history(meter, account, ac_source, loa
     usecase.expect("billing row's counter", final.counter, counter_after, article="5-1")
     late = max(seconds_between(final.time, clock_after), seconds_between(clock_before, final.time), 0.0)
     usecase.measure("billing row stamp outside the script's time window", late, limit=move.billing_stamp_tolerance)
+    if demand_reset:  # the leaving customer's maximum demand is billed with the move, not carried to the next one
+        usecase.measure("maximum demand before the end of billing (the leaving customer's, W)",
+                        leaving_maximum.value, low=flowing * ac_source.nominal_voltage / 2, unit="W", article="5-1")
+        usecase.expect("maximum demand after the end of billing (reset for the new customer)", new_maximum.value,
+                       0.0, article="5-1")
+        if new_maximum.capture_time is not None:  # not specified, or the moment of the reset: never the old stamp
+            outside = max(seconds_between(new_maximum.capture_time, clock_after),
+                          seconds_between(clock_before, new_maximum.capture_time), 0.0)
+            usecase.measure("maximum demand capture_time outside the script's time window", outside,
+                            limit=move.billing_stamp_tolerance)
     up_to_move = delivered.wh_between(start_at, billed_at)
     usecase.measure("energy the source delivered before the move (Wh)", up_to_move,
                     low=flowing * 0.5 * move.usage_before_move.value / 3600 * 100, unit="Wh", article="5-1")
@@ -189,6 +214,15 @@ def test_account_move_keeps_registers_and_history(meter, account, ac_source, loa
     usecase.expect(f"event {change} (customer data changed) logged",
                    change in [e.code for e in meter.standard_event_log.new_since(standard_before)], True,
                    article="5-1")
+
+
+def away_from_boundary(meter, bench_clock, period_s: int, update_delay_s: float) -> None:
+    """If a demand period boundary is due within the next minute of meter time, wait until just after it, so that
+    no period closes (and sets a new maximum) between the reads around the billing script."""
+    clock = MeterTime(meter, bench_clock)
+    due = boundary_after(clock.now(), period_s)
+    if seconds_between(due, clock.now()) < max(60.0, 4 * update_delay_s):
+        clock.sleep_until(due + timedelta(seconds=update_delay_s))
 
 
 def limits_s(limit) -> str:
