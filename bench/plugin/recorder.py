@@ -470,6 +470,7 @@ class BenchRecorder:
                 meters.append(
                     MeterRecord(
                         id=meter.id, profile=meter.settings.profile, emulated=meter.settings.emulated,
+                        mutant=meter.settings.mutant,
                         profile_file=str(meter.profile_file), profile_sha256=file_sha256(meter.profile_file),
                         links=[link.describe() for link in meter.links],
                         identity=meter.identity, identity_error=meter.identity_error,

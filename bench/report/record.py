@@ -54,6 +54,8 @@ class MeterRecord(BaseModel):
     profile_file: str | None = None
     profile_sha256: str | None = None
     emulated: bool
+    # The deliberate non-conformity of this emulated position (`mutant =` in its [[meter]]), if any.
+    mutant: str | None = None
     links: list[str] = Field(default_factory=list)
     identity: dict[str, str] = Field(default_factory=dict)
     identity_error: str | None = None
