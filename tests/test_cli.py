@@ -104,7 +104,7 @@ def test_validate_kills_a_mutant_with_every_test(tmp_path):
         assert json.loads((folder / name / "record.json").read_text())["mutant"] == name
     assert json.loads((folder / "conforming" / "record.json").read_text())["mutant"] is None
     assert set(summary["conforming"].values()) == {"PASS"}
-    # The independent reviewers' defects (reva-*, revb-*, revd-*) that no test catches yet: validation must say so
+    # The independent reviewers' defects (reva-*, revb-*) that no test catches yet: validation must say so
     # (exit 1), and this list may only shrink as tests are added (see the closing notes of issue #7).
     survivors = {f"{name}: survives: no test FAILs against it" for name in KNOWN_SURVIVORS}
     assert set(summary["problems"]) == survivors, summary["problems"]
@@ -112,17 +112,8 @@ def test_validate_kills_a_mutant_with_every_test(tmp_path):
 
 
 KNOWN_SURVIVORS = {
-    "reva-display-always-summer-time", "reva-emergency-reported-not-applied", "reva-limiter-over-timer-not-reset",
-    "reva-limiter-trips-at-threshold", "reva-push-never-retried",
-    "revb-calendar-activation-ignores-deviation", "revb-tariff-booked-after-switch",
-    "revb-tariff-indicator-ignores-special-days",
-    # Review D (revd-*, fixtures/meter/mutants/review_d.py): found surviving on planting, not yet caught.
-    "revd-billing-counter-wraps-at-100", "revd-customer-data-32-octets-refused", "revd-daily-buffer-wraps-at-a-week",
-    "revd-daily-midnight-factory-time-zone", "revd-daily-no-clock-adjusted-bit", "revd-daily-range-excludes-to-time",
-    "revd-demand-current-average-over-elapsed", "revd-demand-hour-period-refused",
-    "revd-demand-pending-period-lost-at-clock-set", "revd-last-failure-duration-not-updated",
-    "revd-max-demand-reset-keeps-capture-time", "revd-regact-stale-duplicate-mask",
-    "revd-unknown-script-refused-but-billed",
+    # Equality with the threshold is not testable on a real meter (its reading jitters within its class).
+    "reva-limiter-trips-at-threshold",
 }
 
 
@@ -297,6 +288,7 @@ def test_validate_kills_every_hdlc_and_optical_mutant(tmp_path):
                    "--mutants", "hdlc-*", "--mutants", "optical-*", "--mutants", "mode-e-*",
                    "--mutants", "management-*", "--mutants", "limiter-*", "--mutants", "breaker-*",
                    "--mutants", "aare-*", "--mutants", "rlre-*", "--mutants", "lls-*",
+                   "--mutants", "fw-optical-*",
                    "--reports", str(tmp_path), cwd=REPO, timeout=900)
     summary = json.loads(next(tmp_path.glob("validate-*/validation.json")).read_text())
     assert "hdlc-bad-fcs-every-5th" in summary["mutants"] and "optical-drops-writes" in summary["mutants"]

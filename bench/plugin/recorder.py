@@ -21,7 +21,7 @@ from smmc_bench.drivers.dlms.errors import (
 )
 from smmc_bench.links import link_label
 from smmc_bench.plugin import bench_file, parallel
-from smmc_bench.report import junit
+from smmc_bench.report import allure_results, junit, meter_data
 from smmc_bench.report.evidence import UseCase
 from smmc_bench.report.record import (
     MeterRecord,
@@ -202,6 +202,7 @@ class BenchRecorder:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
         self.current = item
+        meter_data.begin()  # the rows this test's COSEM views decode, until _finish takes them
         if self.station is not None and isinstance(self.station.clock, RealClock):
             self.station.clock.new_activity()
         try:
@@ -318,6 +319,7 @@ class BenchRecorder:
             state.verdict = Verdict.PASS
         if call.when == "teardown":
             record = self._finish(item, state)
+            allure_results.align_status(self.config, item.nodeid, record.verdict)
             if parallel.is_worker(self.config):
                 parallel.ship_test(report, record)  # the controller records it, and writes junit
                 return
@@ -371,6 +373,7 @@ class BenchRecorder:
         callspec = getattr(item, "callspec", None)
         target = self._target(callspec.params.get("meter")) if callspec else None
         evidence = state.usecase.to_jsonable() if state.usecase else {"steps": [], "measurements": []}
+        data = meter_data.end() or meter_data.MeterDataLog()
         self.tests[item.nodeid] = TestRecord(
             id=item.nodeid,
             name=getattr(item, "originalname", item.name),
@@ -383,6 +386,8 @@ class BenchRecorder:
             diagnosis=state.diagnosis,
             trace=self._in_run_dir(state.trace),
             wire_trace=self._in_run_dir(state.wire_trace),
+            meter_data=data.rows,
+            meter_data_dropped=data.dropped,
             **evidence,
         )
         return self.tests[item.nodeid]
@@ -506,6 +511,7 @@ class BenchRecorder:
                 identity = self.identity_properties()
                 junit.add_suite_properties(self.config, identity)
                 write_allure_environment(self.config, identity)
+                self._allure_categories_and_history()
             return (yield)
         finally:
             # After every other plugin: the session fixtures are down (safe state read back), junit written.
@@ -517,6 +523,14 @@ class BenchRecorder:
                 record = self.record()
                 record.write(self.run_dir / "record.json")
                 self._store(record)
+
+    def _allure_categories_and_history(self) -> None:
+        folder = allure_results.results_dir(self.config)
+        if folder is None:
+            return
+        allure_results.write_categories(folder)
+        previous = self.config.getoption("smmc_allure_history", None)
+        allure_results.copy_history(Path(previous) if previous else None, folder)
 
     def _store(self, record: RunRecord) -> None:
         """Append the run to the results store (aspect 11); the record on disk stays the evidence,

@@ -46,6 +46,10 @@ class TariffParameters(StrictModel):
     activation_delay_s: float = Field(default=3600.0, gt=0, description="from writing the passive calendar "
                                                                          "to its activation time")
     scenario_days: int = Field(default=7, ge=1, description="simulated days of the tariff energy scenario")
+    switch_margin_s: float = Field(default=600.0, gt=0, description="how long before each tariff switch the "
+                                   "bench last reads the tariff registers: the energy metered from then until "
+                                   "the switch must be booked to the old tariff (several switch tolerances, so "
+                                   "energy booked to the wrong side of the switch exceeds what its timing allows)")
 
 
 class DemandObjects(StrictModel):

@@ -18,6 +18,7 @@ from smmc_bench.cosem.common import seconds_between
 from smmc_bench.cosem.supply import SupplyObjects
 from smmc_bench.drivers.dlms import FrameTrace
 from smmc_bench.drivers.dlms.errors import DlmsError
+from smmc_bench.drivers.headend import HeadEndListener
 from smmc_bench.procedures import Outage, cut_supply, reassociate, reassociate_for_restore
 from smmc_bench.safety.restore import restored
 
@@ -213,6 +214,64 @@ def test_restoration_alarm_pushed_within_time(meter, ac_source, head_end, bench_
         alarms = values.get((1, supply.objects.alarm_register, 2))
         usecase.expect("alarm register in the push", alarms is not None, True, article="5-4")
         usecase.expect("power-up bit in the pushed alarm register", bool(alarms & bit), True, article="5-4")
+
+
+@pytest.mark.smmc_feature("alarm_push")
+def test_failed_alarm_push_is_retried(meter, head_end, bench_clock, usecase):
+    """Blue Book IC 40: a push that cannot be delivered is tried again number_of_retries times,
+    repetition_delay apart. The bench's head-end is down when the push is due (the connection is refused)
+    and back up before the retry: the retry must arrive, not before repetition_delay after the push and
+    within alarm_push_max_delay of when it is due, and once delivered it is not sent again."""
+    objects = SupplyObjects(meter)
+    push = objects.alarm_push
+    max_delay = meter.profile.supply.limits.alarm_push_max_delay
+    with usecase.step("0", HEAD_END, METER, "GET randomisation_start_interval, number_of_retries, "
+                                            "repetition_delay; SET number_of_retries 1, repetition_delay"):
+        randomisation = push.randomisation_start_interval()
+        original = (push.number_of_retries(), push.repetition_delay())
+        # The first attempt is surely over (refused) before the head-end returns, the retry surely after.
+        first_by = randomisation + max_delay.value
+        delay = int(2 * first_by) + 1
+        push.set_number_of_retries(1)
+        push.set_repetition_delay(delay)
+        written = (push.number_of_retries(), push.repetition_delay())
+    usecase.expect("number_of_retries, repetition_delay read back", written, (1, delay), article="5-4")
+    address = head_end.address
+    with restored(f"meter {meter.id} push retries", [
+            ("number_of_retries", lambda: push.set_number_of_retries(original[0])),
+            ("repetition_delay", lambda: push.set_repetition_delay(original[1]))]):
+        with usecase.step("1", HEAD_END, HEAD_END, "head-end down (its port refuses connections)"):
+            head_end.stop()
+        back = HeadEndListener(bench_clock, *address)
+        try:
+            with usecase.step("2", HEAD_END, METER, "ACTION push (alarm push setup, method 1)"):
+                pushed_at = bench_clock.now()  # before the request: the first attempt cannot be earlier
+                push.push()
+            with usecase.step("3", HEAD_END, HEAD_END, f"head-end back up {first_by:g} s after the push "
+                                                       "(the first attempt is over)"):
+                bench_clock.sleep(first_by)
+                back.start()
+                back_at = bench_clock.now()
+            due = delay + first_by  # the latest the retry is due after the push
+            with usecase.step("4", METER, HEAD_END, "the retry (DataNotification)"):
+                remaining = due + max_delay.value - seconds_between(bench_clock.now(), pushed_at)
+                notification = back.wait_for(timeout_s=max(0.0, remaining))
+            usecase.expect("retried push received", notification is not None, True, article="5-4")
+            if notification is None:
+                return
+            usecase.measure("time from the push to the retry's arrival (s)",
+                            seconds_between(notification.arrival, pushed_at), low=float(delay),
+                            high=due + max_delay.value, unit="s", article="5-4")
+            usecase.expect("retry arrived after the head-end came back", notification.arrival >= back_at, True,
+                           article="5-4")
+            usecase.expect("retry sent from the management logical device (source wPort)",
+                           notification.source_wport, MANAGEMENT_WPORT, article="5-4")
+            with usecase.step("5", METER, HEAD_END, f"no further push for {delay + max_delay.value:g} s"):
+                again = back.wait_for(lambda n: n.arrival > notification.arrival,
+                                      timeout_s=delay + max_delay.value)
+            usecase.expect("push sent again after it was delivered", again is not None, False, article="5-4")
+        finally:
+            back.stop()
 
 
 def put_back_filter(meter, objects, bench_clock, original_filter) -> list:

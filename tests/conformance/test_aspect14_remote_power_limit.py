@@ -118,6 +118,45 @@ def test_overload_shorter_than_min_over_does_not_trip(meter, limiter, load, benc
     usecase.expect(f"event {code} (threshold exceeded) logged", code in logged, False, article="5-3")
 
 
+def test_min_over_threshold_duration_restarts_after_each_overload(meter, limiter, load, bench_clock, usecase):
+    """Two overloads, each shorter than min_over_threshold_duration, with the load under the threshold between
+    them: the duration counts from the second crossing, so the breaker must stay closed although the overloads
+    together exceed it (a timer running on from the first crossing trips early)."""
+    limits = meter.profile.supply.limits
+    dc = meter.disconnect_control
+    mode = first_trip_mode(meter)
+    short, over = limits.short_overload_length.value, limits.limiter_min_over_threshold_duration.value
+    tolerance = limits.limiter_trip_tolerance.value
+    second = over - tolerance
+    if not (2 * short < over and 2 * short > tolerance):
+        pytest.fail("profile: need limiter_trip_tolerance < 2 * short_overload_length < min_over_threshold_duration")
+    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {mode}, connected, limits written"):
+        restore_connected(dc, meter.profile.disconnector.control_modes, mode)
+        write_limiter_settings(limiter.limiter, limits)
+        draw_power(load, limiter, limits.underload_power.value)
+        before = limiter.limiter_event_log.entries()
+    with usecase.step("1", LOAD, METER, f"draw {limits.overload_power.value:g} W for {short:g} s, "
+                      f"then {limits.underload_power.value:g} W for {short:g} s"):
+        draw_power(load, limiter, limits.overload_power.value)
+        bench_clock.sleep(short)
+        draw_power(load, limiter, limits.underload_power.value)
+        bench_clock.sleep(short)
+    with usecase.step("2", LOAD, METER, f"draw {limits.overload_power.value:g} W for {second:g} s "
+                      f"(< min_over_threshold_duration {over:g} s); GET output_state every {POLL_S:g} s"):
+        draw_power(load, limiter, limits.overload_power.value)
+        opened = wait_until(lambda: not dc.output_state(), bench_clock, second, POLL_S)
+        draw_power(load, limiter, limits.underload_power.value)
+    usecase.expect("breaker opened during the second overload (before min_over_threshold_duration from its start)",
+                   opened is not None, False, article="5-3")
+    with usecase.step("3", HEAD_END, METER, "GET output_state for min_over_threshold_duration + tolerance"):
+        late = wait_until(lambda: not dc.output_state(), bench_clock, over + tolerance, POLL_S)
+    usecase.expect("breaker opened after the load went under", late is not None, False, article="5-3")
+    with usecase.step("4", HEAD_END, METER, "GET limiter event log"):
+        logged = [e.code for e in limiter.limiter_event_log.new_since(before)]
+    code = meter.profile.supply.events.limiter_threshold_exceeded
+    usecase.expect(f"event {code} (threshold exceeded) logged", code in logged, False, article="5-3")
+
+
 def test_sustained_overload_opens_the_breaker(meter, limiter, load, ac_source, bench_clock, usecase):
     supply = meter.profile.supply
     limits, codes = supply.limits, supply.events
@@ -282,3 +321,50 @@ def test_emergency_profile_for_another_group_does_not_apply(meter, limiter, usec
         usecase.expect(f"threshold_active with profile {profile_id} not in the group list", view.threshold_active(),
                        normal, article="5-3")
         usecase.expect("emergency_profile_active", view.emergency_profile_active(), False, article="5-3")
+
+
+@pytest.mark.smmc_feature("limiter_emergency_profile")
+def test_active_emergency_threshold_is_supervised(meter, limiter, load, bench_clock, usecase):
+    """With the emergency profile active, a load between threshold_emergency and threshold_normal is an
+    overload: the breaker opens after min_over_threshold_duration (reporting the emergency threshold is not
+    enough, the limiter must supervise it)."""
+    supply = meter.profile.supply
+    limits = supply.limits
+    view = limiter.limiter
+    dc = meter.disconnect_control
+    mode = first_trip_mode(meter)
+    normal, emergency = limits.limiter_threshold.value, limits.limiter_emergency_threshold.value
+    over, tolerance = limits.limiter_min_over_threshold_duration.value, limits.limiter_trip_tolerance.value
+    if not (limits.underload_power.value < emergency < normal):
+        pytest.fail("profile: need underload_power < limiter_emergency_threshold < limiter_threshold")
+    if limits.emergency_duration.value <= over + tolerance + 10:
+        pytest.fail("profile: emergency_duration must outlast min_over_threshold_duration + limiter_trip_tolerance")
+    between = (normal + emergency) / 2
+    profile_id = supply.limiter.emergency_profile_id
+    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {mode}, connected, limits written, "
+                                            f"{limits.underload_power.value:g} W"):
+        restore_connected(dc, meter.profile.disconnector.control_modes, mode)
+        write_limiter_settings(view, limits)
+        draw_power(load, limiter, limits.underload_power.value)
+        view.set_emergency_group_ids([profile_id])
+        before = limiter.limiter_event_log.entries()
+    with usecase.step("1", HEAD_END, METER, f"SET emergency_profile: id {profile_id}, active since 10 s ago, "
+                                            f"duration {limits.emergency_duration.value:g} s"):
+        reading = meter.clock.read()
+        view.set_emergency_profile(profile_id, reading.time - timedelta(seconds=10),
+                                   round(limits.emergency_duration.value), reading.raw.deviation)
+    with usecase.step("2", HEAD_END, METER, "GET emergency_profile_active, threshold_active"):
+        usecase.expect("emergency_profile_active", view.emergency_profile_active(), True, article="5-3")
+        usecase.expect("threshold_active", view.threshold_active(), round(emergency), article="5-3")
+    with usecase.step("3", LOAD, METER, f"draw {between:g} W (between the emergency and the normal threshold); "
+                                        f"GET output_state every {POLL_S:g} s for {over + tolerance:g} s"):
+        draw_power(load, limiter, between)
+        opened = wait_until(lambda: not dc.output_state(), bench_clock, over + tolerance, POLL_S)
+        draw_power(load, limiter, limits.underload_power.value)
+    usecase.expect("breaker opened by a load over threshold_emergency", opened is not None, True, article="5-3")
+    usecase.measure("time from overload to trip", opened, low=over - POLL_S, high=over + tolerance, unit="s",
+                    article="5-3")
+    with usecase.step("4", HEAD_END, METER, "GET limiter event log"):
+        logged = [e.code for e in limiter.limiter_event_log.new_since(before)]
+    code = supply.events.limiter_threshold_exceeded
+    usecase.expect(f"event {code} (threshold exceeded) logged", code in logged, True, article="5-3")

@@ -82,5 +82,8 @@ def test_billing_resets_maximum_demand_which_then_follows_new_periods(meter):
     assert watts(maximum, 2) == 0
     meter.model.set_load_demand(1.0)
     meter.bench_clock.sleep(900)
-    assert watts(maximum, 2) == pytest.approx((high + 899 * power(meter)) / 900, abs=0.1)
+    low = power(meter)
+    # The period holds the last second of high load; the integrator samples the load on its own
+    # thread, so up to one more second of it may land in the period on a loaded machine.
+    assert (high + 899 * low) / 900 - 0.1 <= watts(maximum, 2) <= (2 * high + 898 * low) / 900 + 0.1
     assert stamp(maximum, 5) == START + timedelta(seconds=1800)

@@ -1,4 +1,5 @@
-"""The emulated meter's firmware update (IC 18, IC 22) and each firmware mutant, probed on the model directly."""
+"""The emulated meter's firmware update (IC 18, IC 22) and each firmware mutant, probed on the model directly;
+the optical-port mutants (aspect 5) through the meter's service layer as each port builds it."""
 from __future__ import annotations
 
 import hashlib
@@ -6,8 +7,13 @@ import struct
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from smmc_bench.cosem.image_transfer import ImageTransfer as ImageTransferView
+from smmc_bench.drivers.dlms import Authentication, DlmsSession, SessionSettings
+from smmc_bench.drivers.dlms.errors import AssociationRejected, ServiceError
+from smmc_bench.drivers.secret import Secret
 from smmc_bench.fixtures.clock import VirtualClock
-from smmc_bench.fixtures.meter import EmulatedMeter, axdr
+from smmc_bench.fixtures.links.serve import session_factory
+from smmc_bench.fixtures.meter import EmulatedMeter, axdr, default_lls_password
 from smmc_bench.fixtures.meter.cosem_objects import CosemError
 from smmc_bench.fixtures.meter.firmware import INITIAL_FIRMWARE, TransferStatus
 from smmc_bench.fixtures.meter.mutants import MUTANTS
@@ -176,6 +182,107 @@ def scheduled(mutant):
         p.meter.stop()
 
 
+class PortTransport:
+    """The bench's DLMS session straight onto the meter's service layer for one port, as that port's
+    link server builds it (no link below: the port's own defects are the subject)."""
+
+    peer = "in-process"
+
+    def __init__(self, handler) -> None:
+        self._handler, self._client, self._reply = handler, 0, b""
+
+    def open(self, client_address: int, server_address: int) -> None:
+        self._client = client_address
+
+    def send(self, apdu: bytes) -> bytes:
+        self._reply = self._handler.handle(self._client, bytes(apdu))
+        return bytes(apdu)
+
+    def receive(self, timeout: float) -> tuple[bytes, bytes]:
+        return self._reply, self._reply
+
+    def close(self) -> None:
+        pass
+
+
+IMAGE_TRANSFER_OBIS = "0.0.44.0.0.255"
+
+
+def port_session(meter: EmulatedMeter, port: str, client_sap: int) -> DlmsSession:
+    password = Secret(default_lls_password()) if client_sap == 1 else None
+    settings = SessionSettings(client_sap, 1, Authentication.LOW if password else Authentication.NONE, password,
+                               timeout=1.0)
+    return DlmsSession(PortTransport(session_factory(meter, port=port)()), settings)
+
+
+def outcome(call) -> str:
+    try:
+        call()
+        return "accepted"
+    except ServiceError:
+        return "refused"
+
+
+def public_transfer_by_port(mutant):
+    """What the public client's initiate and first block get, through the optical port and the wrapper."""
+    seen = {}
+    for port in ("optical", "wrapper"):
+        meter = EmulatedMeter(clock=VirtualClock(START), mutant=mutant)
+        data = image()
+        session = port_session(meter, port, 16)
+        try:
+            session.connect()
+        except AssociationRejected:
+            seen[port] = "association refused"
+            continue
+        transfer = ImageTransferView(session, IMAGE_TRANSFER_OBIS)
+        initiated = outcome(lambda: transfer.initiate(b"ID", len(data)))
+        block = outcome(lambda: transfer.transfer_block(0, data[:meter.model.firmware.transfer.block_size]))
+        session.close()
+        seen[port] = (initiated, block, meter.model.firmware.transfer.status)
+    return seen
+
+
+def unverified_activation_by_port(mutant):
+    """A corrupted image, verification failed: image_activate through each port, and what then runs."""
+    seen = {}
+    for port in ("optical", "wrapper"):
+        meter = EmulatedMeter(clock=VirtualClock(START), mutant=mutant)
+        data = image(corrupt=True)
+        session = port_session(meter, port, 1)
+        session.connect()
+        transfer = ImageTransferView(session, IMAGE_TRANSFER_OBIS)
+        size = transfer.block_size()
+        transfer.initiate(b"ID", len(data))
+        for number in range(-(-len(data) // size)):
+            transfer.transfer_block(number, data[number * size:(number + 1) * size])
+        verified = outcome(transfer.verify)
+        activated = outcome(transfer.activate)
+        session.close()
+        seen[port] = (verified, activated, meter.model.firmware.running_identifier())
+    return seen
+
+
+def update_events_by_port(mutant):
+    """A good image loaded, verified and activated through each port: the events logged."""
+    seen = {}
+    for port in ("optical", "wrapper"):
+        meter = EmulatedMeter(clock=VirtualClock(START), mutant=mutant)
+        data = image()
+        session = port_session(meter, port, 1)
+        session.connect()
+        transfer = ImageTransferView(session, IMAGE_TRANSFER_OBIS)
+        size = transfer.block_size()
+        transfer.initiate(b"ID", len(data))
+        for number in range(-(-len(data) // size)):
+            transfer.transfer_block(number, data[number * size:(number + 1) * size])
+        transfer.verify()
+        transfer.activate()
+        session.close()
+        seen[port] = (meter.model.firmware.running_identifier(), meter.model.standard_log.codes())
+    return seen
+
+
 PROBES = {
     "fw-accepts-corrupted-image": corrupted,
     "fw-activates-unverified": corrupted,
@@ -192,14 +299,19 @@ PROBES = {
     "fw-block-before-initiate-accepted": block_after_failed_verification,
     "fw-scheduled-activation-early": scheduled,
     "fw-scheduled-activation-ignored": scheduled,
+    "fw-optical-public-transfer": public_transfer_by_port,
+    "fw-optical-activates-unverified": unverified_activation_by_port,
+    "fw-optical-update-not-logged": update_events_by_port,
 }
+OPTICAL_PORT_MUTANTS = {"fw-optical-public-transfer", "fw-optical-activates-unverified",
+                        "fw-optical-update-not-logged"}
 PROBED_MUTANTS = set(PROBES)
 
 
 def test_every_firmware_mutant_has_a_probe():
     assert PROBED_MUTANTS == {m.name for m in firmware_mutants.MUTANTS}
     assert len(PROBED_MUTANTS) >= 10
-    assert all(MUTANTS[name].aspect == 9 for name in PROBED_MUTANTS)
+    assert all(MUTANTS[name].aspect == (5 if name in OPTICAL_PORT_MUTANTS else 9) for name in PROBED_MUTANTS)
 
 
 def test_conforming_update():
@@ -213,6 +325,21 @@ def test_conforming_update():
     assert identifier_after_power_cycle(None) == b"FW-2"
     assert block_after_failed_verification(None) == (True, True)
     assert scheduled(None) == (INITIAL_FIRMWARE, b"FW-2")
+    refused = ("refused", "refused", TransferStatus.NOT_INITIATED)
+    assert public_transfer_by_port(None) == {"optical": refused, "wrapper": refused}
+    unverified = ("refused", "refused", INITIAL_FIRMWARE)
+    assert unverified_activation_by_port(None) == {"optical": unverified, "wrapper": unverified}
+    assert update_events_by_port(None) == {"optical": (b"FW-2", [17, 18]), "wrapper": (b"FW-2", [17, 18])}
+
+
+def test_optical_port_mutants_misbehave_on_the_optical_port_only():
+    assert public_transfer_by_port("fw-optical-public-transfer") == {
+        "optical": ("accepted", "accepted", TransferStatus.INITIATED),
+        "wrapper": ("refused", "refused", TransferStatus.NOT_INITIATED)}
+    assert unverified_activation_by_port("fw-optical-activates-unverified") == {
+        "optical": ("refused", "accepted", b"FW-2"), "wrapper": ("refused", "refused", INITIAL_FIRMWARE)}
+    assert update_events_by_port("fw-optical-update-not-logged") == {
+        "optical": (b"FW-2", []), "wrapper": (b"FW-2", [17, 18])}
 
 
 def test_blocks_before_initiate_are_refused_and_initiate_resets():
