@@ -2,12 +2,13 @@
 
 The bench drives a known load at its own source for `daily_days` days of meter
 time, a different current each day and an outage on the second, reads the
-energy register right after each local midnight, then the meter's daily values.
-It judges: one row at each local midnight of the window (the clock minus the
-time zone's deviation), none missing, none doubled, none off midnight; each
-day's energy delta against what the source delivered that day; each row against
-the register read at that midnight; the power-down status bit on the row
-closing the day of the outage and on no other row.
+energy register right after each local midnight, then the meter's daily values,
+whole and by range (the MDM's export). It judges: one row at each local midnight
+of the window (the clock minus the time zone's deviation), none missing, none
+doubled, none off midnight; the read by range returns the window's rows, both
+edges included; each day's energy delta against what the source delivered that
+day; each row against the register read at that midnight; the power-down status
+bit on the row closing the day of the outage and on no other row.
 """
 from __future__ import annotations
 
@@ -100,9 +101,20 @@ def test_daily_values_close_each_day_with_the_energy_delivered(meter, ac_source,
             load.set_current(currents[day % len(currents)])
             delivered.sample(bench_clock.monotonic(), power(ac_source))
             close_day(midnights[day])
-    with usecase.step("3", HEAD_END, METER, "GET daily values buffer"):
-        rows = [row for row in view.read() if midnights[0] <= row.time <= midnights[-1]]
+    with usecase.step("3", HEAD_END, METER, f"GET daily values buffer; GET it by range {midnights[0]:%Y-%m-%d %H:%M}"
+                                            f"..{midnights[-1]:%Y-%m-%d %H:%M} (the MDM's export), and one second "
+                                            "inside each edge"):
         everything = view.read()
+        rows = [row for row in everything if midnights[0] <= row.time <= midnights[-1]]
+        by_range = view.by_range(midnights[0], midnights[-1])
+        narrowed = view.by_range(midnights[0] + timedelta(seconds=1), midnights[-1] - timedelta(seconds=1))
+    # Selective access by range (Blue Book IC 7: from_value <= clock <= to_value): both edges belong to the window.
+    usecase.expect("rows read by range (both edges included) = the buffer's rows of the window",
+                   [(r.time.isoformat(), r.status, r.energy) for r in by_range],
+                   [(r.time.isoformat(), r.status, r.energy) for r in rows], article="4-10")
+    usecase.expect("rows read by range one second inside each edge",
+                   [r.time.isoformat() for r in narrowed],
+                   [r.time.isoformat() for r in rows if midnights[0] < r.time < midnights[-1]], article="4-10")
 
     times = [row.time for row in everything if midnights[0] - timedelta(hours=1) <= row.time <= midnights[-1]]
     usecase.expect("rows in the window off local midnight", [t.isoformat() for t in times if t not in midnights],
