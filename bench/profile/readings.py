@@ -90,6 +90,14 @@ class ReadingsLimits(StrictModel):
 
     daily_days: Limit = _limit(3.0, "days", "4-10", "test parameter: days of known load the bench drives and "
                                                    "judges the daily values over (an outage on the second)")
+    daily_entries: Limit = _limit(62.0, "days", "4-10", "fewest days the daily values keep (profile_entries "
+                                                       "at least this: two months, the MDM's re-read window)")
+    daily_wrap_days: Limit = _limit(70.0, "days", "4-10", "test parameter: most days the bench steps the clock "
+                                                         "through to fill the daily values and see them wrap "
+                                                         "(a larger profile_entries is skipped)")
+    daily_time_zone_step: Limit = _limit(60.0, "min", "4-10", "test parameter: how far the bench moves the time "
+                                                             "zone's deviation to see the daily capture follow "
+                                                             "local midnight")
 
     @model_validator(mode="after")
     def _periods(self) -> "ReadingsLimits":
