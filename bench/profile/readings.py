@@ -123,6 +123,9 @@ class AccountObjects(StrictModel):
 class AccountMove(StrictModel):
     objects: AccountObjects = AccountObjects()
     new_customer_data: str = Field(default="CUSTOMER-0002", min_length=1, max_length=32)
+    customer_data_octets: Limit = _limit(32.0, "octets", "5-1", "longest customer data the meter must hold "
+                                                                 "(the bench writes exactly this many octets, "
+                                                                 "then one more that must be refused)")
     usage_before_move: Limit = _limit(3600.0, "s", "5-1", "test parameter: the leaving customer's consumption "
                                                          "the bench delivers before the move")
     usage_after_move: Limit = _limit(900.0, "s", "5-1", "test parameter: the new customer's consumption the "

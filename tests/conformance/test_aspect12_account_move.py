@@ -230,6 +230,84 @@ def test_customer_data_refuses_what_it_cannot_hold(meter, account, link_access, 
                    article="5-1")
 
 
+def test_customer_data_holds_its_full_length(meter, account, usecase):
+    """Customer data of exactly the longest length the profile gives is accepted, read back whole and logged
+    as a parameter change; one octet more is refused with the data unchanged and nothing logged."""
+    move = meter.profile.readings.account_move
+    longest = move.customer_data_octets
+    octets = int(longest.value)
+    change = meter.profile.readings.parameter_change_event
+    full = (move.new_customer_data.encode() * (octets // len(move.new_customer_data) + 1))[:octets]
+    with usecase.step("0", HEAD_END, METER, "GET customer data, standard event log"):
+        before, log_before = account.read(), meter.standard_event_log.entries()
+    if before == full:
+        full = full[::-1]
+    with usecase.step("1", HEAD_END, METER, f"SET customer data = {octets} octets (the longest); GET it, standard "
+                                            "event log"):
+        try:
+            account.write(full)
+            refused = ""
+        except ServiceError as exc:
+            refused = exc.diagnosis or "refused"
+        after, log_after = account.read(), meter.standard_event_log.entries()
+    usecase.expect(f"customer data of {octets} octets refused", refused, "", article=longest.article)
+    usecase.expect(f"customer data read back after SET of {octets} octets", after, full, article=longest.article)
+    usecase.expect(f"event {change} logged for the write",
+                   len([e for e in meter.standard_event_log.new_since(log_before) if e.code == change]), 1,
+                   article="5-1")
+    with usecase.step("2", HEAD_END, METER, f"SET customer data = {octets + 1} octets (one too many); GET it, "
+                                            "standard event log"):
+        try:
+            account.write(full + b"X")
+            refused = ""
+        except ServiceError as exc:
+            refused = exc.diagnosis or "refused"
+        last = account.read()
+        logged = [e.code for e in meter.standard_event_log.new_since(log_after) if e.code == change]
+    usecase.expect(f"customer data of {octets + 1} octets refused", bool(refused), True, article=longest.article)
+    usecase.expect(f"customer data after the refused {octets + 1} octets", last, after, article="5-1")
+    usecase.expect(f"event {change} logged by the refused write", logged, [], article="5-1")
+
+
+def test_unknown_script_runs_nothing(meter, bench_clock, usecase):
+    """ACTION execute of a script the billing script table does not hold (Blue Book IC 9: a script is named by
+    its identifier) closes no billing period: no billing row, the counter unchanged, whatever the reply; the
+    billing script itself, run next, does close one (the bench sees a billing when there is one)."""
+    objects = meter.profile.readings.account_move.objects
+    session = meter.session
+    billing = BillingProfile(session, objects.billing_profile, meter.profile.objects.clock,
+                             meter.profile.objects.active_energy_import, objects.billing_period_counter)
+    script = ScriptTable(session, objects.billing_script_table)
+    with usecase.step("0", HEAD_END, METER, "GET script table scripts, billing profile, billing period counter"):
+        held = script.script_ids()
+        rows_before = billing.read()
+        counter_before = int(session.get(1, objects.billing_period_counter, 2))
+    usecase.expect(f"billing script {objects.billing_script_id} in the script table", objects.billing_script_id in held,
+                   True, article="5-1")
+    unknown = next(i for i in range(1, 0x10000) if i not in held)
+    with usecase.step("1", HEAD_END, METER, f"ACTION script table execute({unknown}) (not in the table); GET billing "
+                                            "profile, billing period counter"):
+        try:
+            script.execute(unknown)
+            reply = "success"
+        except ServiceError as exc:
+            reply = exc.diagnosis or "refused"
+        rows_after = billing.read()
+        counter_after = int(session.get(1, objects.billing_period_counter, 2))
+    usecase.expect(f"billing rows after execute({unknown}) (reply: {reply})",
+                   [(r.time.isoformat(), r.counter) for r in rows_after],
+                   [(r.time.isoformat(), r.counter) for r in rows_before], article="5-1")
+    usecase.expect(f"billing period counter after execute({unknown})", counter_after, counter_before, article="5-1")
+    with usecase.step("2", HEAD_END, METER, f"ACTION script table execute({objects.billing_script_id}) (end of "
+                                            "billing); GET billing period counter, billing profile"):
+        script.execute(objects.billing_script_id)
+        counter_billed = int(session.get(1, objects.billing_period_counter, 2))
+        newest = billing.read()[-1:]
+    usecase.expect("billing period counter after the billing script", counter_billed, (counter_after + 1) % 256,
+                   article="5-1")
+    usecase.expect("newest billing row's counter", [r.counter for r in newest], [counter_billed], article="5-1")
+
+
 def test_billing_profile_wraps_oldest_first(meter, bench_clock, usecase):
     """A full billing profile (profile_entries rows) drops its oldest row for each new billing period, never the
     new one: the final reading of the newest period is the one a move or a bill needs."""
