@@ -132,6 +132,13 @@ class AccountMove(StrictModel):
                                                         "bench delivers after the move")
     billing_stamp_tolerance: Limit = _limit(5.0, "s", "5-1", "largest difference between the billing row's "
                                                              "stamp and the meter time of the script's execution")
+    billing_counter_modulus: Limit = _limit(256.0, "periods", "5-1", "the billing period counter counts 0 .. this "
+                                                                     "- 1, then 0 again (an IC 1 unsigned: 256; a "
+                                                                     "meter numbering VZ as OBIS value group F, "
+                                                                     "0..99, declares 100)")
+    billing_counter_closes: Limit = _limit(300.0, "periods", "5-1", "test parameter: most billing periods the "
+                                                                    "bench closes to see the billing period counter "
+                                                                    "wrap (more is skipped)")
     billing_wrap_closes: Limit = _limit(40.0, "periods", "5-1", "test parameter: most billing periods the bench "
                                                                 "closes to fill the billing profile and see it wrap "
                                                                 "(a larger profile_entries is skipped)")
