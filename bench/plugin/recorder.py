@@ -188,6 +188,8 @@ class BenchRecorder:
                 # The CI ceiling is for the emulated bench: a real outage or emergency profile
                 # lasts as long as the profile says, and the drivers bound every wait themselves.
                 item.add_marker(pytest.mark.timeout(0))
+        # Stable: the suite's order otherwise; log-flooding tests last (a worker runs its items in this order).
+        items.sort(key=lambda item: item.get_closest_marker("smmc_fills_logs") is not None)
         if self._bench is not None and self._config_error is None:
             try:
                 Station(self._bench)  # the profiles and secrets it names, before any test starts

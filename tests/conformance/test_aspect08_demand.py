@@ -373,3 +373,81 @@ def test_end_of_billing_resets_maximum_demand(meter, demand, ac_source, load, be
         periods.sample()
     judge_average(usecase, limits, "maximum demand after a lower period", after.value, periods.average_w(begin, end))
     judge_stamp(usecase, "maximum demand capture_time", after.capture_time, end)
+
+
+def test_demand_periods_at_the_ends_of_the_range_are_accepted(meter, demand, usecase):
+    """The range of demand periods the meter must take includes its ends (the profile's shortest and longest,
+    one hour): each is accepted, reads back, logs one parameter change; the period is then put back."""
+    limits = demand.section.limits
+    with usecase.step("0", HEAD_END, METER, "GET demand period"):
+        original = demand.register.period()
+    for bound in (limits.shortest_period, limits.longest_period):
+        seconds = int(bound.value)
+        with usecase.step(f"{seconds}s", HEAD_END, METER, f"GET standard event log; SET demand period {seconds} s; "
+                                                          "GET period, standard event log"):
+            log_before = meter.standard_event_log.entries()
+            try:
+                demand.register.set_period(seconds)
+                refused = ""
+            except ServiceError as exc:
+                refused = exc.diagnosis or "refused"
+            after = demand.register.period()
+            logged = parameter_changes(meter, log_before)
+        usecase.expect(f"period {seconds} s (the range's end) refused", refused, "", article=bound.article)
+        usecase.expect(f"demand period read back after SET {seconds} s (s)", after, seconds, article=bound.article)
+        usecase.expect(f"parameter-change events logged for SET {seconds} s", len(logged),
+                       0 if seconds == original else 1, article="4-21")
+    with usecase.step("1", HEAD_END, METER, f"SET demand period {original} s (put back); GET it"):
+        demand.register.set_period(original)
+        usecase.expect("demand period put back (s)", demand.register.period(), original, article="4-17-6")
+
+
+def test_demand_period_written_survives_a_clock_set(meter, demand, bench_clock, usecase):
+    """A period written takes effect at the next boundary of the running period even when the clock is set in
+    between (a time sync must not re-initialise the demand settings): read back after the set, then the old
+    period's end and one new period judged on both sides."""
+    limits, parameters = demand.section.limits, demand.section.parameters
+    period, new = parameters.period_s, parameters.new_period_s
+    settle, tolerance = limits.update_delay.value, limits.boundary_tolerance.value
+    step_s = meter.limits.clock_shift_step.value
+    if period % new or new >= period or not 4 * (settle + tolerance) + step_s < period:
+        pytest.fail(f"profile: new_period_s {new} must divide period_s {period} and be shorter, and period_s leave "
+                    f"room for the clock step {step_s:g} s")
+    with usecase.step("0", HEAD_END, METER, "precondition: SET clock to the reference time; GET demand period"):
+        clock = prepare(meter, bench_clock)
+        usecase.expect("demand period (s)", demand.register.period(), period, article="4-17-6")
+    begin = boundary_after(clock.now() + timedelta(seconds=settle), period)
+    end = begin + timedelta(seconds=period)
+    try:
+        with usecase.step("1", HEAD_END, METER, f"in the period {begin:%H:%M}-{end:%H:%M}: SET period {new} s; "
+                                                f"SET clock {step_s:+g} s (a time sync); GET clock, period"):
+            clock.sleep_until(begin + timedelta(seconds=settle))
+            demand.register.set_period(new)
+            before_set = clock.measure()
+            meter.clock.write(clock.now() + timedelta(seconds=step_s), meter.clock.time_zone())
+            moved = clock.measure() - before_set
+            read_back = demand.register.period()
+        usecase.measure(f"|clock moved by the set - {step_s:g} s|", abs(moved - step_s),
+                        limit=meter.limits.clock_shift_tolerance)
+        usecase.expect("demand period read back after the clock set (s)", read_back, new, article="4-17-6")
+        with usecase.step("2", HEAD_END, METER, "just before the running period's end: GET capture_time"):
+            clock.sleep_until(end - timedelta(seconds=2 * tolerance))
+            early = demand.register.read()
+        judge_stamp(usecase, "capture_time before the old period's end", early.capture_time, begin)
+        with usecase.step("3", HEAD_END, METER, f"after the old period's end, just before and after one new period "
+                                                f"({new} s): GET demand register"):
+            clock.sleep_until(end + timedelta(seconds=settle))
+            at_end = demand.register.read()
+            clock.sleep_until(end + timedelta(seconds=new - 2 * tolerance))
+            inside = demand.register.read()
+            clock.sleep_until(end + timedelta(seconds=new + settle))
+            next_one = demand.register.read()
+        judge_stamp(usecase, "capture_time at the old period's end", at_end.capture_time, end)
+        judge_stamp(usecase, "capture_time inside the first new period", inside.capture_time, end)
+        judge_stamp(usecase, f"capture_time one new period ({new} s) later", next_one.capture_time,
+                    end + timedelta(seconds=new))
+    finally:
+        with usecase.step("4", HEAD_END, METER, "SET clock to the reference time (undo the step); GET clock"):
+            meter.clock.write(bench_clock.now(), meter.clock.time_zone())
+            offset = MeterTime(meter, bench_clock).offset_s
+    usecase.measure("|clock - reference| after the undo", abs(offset), limit=meter.limits.clock_sync_tolerance)
