@@ -3,6 +3,7 @@ ship each verdict and what they read of the meters to the controller, and the co
 the run record, the results store and junit.xml, so every verdict is there exactly once."""
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -158,14 +159,21 @@ def position_scheduler(config: pytest.Config, log, positions: dict[str, str], me
             work_unit = self.workqueue.pop(mine[0])
             self.assigned_work.setdefault(node, {})[mine[0]] = work_unit
             collection = self.registered_collections[node]
-            node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items() if not done])
+            try:
+                node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items() if not done])
+            except OSError:
+                # The worker died after its last report and before the controller heard of the crash:
+                # the unit waits in the queue for its replacement (remove_node follows).
+                del self.assigned_work[node][mine[0]]
+                self.workqueue[mine[0]] = work_unit
 
         def _reschedule(self, node) -> None:
             if node.shutting_down:
                 return
             if not self._mine(node):
                 if self._pending_of(self.assigned_work.get(node, {})) == 0:
-                    node.shutdown()
+                    with contextlib.suppress(OSError):  # already gone (crashed): nothing to shut down
+                        node.shutdown()
                 return
             if self._pending_of(self.assigned_work.get(node, {})) > 2:
                 return

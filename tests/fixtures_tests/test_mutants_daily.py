@@ -47,7 +47,8 @@ def test_each_mutant_differs_in_its_declared_way(name, conforming):
     if name == "daily-values-at-utc-midnight":
         assert [when.hour for when, _, _ in rows] == [0, 0]
     elif name == "daily-values-energy-one-day-late":
-        assert rows[1][2] == conforming[0][2]
+        # Two runs of the integrator on its own thread: the same day's energy to a watt-hour.
+        assert rows[1][2] == pytest.approx(conforming[0][2], abs=1)
     elif name == "daily-values-no-power-down-bit":
         assert [status for _, status, _ in rows] == [0, 0]
     elif name == "daily-values-no-row-after-outage":
