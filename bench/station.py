@@ -61,6 +61,14 @@ def bench_link_kinds(config: BenchConfig) -> set[str]:
         {"tcp"} if any(m.emulated and not m.all_links for m in config.meter) else set())
 
 
+def _emulated_security(meter: "StationMeter") -> dict:
+    """How the emulated meter secures its management client: as the bench's [meter.security] says."""
+    if meter.keys is None:
+        return {}
+    return {"management_security": "hls-gmac",
+            "hls_keys": (meter.keys.authentication_key.reveal(), meter.keys.encryption_key.reveal())}
+
+
 def target_ids(settings: MeterSettings) -> list[str]:
     return settings.target_ids()
 
@@ -70,6 +78,7 @@ class StationMeter:
     settings: MeterSettings
     profile: MeterProfile
     password: Secret | None
+    keys: "HlsKeys | None" = None  # HLS-GMAC keys (smmc_bench.drivers.dlms.security), when configured
     # The links the bench dials (for an emulated meter, known once its servers run).
     links: list[Link] = field(default_factory=list)
     identity: dict[str, str] = field(default_factory=dict)
@@ -99,7 +108,7 @@ class Station:
         self.mutant = mutant
         self.serve_only = serve_only  # emulated meters to serve (None: all); a parallel worker serves its own
         self.meters = {
-            m.id: StationMeter(m, _profile_of(config, index), config.resolve_password(m),
+            m.id: StationMeter(m, _profile_of(config, index), config.resolve_password(m), config.resolve_keys(m),
                                links=[] if m.emulated else m.all_links,
                                profile_file=profile_path(m.profile, config.source.parent).resolve())
             for index, m in enumerate(config.meter)
@@ -138,6 +147,7 @@ class Station:
                     initial_clock_offset=self.config.emulator.initial_clock_offset,
                     # [emulator] dialect: which encodings the standards allow the emulator uses
                     dialect=self.config.emulator.dialect,
+                    **_emulated_security(meter),
                 )
                 emulator.start()
                 self._emulators[meter.id] = emulator
@@ -225,6 +235,7 @@ class Station:
             server_logical=link.server_logical,
             authentication=DlmsAuthentication.NONE if public else _AUTHENTICATION[security.authentication],
             password=None if public else meter.password,
+            keys=None if public else meter.keys,
             timeout=link.timeout,
         )
         return DlmsSession(open_transport(link, meter.profile.links), settings, trace=trace)

@@ -29,6 +29,7 @@ from smmc_bench.drivers.dlms import (
 )
 from smmc_bench.drivers.dlms.errors import DlmsError
 from smmc_bench.drivers.links.hdlc import HdlcParameters
+from smmc_bench.drivers.dlms.security import HlsKeys
 from smmc_bench.drivers.secret import Secret
 from smmc_bench.links import hdlc_proposal, is_hdlc, link_label, open_transport
 from smmc_bench.plugin.recorder import note_wire_trace, recorder_of
@@ -172,21 +173,26 @@ class LinkAccess:
         return probe
 
     def session(self, client_sap: int, *, authenticate: bool = False, transport=None,
-                max_pdu: int = 1024, password: Secret | None = None) -> DlmsSession:
+                max_pdu: int = 1024, password: Secret | None = None, keys: HlsKeys | None = None) -> DlmsSession:
         """An unconnected session as `client_sap` over a fresh connection on this link (or over
         `transport`, e.g. a probe), with the bench's password only when `authenticate`, or with
-        `password` (a wrong one, to see it refused)."""
+        `password` (a wrong one, to see it refused). On an HLS-GMAC bench `authenticate` takes the
+        bench's keys, or `keys` (wrong ones, to see them refused)."""
         self.suspend()
         if transport is None:
             transport = open_transport(self.link, self.meter.profile.links)
             register_wire_trace(self.request, f"{link_label(self.link)}: client SAP {client_sap}",
                                 transport.wire_trace)
-        if password is None and authenticate:
+        if keys is None and authenticate and password is None:
+            keys = self.meter.station_meter.keys
+        if password is None and authenticate and keys is None:
             password = self.meter.station_meter.password
+        authentication = Authentication.HIGH_GMAC if keys is not None else \
+            Authentication.LOW if password is not None else Authentication.NONE
         settings = SessionSettings(
             client_sap=client_sap, server_logical=self.link.server_logical,
-            authentication=Authentication.LOW if password is not None else Authentication.NONE,
-            password=password, timeout=self.link.timeout, max_pdu=max_pdu)
+            authentication=authentication, password=password, keys=keys, timeout=self.link.timeout,
+            max_pdu=max_pdu)
         trace = FrameTrace()
         register_wire_trace(self.request, f"DLMS frames of client SAP {client_sap}", trace)
         session = DlmsSession(transport, settings, trace=trace)

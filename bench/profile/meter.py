@@ -16,6 +16,7 @@ from smmc_bench.profile.customer import CustomerProfile
 from smmc_bench.profile.display import DISPLAY_FEATURES, DisplayProfile
 from smmc_bench.profile.links import LINK_FEATURES, LinkProfile
 from smmc_bench.profile.readings import READINGS_FEATURES, ReadingsProfile
+from smmc_bench.profile.security import SECURITY_FEATURES, SecurityProfile
 from smmc_bench.profile.supply import SUPPLY_FEATURES, SupplyProfile
 from smmc_bench.profile.tariffs import TARIFF_FEATURES, TariffProfile
 
@@ -30,7 +31,7 @@ CORE_FEATURES = (
     "load_profile",
 )
 KNOWN_FEATURES = frozenset(CORE_FEATURES + LINK_FEATURES + SUPPLY_FEATURES + DISPLAY_FEATURES + TARIFF_FEATURES
-                           + READINGS_FEATURES)
+                           + READINGS_FEATURES + SECURITY_FEATURES)
 
 
 
@@ -124,6 +125,7 @@ class MeterProfile(StrictModel):
     tariffs: TariffProfile = TariffProfile()  # aspect 8 (smmc_bench.profile.tariffs)
     customer: CustomerProfile = CustomerProfile()  # aspect 3 (smmc_bench.profile.customer)
     readings: ReadingsProfile = ReadingsProfile()  # aspects 2, 10 and 12 (smmc_bench.profile.readings)
+    security: SecurityProfile = SecurityProfile()  # HLS-GMAC failures, aspect 1 (smmc_bench.profile.security)
 
     @field_validator("features")
     @classmethod

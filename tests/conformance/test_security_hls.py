@@ -1,0 +1,158 @@
+"""Aspect 1 (article as the profile's [security] says): DLMS security with HLS-GMAC.
+
+Use case: the management client associates with HLS-GMAC (mechanism 5, security suite 0)
+and every xDLMS APDU of its association is authenticated and encrypted. The meter must
+refuse whoever does not hold the keys and every request that is replayed, tampered with
+or sent in clear, log the security events the profile names, and keep serving the right
+client afterwards.
+
+The bench's own session verifies every GCM tag and the meter's invocation counter; here the
+bench plays the attacker: it presents wrong keys, resends a ciphered request it already
+sent (same and lower invocation counter), flips a byte of a ciphertext and of a tag, and
+sends a request in clear, each through `DlmsSession.exchange_raw` so nothing is repaired on
+the way. Skipped on benches whose management client does not use HLS-GMAC.
+"""
+from __future__ import annotations
+
+import pytest
+from smmc_bench.drivers.dlms.errors import AssociationRejected, DlmsError, SecurityFailure
+from smmc_bench.drivers.dlms.security import HlsKeys
+from smmc_bench.drivers.secret import Secret
+
+pytestmark = [pytest.mark.smmc_aspect(1), pytest.mark.smmc_ntd("4-4"), pytest.mark.smmc_feature("hls_gmac")]
+
+HEAD_END = "Head-end (bench)"
+METER = "Meter"
+CLOCK_TIME_GET = bytes.fromhex("c001c1" "0008" "0000010000ff" "02" "00")  # GET 8/0.0.1.0.0.255/2
+GET_RESPONSE, GLO_GET_RESPONSE, GENERAL_GLO = 0xC4, 0xCC, 0xDB
+
+
+def _keys(meter) -> HlsKeys:
+    keys = meter.station_meter.keys
+    if keys is None or meter.session.settings.keys is None:
+        pytest.skip("the bench's management client does not associate with HLS-GMAC here")
+    return keys
+
+
+def _served(reply: bytes) -> bool:
+    """The meter answered the request with data (in clear or ciphered) rather than refusing it."""
+    if not reply:
+        return False
+    if reply[0] == GET_RESPONSE:
+        return len(reply) > 3 and reply[3] == 0
+    return reply[0] in (GLO_GET_RESPONSE, GENERAL_GLO)
+
+
+def _flip(data: bytes, index: int) -> bytes:
+    return data[:index] + bytes((data[index] ^ 0x5A,)) + data[index + 1:]
+
+
+def _event_log(meter):
+    from smmc_bench.cosem.event_log import EventLog
+    return EventLog(meter.session, meter.profile.security.event_log)
+
+
+def _right_client_works(meter, link_access, usecase, step: str, article: str) -> None:
+    with usecase.step(step, HEAD_END, METER, "the right client associates again (HLS-GMAC); GET clock.time"):
+        link_access.suspend()
+        link_access.resume()
+        meter.clock.read()
+    usecase.expect("the right client works after the refusals", meter.session.is_associated, True, article=article)
+
+
+def test_wrong_keys_refused_and_logged(meter, link_access, usecase):
+    keys = _keys(meter)
+    security = meter.profile.security
+    sap = meter.profile.clients.management_sap
+    log = _event_log(meter)
+    before = log.entries()
+    ak, ek = keys.authentication_key.reveal(), keys.encryption_key.reveal()
+    wrong = {
+        "a wrong authentication key": HlsKeys(Secret(_flip(ak, 3)), keys.encryption_key, keys.system_title,
+                                              keys.policy, keys.general),
+        "a wrong encryption key": HlsKeys(keys.authentication_key, Secret(_flip(ek, 7)), keys.system_title,
+                                          keys.policy, keys.general),
+    }
+    outcomes: dict[str, str] = {}
+    for number, (label, presented) in enumerate(wrong.items(), start=1):
+        with usecase.step(f"1.{number}", HEAD_END, METER, f"AARQ management client (SAP {sap}), HLS-GMAC with "
+                                                          f"{label}; pass 3 if the AARE accepts"):
+            session = link_access.session(sap, keys=presented)
+            try:
+                session.connect()
+                outcomes[label] = "accepted"
+            except AssociationRejected:
+                outcomes[label] = "refused"
+            except SecurityFailure:
+                # The meter accepted (its AARE or pass 4 does not verify with the wrong key):
+                # accepted by the meter, whatever the bench then refuses.
+                aare = session.last_aare
+                outcomes[label] = "accepted" if aare is not None and aare.accepted else "refused"
+            except DlmsError as exc:
+                aare = session.last_aare
+                outcomes[label] = "accepted" if aare is not None and aare.accepted else f"refused ({exc.diagnosis})"
+            finally:
+                session.close()
+    usecase.expect("associations with a wrong key", {k: v.split(" (")[0] for k, v in outcomes.items()},
+                   {label: "refused" for label in wrong}, article=security.article)
+    _right_client_works(meter, link_access, usecase, "2", security.article)
+    with usecase.step("3", HEAD_END, METER, f"GET the security event log {security.event_log}"):
+        codes = [event.code for event in _event_log(meter).new_since(before)]
+    expected = len(wrong) // security.failures_before_event
+    usecase.expect(f"association authentication failure events ({security.association_failure_event}) logged",
+                   codes.count(security.association_failure_event) >= expected, True, article=security.article)
+
+
+def test_replayed_request_refused_and_logged(meter, link_access, usecase):
+    _keys(meter)
+    security = meter.profile.security
+    link_access.resume()
+    before = _event_log(meter).entries()
+    ciphering = meter.session.ciphering
+    with usecase.step("1", HEAD_END, METER, "GET clock.time twice (ciphered), keeping both requests"):
+        meter.clock.read()
+        older = ciphering.last_protected
+        meter.clock.read()
+        latest = ciphering.last_protected
+    outcomes = {}
+    with usecase.step("2", HEAD_END, METER, "resend the latest ciphered request (same invocation counter)"):
+        outcomes["same invocation counter"] = _served(meter.session.exchange_raw(latest, "replayed GET (same IC)"))
+    with usecase.step("3", HEAD_END, METER, "resend the older ciphered request (lower invocation counter)"):
+        outcomes["lower invocation counter"] = _served(meter.session.exchange_raw(older, "replayed GET (lower IC)"))
+    usecase.expect("replayed requests served", outcomes, {label: False for label in outcomes},
+                   article=security.article)
+    _right_client_works(meter, link_access, usecase, "4", security.article)
+    with usecase.step("5", HEAD_END, METER, f"GET the security event log {security.event_log}"):
+        codes = [event.code for event in _event_log(meter).new_since(before)]
+    usecase.expect(f"replay attack events ({security.replay_event}) logged", codes.count(security.replay_event),
+                   len(outcomes), article=security.article)
+
+
+def test_tampered_ciphertext_and_tag_refused_and_logged(meter, link_access, usecase):
+    _keys(meter)
+    security = meter.profile.security
+    link_access.resume()
+    before = _event_log(meter).entries()
+    ciphering = meter.session.ciphering
+    outcomes = {}
+    for number, (label, index) in enumerate((("a ciphertext byte", -14), ("a tag byte", -1)), start=1):
+        with usecase.step(f"1.{number}", HEAD_END, METER, f"a fresh ciphered GET clock.time with {label} changed"):
+            tampered = _flip(ciphering.protect(CLOCK_TIME_GET), index)
+            outcomes[label] = _served(meter.session.exchange_raw(tampered, f"GET with {label} changed"))
+    usecase.expect("tampered requests served", outcomes, {label: False for label in outcomes},
+                   article=security.article)
+    _right_client_works(meter, link_access, usecase, "2", security.article)
+    with usecase.step("3", HEAD_END, METER, f"GET the security event log {security.event_log}"):
+        codes = [event.code for event in _event_log(meter).new_since(before)]
+    usecase.expect(f"decryption/authentication failure events ({security.decryption_failure_event}) logged",
+                   codes.count(security.decryption_failure_event), len(outcomes), article=security.article)
+
+
+def test_unciphered_request_in_a_ciphered_association_refused(meter, link_access, usecase):
+    _keys(meter)
+    security = meter.profile.security
+    link_access.resume()
+    with usecase.step("1", HEAD_END, METER, "GET clock.time in clear within the ciphered association"):
+        reply = meter.session.exchange_raw(CLOCK_TIME_GET, "GET clock.time in clear")
+    usecase.expect("an unciphered request served", _served(reply), False, article=security.article)
+    _right_client_works(meter, link_access, usecase, "2", security.article)
