@@ -161,6 +161,7 @@ class CipheringContext:
         self.last_server_counter: int | None = None
         self.last_protected: bytes | None = None  # the last ciphered request (a replay test resends it)
         self._pass4_floor: int | None = None
+        self.meter_accepted = False  # the meter accepted our AARQ (set before its AARE is deciphered)
 
     # -- association -------------------------------------------------------------
 
@@ -266,6 +267,7 @@ class CipheringContext:
             raise MalformedReply("AARE: a ciphered context needs the meter's 8-byte system title "
                                  "(responding-AP-title)")
         self.server_title = server_title
+        self.meter_accepted = True  # an accepted AARE, whatever its glo-InitiateResponse turns out to be
         if ui[:1] != bytes((GLO_INITIATE_RESPONSE,)):
             raise UncipheredReply("AARE: the user-information is not a glo-InitiateResponse in a ciphered "
                                   "application context")

@@ -164,6 +164,8 @@ class _HighLevelGmac(_Security):
         self.context.server_title = aare.responding_ap_title
         self.context.server_challenge = aare.responding_authentication_value
         f_stoc = self.context.f_stoc()
+        if session.tamper_f_stoc is not None:
+            f_stoc = session.tamper_f_stoc(f_stoc)
         reply = session.action(15, ASSOCIATION_LN, 1, Typed(DataType.OCTET_STRING, f_stoc))
         self.context.check_f_ctos(reply)
 
@@ -184,6 +186,11 @@ class DlmsSession:
     _out_of_step: str | None = None
     # The association's ciphering (HLS-GMAC): every xDLMS APDU is protected and every reply checked.
     _ciphering: CipheringContext | None = None
+    # The ciphering context of the last HLS-GMAC association attempt (kept when it failed: a
+    # security test asks whether the meter accepted the AARQ, `meter_accepted`).
+    last_hls: CipheringContext | None = None
+    # Security tests only: rewrites our f(StoC) before pass 3 (to present a wrong one).
+    tamper_f_stoc = None
     # Why the meter's side ended an association we did not release (it closed or reset the
     # connection); the next request associates afresh. None: nothing was lost.
     _lost: str | None = None
@@ -250,6 +257,7 @@ class DlmsSession:
                 self._ciphering = None
                 self.proposed_conformance = _proposed_conformance(Secret(aarq_bytes))
                 if hls is not None:
+                    self.last_hls = hls.context
                     aarq_bytes = hls.aarq(aarq_bytes)
                 aarq = Secret(aarq_bytes)
                 frame, reply = self._exchange(aarq, summary)

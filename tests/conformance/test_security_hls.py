@@ -15,7 +15,7 @@ the way. Skipped on benches whose management client does not use HLS-GMAC.
 from __future__ import annotations
 
 import pytest
-from smmc_bench.drivers.dlms.errors import AssociationRejected, DlmsError, SecurityFailure
+from smmc_bench.drivers.dlms.errors import AssociationRejected, DlmsError
 from smmc_bench.drivers.dlms.security import HlsKeys
 from smmc_bench.drivers.secret import Secret
 
@@ -73,24 +73,26 @@ def test_wrong_keys_refused_and_logged(meter, link_access, usecase):
         "a wrong encryption key": HlsKeys(keys.authentication_key, Secret(_flip(ek, 7)), keys.system_title,
                                           keys.policy, keys.general),
     }
+    wrong["a wrong f(StoC) in pass 3"] = keys
     outcomes: dict[str, str] = {}
     for number, (label, presented) in enumerate(wrong.items(), start=1):
         with usecase.step(f"1.{number}", HEAD_END, METER, f"AARQ management client (SAP {sap}), HLS-GMAC with "
                                                           f"{label}; pass 3 if the AARE accepts"):
             session = link_access.session(sap, keys=presented)
+            if presented is keys:
+                session.tamper_f_stoc = lambda f_stoc: _flip(f_stoc, len(f_stoc) - 1)
             try:
                 session.connect()
                 outcomes[label] = "accepted"
             except AssociationRejected:
                 outcomes[label] = "refused"
-            except SecurityFailure:
-                # The meter accepted (its AARE or pass 4 does not verify with the wrong key):
-                # accepted by the meter, whatever the bench then refuses.
-                aare = session.last_aare
-                outcomes[label] = "accepted" if aare is not None and aare.accepted else "refused"
-            except DlmsError as exc:
-                aare = session.last_aare
-                outcomes[label] = "accepted" if aare is not None and aare.accepted else f"refused ({exc.diagnosis})"
+            except DlmsError:
+                # Refused at pass 3 (the meter answers reply_to_HLS_authentication with an error), or
+                # accepted by the meter and then refused by the bench (its glo-InitiateResponse or
+                # f(CtoS) does not verify with the wrong key): the meter's AARE says which.
+                accepted = session.last_hls is not None and session.last_hls.meter_accepted and \
+                    presented is not keys
+                outcomes[label] = "accepted" if accepted else "refused"
             finally:
                 session.close()
     usecase.expect("associations with a wrong key", {k: v.split(" (")[0] for k, v in outcomes.items()},

@@ -1,0 +1,113 @@
+"""Each security mutant (fixtures/meter/mutants/security.py) makes one decision of the emulated
+meter's HLS-GMAC differently from the conforming HlsGmacServer; probed directly here, and on the
+wire by tests/conformance/test_security_hls.py (scripts/bench validate --bench examples/hls.toml)."""
+from __future__ import annotations
+
+import pytest
+from dlms_cosem import security as dc_security
+from dlms_cosem.exceptions import DecryptionError
+from smmc_bench.fixtures.meter import MUTANTS
+from smmc_bench.fixtures.meter.hls import HlsAssociation, HlsGmacServer, SecurityRefusal
+from smmc_bench.fixtures.meter.mutants import security
+
+AK, EK = bytes(range(16)), bytes(range(16, 32))
+TITLE = b"CLIENT01"
+CONTROL = dc_security.SecurityControlField(0, authenticated=True, encrypted=True)
+INITIATE = bytes.fromhex("01000000065f1f0400001e1d0400")
+PROBED_MUTANTS = {m.name for m in security.MUTANTS}
+
+
+def server(mutant: str | None, events: list[int] | None = None) -> HlsGmacServer:
+    kind = MUTANTS[mutant].replacements[HlsGmacServer] if mutant else HlsGmacServer
+    return kind(AK, EK, (events if events is not None else []).append)
+
+
+def glo_get(counter: int, plain: bytes = bytes.fromhex("c001c100080000010000ff0200")) -> bytes:
+    content = b"\x30" + counter.to_bytes(4, "big") + dc_security.encrypt(CONTROL, TITLE, counter, EK, plain, AK)
+    return bytes((0xC8, len(content))) + content
+
+
+def associated(meter: HlsGmacServer) -> HlsAssociation:
+    ciphered = dc_security.encrypt(CONTROL, TITLE, 1, EK, INITIATE, AK)
+    association, _ = meter.open(TITLE, b"c" * 16, 0x30, 1, ciphered)
+    return association
+
+
+def test_every_security_mutant_is_probed():
+    assert {m.name for m in security.MUTANTS} == PROBED_MUTANTS == {n for n in MUTANTS if n.startswith("sec-")}
+
+
+@pytest.mark.parametrize("name", ["sec-accepts-replayed-frame", "sec-accepts-repeated-counter"])
+def test_replayed_request_served(name):
+    for mutant, served in ((None, False), (name, True)):
+        meter = server(mutant)
+        association = associated(meter)
+        assert meter.unprotect(association, glo_get(2))[0] == 0xC0
+        try:
+            meter.unprotect(association, glo_get(2))
+            assert served
+        except SecurityRefusal as refusal:
+            assert not served and refusal.event == 50
+
+
+def test_lower_counter_served_only_by_the_replay_mutant():
+    meter = server("sec-accepts-replayed-frame")
+    association = associated(meter)
+    meter.unprotect(association, glo_get(5))
+    assert meter.unprotect(association, glo_get(3))[0] == 0xC0
+    with pytest.raises(SecurityRefusal):
+        repeated = server("sec-accepts-repeated-counter")
+        association = associated(repeated)
+        repeated.unprotect(association, glo_get(5))
+        repeated.unprotect(association, glo_get(3))
+
+
+def test_wrong_key_accepted():
+    wrong = dc_security.encrypt(CONTROL, TITLE, 1, EK, INITIATE, bytes(16))
+    with pytest.raises(SecurityRefusal):
+        server(None).open(TITLE, b"c" * 16, 0x30, 1, wrong)
+    _, initiate = server("sec-accepts-wrong-key").open(TITLE, b"c" * 16, 0x30, 1, wrong)
+    assert initiate[0] == 0x01
+
+
+def test_any_f_stoc_accepted():
+    presented = b"\x10" + bytes(16)
+    assert not server(None).f_stoc_valid(associated(server(None)), presented)
+    meter = server("sec-accepts-any-f-stoc")
+    assert meter.f_stoc_valid(associated(meter), presented)
+
+
+def test_unciphered_request_accepted():
+    assert not server(None).accepts_plain(associated(server(None)))
+    meter = server("sec-accepts-unciphered-request")
+    assert meter.accepts_plain(associated(meter))
+
+
+def test_wrong_tag_accepted():
+    request = glo_get(2)
+    tampered = request[:-1] + bytes((request[-1] ^ 1,))
+    with pytest.raises(SecurityRefusal):
+        conforming = server(None)
+        conforming.unprotect(associated(conforming), tampered)
+    meter = server("sec-accepts-wrong-tag")
+    assert meter.unprotect(associated(meter), tampered)[0] == 0xC0
+    with pytest.raises(DecryptionError):
+        HlsGmacServer(AK, EK, lambda e: None).decrypt(TITLE, 2, tampered[7:])
+
+
+def test_counter_not_increasing():
+    conforming, meter = server(None), server("sec-counter-not-increasing")
+    assert conforming.next_counter() < conforming.next_counter()
+    assert meter.next_counter() == meter.next_counter()
+
+
+@pytest.mark.parametrize("name, expected", [("sec-event-not-logged", []), ("sec-logs-wrong-event", [49])])
+def test_replay_event(name, expected):
+    for mutant, logged in ((None, [50]), (name, expected)):
+        events: list[int] = []
+        meter = server(mutant, events)
+        association = associated(meter)
+        meter.unprotect(association, glo_get(2))
+        with pytest.raises(SecurityRefusal):
+            meter.unprotect(association, glo_get(2))
+        assert events == logged
