@@ -252,14 +252,13 @@ class DlmsSession:
                 self._invoke_id = 0
                 summary = f"AARQ SAP{s.client_sap} {_AUTH_LABELS[s.authentication]}"
                 # The AARQ carries the password: it travels as a Secret, so no traceback shows it.
-                aarq_bytes = bytes(client.aarqRequest()[0])
+                aarq = Secret(bytes(client.aarqRequest()[0]))
                 hls = security if isinstance(security, _HighLevelGmac) else None
                 self._ciphering = None
-                self.proposed_conformance = _proposed_conformance(Secret(aarq_bytes))
-                if hls is not None:
+                self.proposed_conformance = _proposed_conformance(aarq)
+                if hls is not None:  # our own AARQ around the InitiateRequest gurux proposed
                     self.last_hls = hls.context
-                    aarq_bytes = hls.aarq(aarq_bytes)
-                aarq = Secret(aarq_bytes)
+                    aarq = Secret(hls.aarq(aarq.reveal()))
                 frame, reply = self._exchange(aarq, summary)
                 try:
                     aare = pdu.parse_aare(reply, decipher=hls.context.initiate_response if hls else None)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 
+import pytest
+
 from smmc_bench.fixtures.faults import Fault, request_tag
 from smmc_bench.fixtures.faults.proxy import AARQ
 
@@ -50,3 +52,77 @@ def test_password_appears_in_no_artefact_of_failing_associations(tmp_path, emula
     assert b"INTERNALERROR" not in console
     judged = [v for v, diagnosis in verdicts(out / "run").values() if v in ("ERROR", "FAIL") and "AARQ" in diagnosis]
     assert len(judged) == len(FAILING_ASSOCIATIONS)
+
+
+# HLS-GMAC keys, unique so a grep finds only a leak: the authentication key from a key file, the
+# encryption key from an environment variable.
+HLS_AK = bytes.fromhex("a7c31e5b90d24f6688e1b3c5d7f90213")
+HLS_EK = bytes.fromhex("3b5d7f91a2c4e6081a2b3c4d5e6f7081")
+HLS_SUITE = ["tests/conformance/test_security_hls.py", "tests/conformance/test_aspect01_association.py"]
+
+
+@pytest.mark.parametrize("mutant", [None, "sec-counter-not-increasing", "sec-accepts-wrong-key"])
+def test_hls_keys_appear_in_no_artefact(tmp_path, mutant):
+    """Conforming (every test PASSes: the keys were used), and two mutants whose failures go
+    through the bench's ciphering code with long tracebacks and their locals."""
+    import os
+    import subprocess
+    import sys
+
+    from smmc_bench.fixtures.clock import VirtualClock
+    from smmc_bench.fixtures.meter import EmulatedMeter
+
+    from .conftest import ROOT
+
+    key_file = tmp_path / "secrets" / "ak.txt"
+    key_file.parent.mkdir()
+    key_file.write_text(HLS_AK.hex() + "\n")
+    with EmulatedMeter(clock=VirtualClock(), management_security="hls-gmac", hls_keys=(HLS_AK, HLS_EK),
+                       mutant=mutant) as meter:
+        bench = tmp_path / "bench.toml"
+        bench.write_text(f"""
+[bench]
+station_id = "HLS-SECRETS"
+lab = "secret grep"
+operator = "ci"
+
+[emulator]
+enabled = false
+
+[[meter]]
+id = "hls"
+profile = "emulated-idis-hls"
+[meter.link]
+kind = "tcp"
+host = "127.0.0.1"
+port = {meter.address[1]}
+timeout = {LINK_TIMEOUT_S}
+connect_timeout = 2.0
+[meter.security]
+client_sap = 1
+authentication = "high-gmac"
+authentication_key_file = "{key_file}"
+encryption_key_env = "SMMC_TEST_HLS_EK"
+""")
+        out = tmp_path / "out"
+        command = [sys.executable, "-m", "pytest", *HLS_SUITE, f"--smmc-bench={bench}", f"--smmc-run-dir={out / 'run'}",
+                   "-p", "no:cacheprovider", "--tb=long", "-l", "-rA", f"--junitxml={out / 'junit.xml'}",
+                   f"--alluredir={out / 'allure'}", "--log-level=DEBUG", "-o", "log_cli=true",
+                   "-o", "log_cli_level=DEBUG"]
+        env = {**os.environ, "SMMC_TEST_HLS_EK": HLS_EK.hex()}
+        run = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=300, env=env)
+    console = run.stdout + run.stderr
+    artefacts = {"console": console}
+    for path in sorted(out.rglob("*")):
+        if path.is_file():
+            artefacts[str(path.relative_to(out))] = path.read_bytes()
+    assert any(name.endswith("record.json") for name in artefacts) and "junit.xml" in artefacts
+    results = verdicts(out / "run")
+    if mutant is None:
+        assert results and all(v == "PASS" for v, _ in results.values()), results  # the keys were used
+    else:
+        assert any(v == "FAIL" for v, _ in results.values()), results
+    hits = [f"{name}: {key} {form}" for name, content in artefacts.items()
+            for key, secret in (("authentication key", HLS_AK), ("encryption key", HLS_EK))
+            for form, needle in needles(secret).items() if needle in content]
+    assert hits == []
