@@ -144,6 +144,8 @@ class MeterSettings(_Strict):
     security: SecuritySettings = SecuritySettings(authentication=Authentication.NONE, client_sap=16)
     # The meter's local customer interface I1 (aspect 4), a pyserial URL; the emulator opens its own pty.
     display_port: str | None = Field(default=None, min_length=1)
+    # An emulated position with one deliberate non-conformity (a meter mutant), e.g. one bad meter in a rack.
+    mutant: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _links(self) -> "MeterSettings":
@@ -159,6 +161,8 @@ class MeterSettings(_Strict):
                              "(only an emulated meter may omit both: it uses the emulator's test password)")
         if self.link is not None and self.links:
             raise ValueError("give [meter.link] or [[meter.links]], not both")
+        if self.mutant is not None and not self.emulated:
+            raise KeyProblem("mutant", "only an emulated meter can be a mutant (emulated = true)")
         if not self.emulated:
             if not self.all_links:
                 raise ValueError("a meter that is not emulated needs a [meter.link] table")

@@ -5,7 +5,9 @@ probe on the load's line). It applies one dropout of known length, a sag, a
 phase-synchronised start (where the model's table has one) and a load step;
 for each it says what to read on the scope and takes the reading, either from
 the operator (`prompt`) or from the source's own measurement (`auto`: CI, the
-emulated bench, or a lab without a scope, recorded as such). The result goes
+emulated bench, or a lab without a scope, recorded as such; for the phase
+step, a dropout starting at 90 deg, that is the angle the source read back, which
+shows it took the angle, not that it applies it). The result goes
 into the station record (a JSON file) under "instrument_acceptance", so later
 runs can cite the date and what was checked.
 
@@ -43,7 +45,7 @@ class AcceptanceStep:
     measured: float | None  # the source's own measurement (applied_s, or the current it delivers)
     uncertainty: float | None
     reading: float | None  # the scope's (or, in auto, the source's own) figure
-    reading_source: Literal["scope", "source measurement", "none"]
+    reading_source: Literal["scope", "source measurement", "source read-back", "none"]
     tolerance: float
     verdict: Literal["PASS", "FAIL", "NOT SUPPORTED", "ERROR"]
     diagnosis: str = ""
@@ -142,11 +144,7 @@ def run_acceptance(ac: AcSourceSettings, load: LoadSettings | None, clock, *,
                     value, origin = take(f"{name}: {scope}", result.applied_s)
                     report.steps.append(_timing_verdict(name, scope, result.programmed_s, result.applied_s,
                                                         result.applied_uncertainty_s, value, origin, cycle))
-                report.steps.append(AcceptanceStep(
-                    "phase-synchronised start at 0 deg",
-                    "CH1 on the output: read the phase angle of the first missing half-cycle (deg)",
-                    None, None, None, None, "none", 0.0, "NOT SUPPORTED",
-                    f"no phase-synchronised start in the {ac.model} table (unconfirmed commands not sent)"))
+                report.steps.append(_phase_step(source, clock, take))
                 if load_settings is not None:
                     report.steps.append(_load_step(load_settings, source, take, identities))
         finally:
@@ -157,6 +155,40 @@ def run_acceptance(ac: AcSourceSettings, load: LoadSettings | None, clock, *,
     today = today or _dt.date.today()
     report.calibration = [entry.as_record() for entry in calibration_summary(ac, load, today, identities)]
     return report
+
+
+PHASE_ANGLE_DEG = 90.0
+PHASE_TOLERANCE_DEG = 10.0  # a scope cursor on a 50 Hz sine: about half a millisecond
+
+
+def _phase_step(source, clock, take) -> AcceptanceStep:
+    """A dropout that starts at 90 deg (the positive peak): the scope shows where the sine stops.
+    Auto mode has no scope: it takes the angle the source read back (confirms the source took the
+    angle, not that it applies it; recorded as 'source read-back')."""
+    angle = PHASE_ANGLE_DEG
+    name = f"phase-synchronised start at {angle:g} deg"
+    scope = ("CH1 on the output, trigger on the dropout (falling rms or a missing half-cycle): read the "
+             "phase angle of the sine where the output drops to 0 V, counted from the last rising zero "
+             "crossing (deg; 90 = the positive peak)")
+    if not source.table.phase_sync:
+        return AcceptanceStep(name, scope, angle, None, None, None, "none", 0.0, "NOT SUPPORTED",
+                              f"no phase-synchronised start in the {source.model} table")
+    try:
+        result = source.dropout(10.0 / source.nominal_frequency, clock, start_angle_deg=angle)
+    except InstrumentError as exc:
+        return AcceptanceStep(name, scope, angle, None, None, None, "none", 0.0, "ERROR", exc.diagnosis)
+    value, origin = take(f"{name}: {scope}", result.start_angle_deg)
+    if origin == "source measurement":
+        origin = "source read-back"
+    if value is None or not math.isfinite(value):
+        return AcceptanceStep(name, scope, angle, result.start_angle_deg, None, None, "none",
+                              PHASE_TOLERANCE_DEG, "ERROR", "no reading")
+    off = abs((value - angle + 180.0) % 360.0 - 180.0)
+    ok = off <= PHASE_TOLERANCE_DEG
+    return AcceptanceStep(name, scope, angle, result.start_angle_deg, None, value, origin, PHASE_TOLERANCE_DEG,
+                          "PASS" if ok else "FAIL",
+                          "" if ok else f"read {value:g} deg for {angle:g} deg programmed "
+                                        f"(tolerance {PHASE_TOLERANCE_DEG:g} deg)")
 
 
 def _load_step(settings: LoadSettings, source, take, identities: dict[str, str]) -> AcceptanceStep:
@@ -249,7 +281,7 @@ def command_doctor_instruments(args, config, console) -> int:
 
 
 def _prompt(prompt: str, own: float | None) -> float | None:
-    hint = f" [source measured {own:g}]" if own is not None else ""
+    hint = f" [the source says {own:g}]" if own is not None else ""
     answer = input(f"{prompt}{hint}: ").strip()
     return float(answer) if answer else None
 

@@ -20,6 +20,9 @@ to point at them, so the fixtures open emulated and real instruments alike.
 """
 from __future__ import annotations
 
+import os
+import re
+
 import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Callable, Literal
@@ -335,7 +338,32 @@ def calibration_summary(ac: AcSourceSettings | None, load: LoadSettings | None, 
 
 
 def lock_name(kind: str, settings) -> str:
-    """The physical resource an instrument's settings drive, as the inter-process lock names it."""
-    where = getattr(settings, "resource", None) or getattr(settings, "serial_port", None) or \
-        f"{getattr(settings, 'host', None)}:{getattr(settings, 'port', None)}"
-    return f"{kind} {where}"
+    """The physical resource an instrument's settings drive, as the inter-process lock names it:
+    one name however the bench file spells it (VISA's default board 0 and ::INSTR suffix, letter
+    case, a serial port by one of its /dev/serial/by-id links)."""
+    resource = getattr(settings, "resource", None)
+    if resource:
+        return f"{kind} {canonical_visa(resource)}"
+    serial_port = getattr(settings, "serial_port", None)
+    if serial_port:
+        return f"{kind} {canonical_port(serial_port)}"
+    return f"{kind} {str(getattr(settings, 'host', None)).lower()}:{getattr(settings, 'port', None)}"
+
+
+def canonical_port(port: str) -> str:
+    return os.path.realpath(port) if port.startswith("/") else port
+
+
+def canonical_visa(resource: str) -> str:
+    """'tcpip::192.0.2.20::inst0::INSTR' and 'TCPIP0::192.0.2.20::inst0' name one instrument."""
+    text = resource.strip()
+    if text.upper().startswith("ASRL") and "/" in text:  # ASRL/dev/ttyUSB0::INSTR: a path keeps its case
+        path = text[4:].split("::", 1)[0]
+        return f"ASRL{canonical_port(path)}::INSTR"
+    parts = text.upper().split("::")
+    head = re.fullmatch(r"([A-Z]+?)(\d*)", parts[0])
+    if head:
+        parts[0] = head.group(1) + (head.group(2) or "0")
+    if parts[-1] != "INSTR" and parts[-1] != "SOCKET":
+        parts.append("INSTR")
+    return "::".join(parts)

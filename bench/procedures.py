@@ -3,6 +3,7 @@ reassociating with a meter that restarts after an outage."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -53,3 +54,26 @@ def wait_until(condition: Callable[[], bool], clock, within_s: float, step_s: fl
 def bench_datetime(clock, monotonic_s: float) -> datetime:
     """The bench's reference time at bench monotonic `monotonic_s`."""
     return clock.now() - timedelta(seconds=clock.monotonic() - monotonic_s)
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A supply cut as the bench made and measured it."""
+
+    started: datetime  # bench reference time the supply was cut
+    ended: datetime  # and came back
+    how: str  # how the source timed it (evidence: cycle-exact or not)
+    applied_s: float | None = None  # the length the source measured, not the one it was told
+    applied_uncertainty_s: float | None = None
+    ended_monotonic: float | None = None  # bench monotonic seconds at the restoration
+
+    @property
+    def duration_s(self) -> float:
+        """The outage a verdict is judged against: as measured where the source measured it."""
+        return self.applied_s if self.applied_s is not None else (self.ended - self.started).total_seconds()
+
+
+def cut_supply(ac_source, seconds: float, bench_clock) -> Outage:
+    result = ac_source.dropout(seconds, bench_clock)
+    return Outage(bench_datetime(bench_clock, result.started_at), bench_datetime(bench_clock, result.ended_at),
+                  result.describe(), result.applied_s, result.applied_uncertainty_s, result.ended_at)

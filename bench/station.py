@@ -138,10 +138,14 @@ class Station:
             for index, meter in enumerate(m for m in self.meters.values() if m.settings.emulated):
                 if self.serve_only is not None and meter.id not in self.serve_only:
                     continue
+                own = known_mutants().get(meter.settings.mutant) if meter.settings.mutant else None
+                if meter.settings.mutant and (own is None or own.link_kinds):
+                    raise ValueError(f"meter {meter.id}: unknown meter mutant {meter.settings.mutant!r}"
+                                     + (" (a link mutant applies to the whole bench: --mutant)" if own else ""))
                 password = meter.password.reveal() if meter.password else b""
                 emulator = EmulatedMeter(
                     clock=self._virtual,
-                    mutant=meter_mutant,
+                    mutant=own.name if own else meter_mutant,
                     serial=f"EMU{index + 1:07d}",
                     lls_password=password,
                     initial_clock_offset=self.config.emulator.initial_clock_offset,

@@ -27,8 +27,8 @@ def bench_run_wall_time() -> float:
     return elapsed
 
 
-# Each prints its own figures against its target (issues #2, #4, #3).
-SCRIPTS = ("dlms_get_rate.py", "simulated_time.py", "hdlc_efficiency.py")
+# Each prints its own figures against its target (issues #2, #4, #3, #10, #12).
+SCRIPTS = ("dlms_get_rate.py", "simulated_time.py", "hdlc_efficiency.py", "lp_over_hdlc.py", "firmware_image.py")
 
 
 def main() -> None:

@@ -29,6 +29,24 @@ def lock_folder() -> Path:
     return folder
 
 
+def holders_of(path: Path, table: Path = Path("/proc/locks")) -> list[tuple[int, str]]:
+    """(pid, "exclusive" | "shared") of each process holding an flock on `path`, from Linux's
+    /proc/locks (empty where there is none, or the file is gone)."""
+    try:
+        info = os.stat(path)
+        lines = table.read_text().splitlines()
+    except OSError:
+        return []
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    found = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or fields[1] == "->" or fields[1] != "FLOCK" or fields[5] != device:
+            continue  # "->": a process waiting for the lock, not holding it
+        found.append((int(fields[4]), "exclusive" if fields[3] == "WRITE" else "shared"))
+    return sorted(set(found))
+
+
 class ResourceLock:
     def __init__(self, resource: str, *, shared: bool = False, wait_s: float = 3600.0, poll_s: float = 0.05) -> None:
         self.resource, self.shared, self.wait_s, self.poll_s = resource, shared, wait_s, poll_s
@@ -60,6 +78,12 @@ class ResourceLock:
         return self
 
     def _holder(self) -> str:
+        """Who holds the lock now, from the kernel's lock table (shared holders write no pid, and
+        the file may still name an exclusive holder that has gone), else the pid in the file."""
+        holders = holders_of(self.path)
+        if holders:
+            named = " and ".join(f"pid {pid}" for pid, _ in holders)
+            return named + (" (sharing it)" if all(mode == "shared" for _, mode in holders) else "")
         try:
             return self.path.read_text().strip() or "another process"
         except OSError:

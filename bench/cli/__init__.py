@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", default=None, metavar="PATH", help="also write the run record here")
     run.add_argument("--mutant", default=None, help="serve the emulated meters as this mutant")
     run.add_argument("--reports", default="reports", help="where run folders go (default: ./reports)")
+    run.add_argument("--allure-history", default=None, metavar="DIR",
+                     help="the previous allure report (`allure generate ... -o DIR`): its history/ goes into this "
+                          "run's allure results so the report shows trends (default: REPORTS/allure-report if there)")
     run.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                      help="worker processes; each meter position's tests stay on one worker (default: 1)")
     run.add_argument("--suite", default=str(CONFORMANCE), help=argparse.SUPPRESS)

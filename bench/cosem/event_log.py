@@ -8,6 +8,7 @@ from datetime import datetime
 from smmc_bench.cosem.common import PROFILE_GENERIC, _date_time
 from smmc_bench.drivers.dlms import CosemDateTime, DlmsSession
 from smmc_bench.drivers.dlms.errors import MalformedReply
+from smmc_bench.report import meter_data
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class EventLog:
                 raise MalformedReply(
                     f"event log {self.obis} row {index} is not (date-time, event code): {row!r} ({exc})"
                 ) from None
+        for event in events:
+            meter_data.note("event", self.obis, event.time, {"code": event.code})
         return events
 
     def entries_in_use(self) -> int:
@@ -83,6 +86,8 @@ class PowerFailureLog:
                 raise MalformedReply(
                     f"power-failure log {self.obis} row {index} is not (date-time, duration): {row!r} ({exc})"
                 ) from None
+        for failure in rows:
+            meter_data.note("power_failure", self.obis, failure.time, {"duration_s": failure.duration_s})
         return rows
 
     def new_since(self, before: list[PowerFailure]) -> list[PowerFailure]:

@@ -21,6 +21,7 @@ from smmc_bench.cosem.register import Register
 from smmc_bench.drivers.dlms import CosemDateTime, DataType, DlmsSession, Typed
 from smmc_bench.drivers.dlms.errors import MalformedReply
 from smmc_bench.procedures import reassociate_for_restore
+from smmc_bench.report import meter_data
 from smmc_bench.safety.restore import restore_all
 
 RANGE_SELECTOR, ENTRY_SELECTOR = 1, 2
@@ -160,6 +161,9 @@ class LoadProfile:
             except (TypeError, IndexError, ValueError) as exc:
                 raise MalformedReply(f"profile {self.obis} row {index} {row!r} is not "
                                      f"(clock, status, energy) in its capture objects' order ({exc})") from None
+        for interval in result:
+            meter_data.note("load_profile", self.obis, interval.time,
+                            {"status": interval.status, "energy": interval.energy})
         return result
 
     def read(self) -> list[Interval]:
@@ -316,6 +320,8 @@ class BillingProfile:
                                        float(row[columns["energy"]]) * scale, int(row[columns["counter"]])))
             except (TypeError, IndexError, ValueError) as exc:
                 raise MalformedReply(f"billing profile {self.obis} row {index} {row!r}: {exc}") from None
+        for billing in rows:
+            meter_data.note("billing", self.obis, billing.time, {"energy": billing.energy, "counter": billing.counter})
         return rows
 
 

@@ -56,3 +56,21 @@ class PushSetup:
             raise MalformedReply(f"pushed body {data!r} does not match the push object list of "
                                  f"{len(objects)} objects")
         return {(o.class_id, o.obis, o.attribute): value for o, value in zip(objects, data)}
+
+    def randomisation_start_interval(self) -> int:
+        """Attribute 5, seconds: a push may start up to this much later than triggered."""
+        return int(self._session.get(PUSH_SETUP, self.obis, 5))
+
+    def number_of_retries(self) -> int:
+        """Attribute 6: how many times a failed push is tried again."""
+        return int(self._session.get(PUSH_SETUP, self.obis, 6))
+
+    def set_number_of_retries(self, count: int) -> None:
+        self._session.set(PUSH_SETUP, self.obis, 6, Typed(DataType.UNSIGNED, count))
+
+    def repetition_delay(self) -> int:
+        """Attribute 7, seconds between a failed push and its retry."""
+        return int(self._session.get(PUSH_SETUP, self.obis, 7))
+
+    def set_repetition_delay(self, seconds: int) -> None:
+        self._session.set(PUSH_SETUP, self.obis, 7, Typed(DataType.LONG_UNSIGNED, seconds))

@@ -26,6 +26,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="serve the emulated meters as this mutant (method validation)")
     group.addoption("--smmc-run-dir", dest="smmc_run_dir", default=None, metavar="DIR",
                     help="where the run record and traces go (default: reports/<run-id>)")
+    group.addoption("--smmc-allure-history", dest="smmc_allure_history", default=None, metavar="DIR",
+                    help="a previous generated allure report: its history/ is copied into the new results")
     group.addoption("--smmc-progress-every", dest="smmc_progress_every", type=float, default=10.0,
                     metavar="SECONDS", help="on hardware, say what a long wait waits for at least this often")
     parser.addini(INI, "bench file: turns the smmc-bench plugin on for this project", default=None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from smmc_bench.report.record import MeterRecord, TestRecord
+from smmc_bench.report.record import MeterRecord, TestRecord, Verdict
 
 REPORT_ATTRIBUTE = "smmc_record"  # a test's record, as JSON, on its teardown report
 
@@ -30,35 +30,122 @@ def position_of(nodeid: str, positions: dict[str, str]) -> str | None:
     return positions[max(fits, key=len)] if fits else None
 
 
-def owner(position_index: int, workers: int) -> int:
-    """The worker (gw<n>) that runs a position: fixed, so each worker serves only its own emulated
+def owner(group_index: int, workers: int) -> int:
+    """The worker slot that runs a position group: fixed, so each worker serves only its own emulated
     meters instead of every position of the rack."""
-    return position_index % workers
+    return group_index % workers
 
 
-def owned_positions(config: pytest.Config, meters: list[str]) -> set[str] | None:
+def _wires(meter) -> set[tuple]:
+    """The lines a meter's links use that another meter's may share: an RS-485 bus or a gateway (by
+    name), and on hardware a serial or optical port, or a serial server's or gateway's address.
+    (An emulated meter's ports are its own, served by the bench.)"""
+    wires: set[tuple] = set()
+    for link in meter.all_links:
+        for named in ("bus", "gateway"):
+            if getattr(link, named, None):
+                wires.add((named, getattr(link, named)))
+        if getattr(meter, "emulated", False):
+            continue
+        port, host = getattr(link, "port", None), getattr(link, "host", None)
+        if isinstance(port, str):
+            wires.add(("port", port))
+        elif host and port:
+            wires.add(("address", host, port))
+    return wires
+
+
+def position_groups(meters) -> dict[str, int]:
+    """Meter position -> its group: positions that share a wire (an RS-485 bus, a serial port, a
+    gateway) form one group, run by one worker, so no two workers open the same line. Groups are
+    numbered in the bench file's order."""
+    parent = {meter.id: meter.id for meter in meters}
+
+    def root(meter_id: str) -> str:
+        while parent[meter_id] != meter_id:
+            meter_id = parent[meter_id]
+        return meter_id
+
+    first_on: dict[tuple, str] = {}
+    for meter in meters:
+        for wire in _wires(meter):
+            other = first_on.setdefault(wire, meter.id)
+            parent[root(meter.id)] = root(other)
+    numbers: dict[str, int] = {}
+    return {meter.id: numbers.setdefault(root(meter.id), len(numbers)) for meter in meters}
+
+
+def owned_positions(config: pytest.Config, meters) -> set[str] | None:
     """On a worker, the meter positions it runs (None: not a worker, every position)."""
     if not is_worker(config):
         return None
-    index = int(str(config.workerinput["workerid"]).removeprefix("gw"))
+    index = slot_of(config.workerinput)
     workers = int(config.workerinput["workercount"])
-    return {meter for i, meter in enumerate(meters) if owner(i, workers) == index}
+    return {meter for meter, group in position_groups(meters).items() if owner(group, workers) == index}
 
 
-def position_scheduler(config: pytest.Config, log, positions: dict[str, str], order: list[str]):
-    """xdist's scope scheduling with the meter position as the scope, each position on its fixed
-    worker (`owner`). xdist's own `loadgroup` renames test ids and, with pytest 9, no longer groups
-    at all: tests/plugin/test_parallel.py pins that positions stay together."""
+# -- slots: which share of the positions a worker serves ---------------------------------------
+# A worker's share is its slot, not its id: xdist gives a worker that replaces a crashed one a new id
+# (gw2 of 2 workers), and the replacement must serve the crashed worker's positions.
+SLOT = "smmc_slot"
+
+
+def slot_of(workerinput: dict) -> int:
+    return int(workerinput.get(SLOT, str(workerinput["workerid"]).removeprefix("gw")))
+
+
+class Slots:
+    """The controller's slot book: a starting worker takes the lowest slot no live worker holds."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, int] = {}  # worker id -> slot
+
+    def take(self, node) -> None:
+        free = next(n for n in range(len(self.held) + 1) if n not in self.held.values())
+        self.held[str(node.gateway.id)] = free
+        node.workerinput[SLOT] = free
+
+    def release(self, node) -> None:
+        self.held.pop(str(node.gateway.id), None)
+
+
+_SLOTS = pytest.StashKey[Slots]()
+
+
+def slots(config: pytest.Config) -> Slots:
+    return config.stash.setdefault(_SLOTS, Slots())
+
+
+def position_scheduler(config: pytest.Config, log, positions: dict[str, str], meters):
+    """xdist's scope scheduling with the meter position as the scope, each position group on its
+    fixed worker (`owner`). xdist's own `loadgroup` renames test ids and, with pytest 9, no longer
+    groups at all: tests/plugin/test_parallel.py pins that positions stay together."""
     from xdist.scheduler import LoadScopeScheduling
 
-    index = {meter: i for i, meter in enumerate(order)}
+    index = position_groups(meters)
 
     class PositionScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return position_of(nodeid, positions) or super()._split_scope(nodeid)
 
         def _node_index(self, node) -> int:
-            return int(str(node.gateway.id).removeprefix("gw"))
+            return slot_of(node.workerinput)
+
+        def remove_node(self, node) -> str | None:
+            """A worker that crashed: the test it was running is not run again (it would crash its
+            replacement too; the controller records it as ERROR), its other tests go back to the
+            queue for the replacement, which takes the same slot and so the same positions."""
+            workload = self.assigned_work.pop(node)
+            crashed = next((nodeid for unit in workload.values() for nodeid, done in unit.items() if not done), None)
+            if crashed is None:
+                return None
+            for unit in workload.values():
+                if crashed in unit:
+                    unit[crashed] = True
+            self.workqueue.update({scope: unit for scope, unit in workload.items() if not all(unit.values())})
+            for other in self.assigned_work:
+                self._reschedule(other)
+            return crashed
 
         def _mine(self, node) -> list[str]:
             return [scope for scope in self.workqueue
@@ -94,6 +181,18 @@ def ship_test(report: pytest.TestReport, record: TestRecord) -> None:
 def received_test(report: pytest.TestReport) -> TestRecord | None:
     shipped = getattr(report, REPORT_ATTRIBUTE, None)
     return TestRecord.model_validate_json(shipped) if shipped else None
+
+
+def crashed_test(report: pytest.TestReport, positions: dict[str, str]) -> TestRecord | None:
+    """The controller's record of a test whose worker died under it (xdist reports it failed, with no
+    record shipped): an ERROR, so the record still holds every verdict once."""
+    if not report.failed or report.when in ("setup", "call", "teardown"):
+        return None
+    name = report.nodeid.rsplit("::", 1)[-1]
+    return TestRecord(id=report.nodeid, name=name.split("[", 1)[0], meter=position_of(report.nodeid, positions),
+                      verdict=Verdict.ERROR,
+                      diagnosis=f"the bench's worker process ended while running this test ({report.longrepr}); "
+                                f"the position's other tests went on in a new worker")
 
 
 def ship_session(config: pytest.Config, meters: list[MeterRecord], instrument_ids: dict[str, str]) -> None:

@@ -22,7 +22,7 @@ from smmc_bench.drivers.dlms.errors import (
 )
 from smmc_bench.links import link_label
 from smmc_bench.plugin import bench_file, parallel
-from smmc_bench.report import junit
+from smmc_bench.report import allure_results, junit, meter_data
 from smmc_bench.report.evidence import UseCase
 from smmc_bench.report.record import (
     MeterRecord,
@@ -124,6 +124,7 @@ class BenchRecorder:
         self._software: dict[str, str] | None = None
         self._worker_meters: dict[str, MeterRecord] = {}  # on the controller of a parallel run
         self._record_written_at = float("-inf")
+        self._record_write_s = 0.0  # how long the last rewrite of record.json took
 
     def bench_config(self) -> BenchConfig:
         if self._bench is None:
@@ -144,6 +145,12 @@ class BenchRecorder:
             pytest.exit(f"bench configuration error\n{exc}", returncode=2)
         if self.mutant and self.mutant not in known_mutants():
             pytest.exit(f"unknown mutant {self.mutant!r}; `bench validate --list` lists them", returncode=2)
+        for index, meter in enumerate(config.meter):
+            known = known_mutants().get(meter.mutant) if meter.mutant else None
+            if meter.mutant and (known is None or known.link_kinds):
+                pytest.exit(f"bench configuration error\n{bench_path(self.config)}: meter[{index}].mutant: "
+                            f"{meter.mutant!r} is not a meter mutant (`bench validate --list` lists them; a link "
+                            f"mutant applies to the whole bench with --mutant)", returncode=2)
         self._bench = self._bench or config
         junit.configure(self.config, f"smmc-bench {config.bench.station_id}")
 
@@ -153,7 +160,8 @@ class BenchRecorder:
             return []
         meters = ", ".join(f"{m.id} ({'emulated' if m.emulated else 'real'}, profile {m.profile})" for m in bench.meter)
         return [f"smmc-bench: station {bench.bench.station_id}, bench {bench_path(config)}",
-                f"smmc-bench: meters {meters}; mutant {self.mutant or 'none (conforming)'}",
+                f"smmc-bench: meters {meters}; mutant {self.mutant or 'none (conforming)'}"
+                + "".join(f"; {m.id} is mutant {m.mutant}" for m in bench.meter if m.mutant),
                 f"smmc-bench: run folder {self.run_dir}"]
 
     # -- collection ---------------------------------------------------------
@@ -197,6 +205,7 @@ class BenchRecorder:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
         self.current = item
+        meter_data.begin()  # the rows this test's COSEM views decode, until _finish takes them
         if self.station is not None and isinstance(self.station.clock, RealClock):
             self.station.clock.new_activity()
         try:
@@ -314,6 +323,7 @@ class BenchRecorder:
             state.verdict = Verdict.PASS
         if call.when == "teardown":
             record = self._finish(item, state)
+            allure_results.align_status(self.config, item.nodeid, record.verdict)
             if parallel.is_worker(self.config):
                 parallel.ship_test(report, record)  # the controller records it, and writes junit
                 return
@@ -326,7 +336,7 @@ class BenchRecorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not parallel.is_controller(self.config):
             return
-        record = parallel.received_test(report)
+        record = parallel.received_test(report) or parallel.crashed_test(report, self._positions())
         if record is None:
             return
         self.tests[record.id] = record
@@ -334,11 +344,17 @@ class BenchRecorder:
             junit.mark_error(self.config, report)
         self._write_record_soon()
 
+    def _positions(self) -> dict[str, str]:
+        """Each test parameter id ('pos-1', 'emu-1-optical') -> its meter position."""
+        return {t: m.id for m in self.bench_config().meter for t in target_ids(m)}
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
-        bench = self.bench_config()
-        return parallel.position_scheduler(config, log, {t: m.id for m in bench.meter for t in target_ids(m)},
-                                           [m.id for m in bench.meter])
+        return parallel.position_scheduler(config, log, self._positions(), self.bench_config().meter)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        parallel.slots(self.config).take(node)  # which positions the worker serves
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
@@ -346,6 +362,7 @@ class BenchRecorder:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
+        parallel.slots(self.config).release(node)
         meters, instruments = parallel.received_session(node)
         for meter in meters:
             # Every worker lists every meter; the one that served it has read its identity.
@@ -360,6 +377,7 @@ class BenchRecorder:
         callspec = getattr(item, "callspec", None)
         target = self._target(callspec.params.get("meter")) if callspec else None
         evidence = state.usecase.to_jsonable() if state.usecase else {"steps": [], "measurements": []}
+        data = meter_data.end() or meter_data.MeterDataLog()
         self.tests[item.nodeid] = TestRecord(
             id=item.nodeid,
             name=getattr(item, "originalname", item.name),
@@ -372,20 +390,25 @@ class BenchRecorder:
             diagnosis=state.diagnosis,
             trace=self._in_run_dir(state.trace),
             wire_trace=self._in_run_dir(state.wire_trace),
+            meter_data=data.rows,
+            meter_data_dropped=data.dropped,
             **evidence,
         )
         return self.tests[item.nodeid]
 
     RECORD_EVERY_S = 2.0
+    RECORD_SHARE = 0.05  # of the run's time, at most, spent rewriting record.json
 
     def _write_record_soon(self) -> None:
         """Keep record.json current while the run goes, so a killed run keeps what it had judged, but
-        at most every RECORD_EVERY_S: rewriting the whole record after each of hundreds of tests
-        would cost more than the tests. The session's end (also an interrupted one) writes it whole."""
+        at most every RECORD_EVERY_S, and less often as the record grows (a write then takes longer):
+        rewriting the whole record after each of hundreds of tests would cost more than the tests.
+        The session's end (also an interrupted one) writes it whole."""
         now = time.monotonic()
-        if now - self._record_written_at >= self.RECORD_EVERY_S:
+        if now - self._record_written_at >= max(self.RECORD_EVERY_S, self._record_write_s / self.RECORD_SHARE):
             self.record().write(self.run_dir / "record.json")
             self._record_written_at = time.monotonic()
+            self._record_write_s = self._record_written_at - now
 
     def _in_run_dir(self, path: str | None) -> str | None:
         if path is None:
@@ -492,6 +515,7 @@ class BenchRecorder:
                 identity = self.identity_properties()
                 junit.add_suite_properties(self.config, identity)
                 write_allure_environment(self.config, identity)
+                self._allure_categories_and_history()
             return (yield)
         finally:
             # After every other plugin: the session fixtures are down (safe state read back), junit written.
@@ -503,6 +527,14 @@ class BenchRecorder:
                 record = self.record()
                 record.write(self.run_dir / "record.json")
                 self._store(record)
+
+    def _allure_categories_and_history(self) -> None:
+        folder = allure_results.results_dir(self.config)
+        if folder is None:
+            return
+        allure_results.write_categories(folder)
+        previous = self.config.getoption("smmc_allure_history", None)
+        allure_results.copy_history(Path(previous) if previous else None, folder)
 
     def _store(self, record: RunRecord) -> None:
         """Append the run to the results store (aspect 11); the record on disk stays the evidence,

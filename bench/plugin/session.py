@@ -29,7 +29,7 @@ from smmc_bench.drivers.dlms.errors import (
 )
 from smmc_bench.drivers.locks import ResourceLock
 from smmc_bench.instruments import lock_name
-from smmc_bench.plugin import display, instruments, links, parallel, supply, tariffs
+from smmc_bench.plugin import display, instruments, links, parallel, rack_supply, supply, tariffs
 from smmc_bench.plugin.recorder import _STATE, BenchRecorder, _TestState, recorder_of
 from smmc_bench.report.evidence import UseCase
 from smmc_bench.safety.safe_state import check_safe_state
@@ -52,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     config.pluginmanager.register(BenchRecorder(config), BenchRecorder.name)
-    for module in (links, instruments, supply, display, tariffs):
+    for module in (links, instruments, supply, rack_supply, display, tariffs):
         if not config.pluginmanager.is_registered(module):
             config.pluginmanager.register(module)
 
@@ -68,7 +68,7 @@ def bench_station(request: pytest.FixtureRequest, bench_config: BenchConfig) -> 
     recorder = recorder_of(request.config)
     try:
         # A worker of a parallel run serves only the emulated positions it runs.
-        serve_only = parallel.owned_positions(request.config, [m.id for m in bench_config.meter])
+        serve_only = parallel.owned_positions(request.config, bench_config.meter)
         station = Station(bench_config, mutant=recorder.mutant, serve_only=serve_only)
     except ConfigError as exc:
         pytest.exit(f"bench configuration error\n{exc}", returncode=2)

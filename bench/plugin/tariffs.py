@@ -3,10 +3,12 @@
 - `tou`: the meter's tariff objects (activity calendar, special days, tariff
   indicator and registers); the active calendar and the test's special day are
   put back after the test.
+- `demand`: the demand register and maximum demand; the demand period is put back after the test.
 """
 from __future__ import annotations
 
 import pytest
+from smmc_bench.cosem.demand import DemandRegister, MaximumDemand
 from smmc_bench.cosem.register import Register
 from smmc_bench.cosem.tariffs import (
     ActivityCalendar,
@@ -50,3 +52,27 @@ def tou(meter):
             ("special day removed", lambda: objects.special_days.delete(SPECIAL_INDEX)),
             ("original calendar active", restore_calendar),
         ])
+
+
+class DemandObjects:
+    def __init__(self, meter) -> None:
+        section = meter.profile.tariffs.demand
+        self.section = section
+        self.register = DemandRegister(meter.session, section.objects.demand_register)
+        self.maximum = MaximumDemand(meter.session, section.objects.maximum_demand)
+
+
+@pytest.fixture
+def demand(meter):
+    """The demand register and maximum demand; the demand period is put back after the test."""
+    objects = DemandObjects(meter)
+    saved = objects.register.period()
+    try:
+        yield objects
+    finally:
+        def restore_period():
+            objects.register.set_period(saved)
+            if objects.register.period() != saved:
+                raise AssertionError(f"demand period reads {objects.register.period()} s, not {saved} s")
+
+        restore_all(f"meter {meter.id} demand", [("demand period", restore_period)])

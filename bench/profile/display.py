@@ -59,6 +59,9 @@ class DisplayParameters(StrictModel):
     telegrams_observed: int = Field(default=6, ge=3)
     energy_window_s: float = Field(default=60.0, gt=0, description="bench seconds the energy is compared over")
     sample_step_s: float = Field(default=0.1, gt=0, description="bench seconds between looks at the port")
+    # The consumer message the bench writes: as long as the meter must show whole (DSMR P1 5: up to 1024
+    # characters), so a display that cuts messages short is seen.
+    message_length: int = Field(default=200, ge=8, le=1024)
 
 
 class DisplayProfile(StrictModel):

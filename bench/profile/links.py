@@ -133,6 +133,8 @@ class ProgrammingProfile(StrictModel):
     attribute: int = Field(default=3, ge=2, le=127)
     data_type: DataTypeName = "long"
     value: int | str = Field(default=-180, description="written value (octet-string as hex)")
+    # A value of the right type the meter must refuse (Blue Book IC 8 time_zone: -720..720 min); None: none.
+    invalid_value: int | str | None = Field(default=721, description="out-of-range value of the same type")
     # IDIS 47 "parameters changed", in the standard event log; left out: not checked.
     event: int | None = Field(default=47, ge=0, le=255)
 

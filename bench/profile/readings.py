@@ -12,6 +12,9 @@ from smmc_bench.profile.base import Limit, ObisCode, StrictModel
 READINGS_FEATURES: tuple[str, ...] = (
     "load_profile_entries_writable",  # profile_entries (IC 7 attr 8) can be written: the wrap test sets it small
     "account_move",  # billing profile, end-of-billing script and customer data (aspect 12)
+    "single_action_schedule",  # IC 22 running the end-of-billing script at its execution time (aspect 10)
+    "register_monitor",  # IC 21 on instantaneous power whose upward crossing pushes to the head-end (aspect 10)
+    "daily_values",  # IC 7 daily values at the meter's local midnight (aspect 2, the MDM's 24-hour export)
 )
 
 
@@ -22,6 +25,7 @@ def _limit(value: float, unit: str, article: str, note: str) -> Limit:
 class ReadingsObjects(StrictModel):
     load_profile: ObisCode = "1.0.99.1.0.255"
     profile_status: ObisCode = "0.0.96.10.1.255"  # AMR profile status, captured beside clock and energy
+    daily_values: ObisCode = "1.0.99.2.0.255"  # {clock, status, A+} at local midnight
 
 
 class StatusBits(StrictModel):
@@ -84,6 +88,9 @@ class ReadingsLimits(StrictModel):
     wrapped_profile_entries: Limit = _limit(4.0, "rows", "4-10", "test parameter: profile_entries the bench "
                                                                "writes to see the buffer wrap")
 
+    daily_days: Limit = _limit(3.0, "days", "4-10", "test parameter: days of known load the bench drives and "
+                                                   "judges the daily values over (an outage on the second)")
+
     @model_validator(mode="after")
     def _periods(self) -> "ReadingsLimits":
         period, programmed = self.capture_period.value, self.programmed_capture_period.value
@@ -114,6 +121,46 @@ class AccountMove(StrictModel):
                                                         "bench delivers after the move")
     billing_stamp_tolerance: Limit = _limit(5.0, "s", "5-1", "largest difference between the billing row's "
                                                              "stamp and the meter time of the script's execution")
+    billing_wrap_closes: Limit = _limit(40.0, "periods", "5-1", "test parameter: most billing periods the bench "
+                                                                "closes to fill the billing profile and see it wrap "
+                                                                "(a larger profile_entries is skipped)")
+
+
+class ScheduledObjects(StrictModel):
+    single_action_schedule: ObisCode = "0.0.15.0.0.255"  # end of billing: runs the billing script
+    register_monitor: ObisCode = "0.0.16.1.0.255"  # thresholds on instantaneous active power
+    push_script_table: ObisCode = "0.0.10.0.108.255"  # the monitor's action_up: script 1 pushes the alarm push
+
+
+class ScheduledProgramming(StrictModel):
+    """Aspect 10 (arts 4-21, 5-3): a scheduled action, register-monitor thresholds and push destinations,
+    each written remotely, read back and taking effect when it should."""
+
+    objects: ScheduledObjects = ScheduledObjects()
+    monitor_script_selector: int = Field(default=1, ge=1, le=0xFFFF,
+                                         description="push script the monitor's action_up names")
+    schedule_lead: Limit = _limit(600.0, "s", "4-21", "test parameter: how far ahead of the write the bench "
+                                                      "sets the scheduled action's execution time")
+    schedule_tolerance: Limit = _limit(5.0, "s", "4-21", "a scheduled action may run this early or late "
+                                                         "against its execution time (meter clock)")
+    monitor_threshold: Limit = _limit(1500.0, "W", "5-3", "test parameter: register-monitor threshold the "
+                                                          "bench writes on instantaneous active power")
+    monitor_margin: Limit = _limit(10.0, "%", "5-3", "test parameter: the bench's load sits this share below, "
+                                                     "then above, the threshold")
+    monitor_action_delay: Limit = _limit(30.0, "s", "5-3", "longest time from the threshold crossing until its "
+                                                           "action's push reaches the head-end")
+    push_delay: Limit = _limit(30.0, "s", "4-21", "longest time from a push request until the push reaches its "
+                                                  "destination")
+    invalid_monitor_thresholds: list[int] = Field(default=[-1], description="threshold values the meter must "
+                                                                            "refuse (a negative power)")
+
+    @model_validator(mode="after")
+    def _window(self) -> "ScheduledProgramming":
+        if self.schedule_lead.value <= 4 * self.schedule_tolerance.value:
+            raise ValueError("schedule_lead must exceed four times schedule_tolerance (before and after samples)")
+        if not 0 < self.monitor_margin.value < 50:
+            raise ValueError("monitor_margin must be between 0 and 50 %")
+        return self
 
 
 class ReadingsProfile(StrictModel):
@@ -122,5 +169,6 @@ class ReadingsProfile(StrictModel):
     parameters: ReadingsParameters = ReadingsParameters()
     limits: ReadingsLimits = ReadingsLimits()
     account_move: AccountMove = AccountMove()
+    scheduled: ScheduledProgramming = ScheduledProgramming()
     parameter_change_event: int = Field(default=47, ge=0, le=255,
                                         description="event logged when the capture period is written (IDIS 47)")

@@ -40,6 +40,10 @@ class TestRecord(BaseModel):
     # Relative to the run folder (the folder holding record.json), so a moved or archived run still resolves.
     trace: str | None = None  # DLMS frames (APDUs)
     wire_trace: str | None = None  # link-level bytes, per link the test used
+    # The meter data the test read (report/meter_data.py): load-profile, event, power-failure and
+    # billing rows, each {kind, obis, stamp, values}; bounded, the rows past the bound only counted.
+    meter_data: list[dict[str, Any]] = Field(default_factory=list)
+    meter_data_dropped: int = 0
 
 
 class MeterRecord(BaseModel):

@@ -10,7 +10,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session
 
 from smmc_bench.report.record import RunRecord
-from smmc_bench.store.models import Base, MeasurementRow, Run, RunMeter, TestResult
+from smmc_bench.store.models import Base, MeasurementRow, MeterDataRow, Run, RunMeter, TestResult
 
 DEFAULT_FILE = "results.sqlite"
 
@@ -24,7 +24,8 @@ def sqlite_url(path: Path) -> URL:
 
 
 def open_store(url: URL | str, password: str | None = None) -> Engine:
-    """An engine on the store, its tables created if missing. The password, when the URL needs one,
+    """An engine on the store, its tables created if missing (so an older store gains the tables added
+    since it was made, e.g. meter_data_rows; its rows stay as they were). The password, when the URL needs one,
     comes from the bench's environment variable, never from the URL text in bench.toml."""
     url = make_url(url) if isinstance(url, str) else url
     if password is not None:
@@ -73,6 +74,11 @@ def append_run(engine: Engine, record: RunRecord) -> None:
                 low=_number(m.get("low")), high=_number(m.get("high")),
                 expected=None if m.get("expected") is None else json.dumps(m.get("expected"), default=str),
                 provisional=bool(m.get("provisional"))))
+        for data in test.meter_data:
+            row.meter_data.append(MeterDataRow(
+                run_id=record.run_id, meter_id=test.meter, obis=str(data.get("obis", "")),
+                kind=str(data.get("kind", "")), stamp=data.get("stamp"),
+                values=json.dumps(data.get("values", {}), sort_keys=True, default=str)))
         run.tests.append(row)
     try:
         with Session(engine) as session, session.begin():

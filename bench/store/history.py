@@ -1,13 +1,15 @@
-"""Queries over the store: the runs of a meter or model, and what changed between firmware versions."""
+"""Queries over the store: the runs of a meter or model, what changed between firmware versions, and
+the meter data (load profile, events) the tests read."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from smmc_bench.store.models import Run, RunMeter, TestResult
+from smmc_bench.store.models import MeterDataRow, Run, RunMeter, TestResult
 
 BAD = ("FAIL", "ERROR")
 
@@ -88,3 +90,29 @@ def firmware_changes(engine: Engine, meter: str | None = None, model: str | None
             if was != now:
                 changes.append(Change(name, test, old.firmware, was, old.run_id, new.firmware, now, new.run_id))
     return changes
+
+
+@dataclass(frozen=True)
+class DataRow:
+    """A row of meter data a test of a run read (see models.MeterDataRow)."""
+    run_id: str
+    test: str
+    meter_id: str | None
+    obis: str
+    kind: str
+    stamp: str | None
+    values: dict
+
+
+def meter_data(engine: Engine, run: str | None = None, meter: str | None = None, kind: str | None = None,
+               obis: str | None = None) -> list[DataRow]:
+    """The load-profile, event, power-failure and billing rows the tests read, oldest stamp first."""
+    query = (select(MeterDataRow, TestResult.name).join(TestResult, TestResult.id == MeterDataRow.test_result_id)
+             .order_by(MeterDataRow.run_id, MeterDataRow.stamp, MeterDataRow.id))
+    for column, wanted in ((MeterDataRow.run_id, run), (MeterDataRow.meter_id, meter), (MeterDataRow.kind, kind),
+                           (MeterDataRow.obis, obis)):
+        if wanted is not None:
+            query = query.where(column == wanted)
+    with Session(engine) as session:
+        return [DataRow(row.run_id, name, row.meter_id, row.obis, row.kind, row.stamp, json.loads(row.values))
+                for row, name in session.execute(query)]

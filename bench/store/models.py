@@ -1,5 +1,9 @@
 """The store's tables: runs, the meters each run judged (with the identity read from them), test
-verdicts and measurements. One row per thing a lab would query; the run record stays the evidence."""
+verdicts, measurements and the meter data the tests read (load profile, events, billing). One row per
+thing a lab would query; the run record stays the evidence.
+
+Tables are only ever added (never a column to an existing table): `create_all` then brings an older
+store up to date when it is opened (database.open_store)."""
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
@@ -69,6 +73,7 @@ class TestResult(Base):
 
     run: Mapped[Run] = relationship(back_populates="tests")
     measurements: Mapped[list[MeasurementRow]] = relationship(back_populates="test", cascade="all, delete-orphan")
+    meter_data: Mapped[list[MeterDataRow]] = relationship(back_populates="test", cascade="all, delete-orphan")
 
 
 class MeasurementRow(Base):
@@ -88,3 +93,21 @@ class MeasurementRow(Base):
     provisional: Mapped[bool] = mapped_column(Boolean, default=False)
 
     test: Mapped[TestResult] = relationship(back_populates="measurements")
+
+
+class MeterDataRow(Base):
+    """One row of meter data a test read: a load-profile interval, an event, a power failure or a
+    billing row, as the COSEM view decoded it. Run, meter and OBIS are columns so a lab can select
+    e.g. every load-profile interval a meter's firmware version produced."""
+    __tablename__ = "meter_data_rows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    test_result_id: Mapped[int] = mapped_column(ForeignKey("test_results.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), index=True)
+    meter_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    obis: Mapped[str] = mapped_column(String(40), index=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)  # load_profile, event, power_failure, billing
+    stamp: Mapped[str | None] = mapped_column(String(40))  # ISO 8601 as the meter stamped the row
+    values: Mapped[str] = mapped_column(Text, default="{}")  # JSON: e.g. {"status": 0, "energy": 12.5}
+
+    test: Mapped[TestResult] = relationship(back_populates="meter_data")

@@ -33,6 +33,7 @@ from smmc_bench.drivers.instruments.ac_tables import (
     TransientProgram,
     table_for,
 )
+from smmc_bench.drivers.instruments.ac_tables.base import check_angle
 from smmc_bench.drivers.instruments.errors import (
     InstrumentError,
     InstrumentReplyError,
@@ -92,13 +93,20 @@ class DropoutResult:
     applied_s: float | None = None
     applied_uncertainty_s: float | None = None
     measurement: str = "not measured"
+    # Phase-synchronised start: the angle asked (None: not asked) and the one the source was
+    # programmed with (a Chroma list always starts at one: 0 deg unless asked; None: no sync).
+    requested_angle_deg: float | None = None
+    start_angle_deg: float | None = None
+    # Bench seconds: the event's start as the voltage samples bound it (midpoint; None: not seen).
+    applied_started_at: float | None = None
 
     def evidence(self) -> dict[str, object]:
         """What a test records beside its verdict."""
         return {"kind": self.kind, "method": self.method, "cycle_exact": self.cycle_exact, "model": self.model,
                 "requested_s": self.requested_s, "programmed_s": self.programmed_s,
                 "applied_s": self.applied_s, "uncertainty_s": self.applied_uncertainty_s,
-                "measurement": self.measurement, "residual_v": self.residual_v, "restored_v": self.restored_v}
+                "measurement": self.measurement, "residual_v": self.residual_v, "restored_v": self.restored_v,
+                "requested_angle_deg": self.requested_angle_deg, "start_angle_deg": self.start_angle_deg}
 
     @property
     def duration_s(self) -> float:
@@ -108,6 +116,8 @@ class DropoutResult:
         how = ("source LIST sequencer, whole cycles" if self.method == "list"
                else "bench-timed OUTP/VOLT commands, NOT cycle-exact")
         level = "0 V" if self.kind == "dropout" else f"{self.residual_v:.1f} V"
+        if self.start_angle_deg is not None:
+            level += f" from {self.start_angle_deg:g} deg"
         return (f"{self.kind} to {level} for {self.programmed_s * 1000:.1f} ms "
                 f"(asked {self.requested_s * 1000:.1f} ms; {how}; +/-{self.uncertainty_s * 1000:.1f} ms; "
                 f"{self.model}); applied "
@@ -275,43 +285,57 @@ class AcSource:
 
     # -- dropouts and sags ----------------------------------------------------
     def dropout(self, duration_s: float, clock: WaitClock | None = None, *,
-                method: Literal["auto", "list", "software"] = "auto") -> DropoutResult:
-        """Cut the supply for `duration_s`, then restore the voltage it had."""
-        return self._event("dropout", 0.0, duration_s, clock, method)
+                method: Literal["auto", "list", "software"] = "auto",
+                start_angle_deg: float | None = None) -> DropoutResult:
+        """Cut the supply for `duration_s`, then restore the voltage it had. `start_angle_deg`
+        (0 <= deg < 360): start at that phase angle of the output (models whose sequencer
+        synchronises its start; NotSupported elsewhere)."""
+        return self._event("dropout", 0.0, duration_s, clock, method, start_angle_deg)
 
     def sag(self, percent: float, duration_s: float, clock: WaitClock | None = None, *,
-            method: Literal["auto", "list", "software"] = "auto") -> DropoutResult:
+            method: Literal["auto", "list", "software"] = "auto",
+            start_angle_deg: float | None = None) -> DropoutResult:
         """Lower the supply to `percent` % of its present voltage (the residual voltage, as
         IEC 61000-4-11 names dips: 70 leaves 70 %) for `duration_s`, then restore it."""
         if not 0 <= percent < 100:
             raise ValueError(f"sag percent is the residual voltage, 0 <= percent < 100, not {percent}")
-        return self._event("sag", percent, duration_s, clock, method)
+        return self._event("sag", percent, duration_s, clock, method, start_angle_deg)
 
     def _event(self, kind: Literal["dropout", "sag"], percent: float, duration_s: float,
-               clock: WaitClock | None, method: str) -> DropoutResult:
+               clock: WaitClock | None, method: str, start_angle_deg: float | None = None) -> DropoutResult:
         if duration_s <= 0:
             raise ValueError(f"{kind} duration must be > 0 s, not {duration_s}")
         if method not in ("auto", "list", "software"):
             raise ValueError(f"method must be auto, list or software, not {method!r}")
         if method == "list" and not self.table.has_transient:
             raise NotSupported(f"{self.name}: model {self.model} has no LIST/transient mode in its command table")
+        if start_angle_deg is not None:
+            check_angle(start_angle_deg)
+            if not self.table.phase_sync:
+                raise NotSupported(f"{self.name}: model {self.model} has no phase-synchronised start in its "
+                                   f"command table; a {kind} at {start_angle_deg:g} deg cannot be applied")
+            if method == "software":
+                raise NotSupported(f"{self.name}: a bench-timed {kind} cannot start at a phase angle "
+                                   f"(use the model's sequencer: method='auto' or 'list')")
         clock = clock or _WallClock()
         restored = self.voltage()
         frequency = self.frequency()
         residual = restored * percent / 100.0
         use_list = self.table.has_transient and method != "software"
         if use_list:
-            return self._list_event(kind, residual, restored, frequency, duration_s, clock)
+            return self._list_event(kind, residual, restored, frequency, duration_s, clock, start_angle_deg)
         return self._software_event(kind, residual, restored, frequency, duration_s, clock)
 
     def _list_event(self, kind, residual: float, restored: float, frequency: float,
-                    duration_s: float, clock: WaitClock) -> DropoutResult:
+                    duration_s: float, clock: WaitClock, start_angle_deg: float | None = None) -> DropoutResult:
         # A trailing step at the restored voltage: whatever the model does when a list ends
         # (hold the last point or go back to the fixed level), the supply comes back.
         program: TransientProgram = self.table.transient((
             SupplyStep(residual, frequency, duration_s),
             SupplyStep(restored, frequency, 1.0 / frequency),
-        ))
+        ), start_angle_deg=start_angle_deg)
+        # A synchronised start waits for its angle: up to one cycle after the start command.
+        sync_s = 1.0 / frequency if program.start_angle_deg is not None else 0.0
         for command in program.setup:
             self.link.write(command)
         self._verify_readback(program)
@@ -321,8 +345,8 @@ class AcSource:
             for command in program.start:
                 self.link.write(command)
             acked = clock.monotonic()
-            samples = self._sample_event(sent, program.durations_s[0], frequency, clock)
-            self._wait_sequence(program, sent, clock)
+            samples = self._sample_event(sent, program.durations_s[0] + sync_s, frequency, clock)
+            self._wait_sequence(program, sent + sync_s, clock)
         except BaseException:
             # Never leave a half-run sequence behind, whatever interrupted it.
             self._try(program.finish)
@@ -332,11 +356,16 @@ class AcSource:
         self.set_voltage(restored)
         event_s = program.durations_s[0]
         applied, spread = applied_duration(samples, threshold, sent)
+        bounds = event_bounds(samples, threshold, sent)
+        began = (bounds[0] + bounds[1]) / 2 if bounds else None
         return DropoutResult(kind=kind, method="list", cycle_exact=program.cycle_exact, model=self.model,
                              residual_v=residual, restored_v=restored, frequency_hz=frequency,
                              requested_s=duration_s, programmed_s=event_s, started_at=sent,
-                             ended_at=sent + event_s, uncertainty_s=acked - sent, applied_s=applied,
-                             applied_uncertainty_s=spread, measurement=f"sampled {self.table.measure_voltage}")
+                             ended_at=sent + sync_s + event_s, uncertainty_s=acked - sent + sync_s,
+                             applied_s=applied, applied_uncertainty_s=spread,
+                             measurement=f"sampled {self.table.measure_voltage}",
+                             requested_angle_deg=start_angle_deg, start_angle_deg=program.start_angle_deg,
+                             applied_started_at=began)
 
     def _verify_readback(self, program: TransientProgram) -> None:
         """Read the programmed lists back: a source that took another unit or dropped points is
@@ -364,6 +393,10 @@ class AcSource:
         end = started + event_s + 2 / frequency if until is None else until
         samples = []
         while True:
+            if until is not None and clock.monotonic() + self.table.acquisition_s > until:
+                # One more acquisition would outlast the event it is meant to watch: stop here.
+                clock.sleep(max(0.0, until - clock.monotonic()))
+                return samples
             before = clock.monotonic()
             volts = self.link.query_number(self.table.measure_voltage)
             after = clock.monotonic()
@@ -398,33 +431,45 @@ class AcSource:
 
     def _software_event(self, kind, residual: float, restored: float, frequency: float,
                         duration_s: float, clock: WaitClock) -> DropoutResult:
+        # A model whose output relay is slow (AMETEK/CI ~1 s) cuts by programming 0 V instead.
+        by_output = kind == "dropout" and self.table.software_dropout == "output"
         sent = clock.monotonic()
-        if kind == "dropout":
+        if by_output:
             self.off()
         else:
             self.set_voltage(residual)
+            self.wait_complete()
         acked = clock.monotonic()
         samples: list[tuple[float, float, float]] = []
         try:
-            samples = self._sample_event(sent, duration_s, frequency, clock, until=sent + duration_s)
+            # Held from the source's acknowledgement (*OPC?: the relay/slew has finished).
+            samples = self._sample_event(sent, duration_s, frequency, clock, until=acked + duration_s)
         finally:
             # Restore even when the wait is interrupted: the guard would too, but this is sooner.
             before = clock.monotonic()
-            if kind == "dropout":
+            if by_output:
                 self.on()
             else:
                 self.set_voltage(restored)
+                self.wait_complete()
             ended = clock.monotonic()
         asked = clock.monotonic()
         volts = self.link.query_number(self.table.measure_voltage)
         samples.append((asked, clock.monotonic(), volts))
         applied, spread = applied_duration(samples, (residual + restored) / 2, sent)
+        measurement = f"sampled {self.table.measure_voltage}"
+        if applied is None and self.table.acquisition_s > duration_s:
+            # Too short for one acquisition: bounded by the source's acknowledgements instead
+            # (begins between the cut's send and its *OPC?, ends between the restore's).
+            shortest, longest = before - acked, ended - sent
+            applied, spread = (shortest + longest) / 2, (longest - shortest) / 2
+            measurement = (f"command acknowledgements (*OPC?); not sampled: one {self.table.measure_voltage} "
+                           f"takes up to {self.table.acquisition_s * 1000:.0f} ms")
         return DropoutResult(kind=kind, method="software", cycle_exact=False, model=self.model,
                              residual_v=residual, restored_v=restored, frequency_hz=frequency,
                              requested_s=duration_s, programmed_s=duration_s, started_at=sent,
                              ended_at=ended, uncertainty_s=max(acked - sent, ended - before),
-                             applied_s=applied, applied_uncertainty_s=spread,
-                             measurement=f"sampled {self.table.measure_voltage}")
+                             applied_s=applied, applied_uncertainty_s=spread, measurement=measurement)
 
     def _try(self, commands: Sequence[str]) -> None:
         for command in commands:
@@ -440,18 +485,26 @@ def applied_duration(samples: Sequence[tuple[float, float, float]], threshold: f
     sample above `threshold` (or `started`) and the first below, and ends between the last below
     and the first above again. Returns (midpoint estimate, half-width of the bounds); (None, None)
     when no sample saw the event (it was shorter than the sampling, or never happened)."""
-    low = [i for i, (_, _, volts) in enumerate(samples) if volts < threshold]
-    if not low:
+    bounds = event_bounds(samples, threshold, started)
+    if bounds is None:
         return None, None
-    first, last = low[0], low[-1]
-    begin_lo = started if first == 0 else samples[first - 1][0]
-    begin_hi = samples[first][1]
-    end_lo = samples[last][0]
-    if last + 1 >= len(samples):
-        return None, None  # never seen to end
-    end_hi = samples[last + 1][1]
+    begin_lo, begin_hi, end_lo, end_hi = bounds
     shortest, longest = end_lo - begin_hi, end_hi - begin_lo
     return (shortest + longest) / 2, (longest - shortest) / 2
+
+
+def event_bounds(samples: Sequence[tuple[float, float, float]], threshold: float,
+                 started: float) -> tuple[float, float, float, float] | None:
+    """(begin_lo, begin_hi, end_lo, end_hi) of the event the samples saw, or None (not seen, or
+    never seen to end)."""
+    low = [i for i, (_, _, volts) in enumerate(samples) if volts < threshold]
+    if not low:
+        return None
+    first, last = low[0], low[-1]
+    if last + 1 >= len(samples):
+        return None  # never seen to end
+    begin_lo = started if first == 0 else samples[first - 1][0]
+    return begin_lo, samples[first][1], samples[last][0], samples[last + 1][1]
 
 
 class Terminated(KeyboardInterrupt):

@@ -74,6 +74,15 @@ def _port_for(url: str) -> serial.SerialBase:
     return port
 
 
+def _port_holders(url: str) -> list[int]:
+    """The pids holding a local port's exclusive lock (none for URLs, or nobody holding it)."""
+    if "://" in url:
+        return []
+    from smmc_bench.drivers.locks import holders_of
+
+    return sorted({pid for pid, _ in holders_of(url)})
+
+
 class _QuickSocketSerial(serial.urlhandler.protocol_socket.Serial):
     def close(self) -> None:
         if self.is_open:
@@ -140,6 +149,24 @@ class SerialStream:
     def open(self) -> None:
         if self._port is not None:
             return
+        deadline = time.monotonic() + self.connect_timeout
+        while True:
+            try:
+                return self._open_once()
+            except ConnectFailed:
+                # A local port another process holds (pyserial's exclusive flock): wait for it up to
+                # the connect timeout, then say who holds it.
+                holders = _port_holders(self.url)
+                if not holders:
+                    raise
+                if time.monotonic() >= deadline:
+                    named = " and ".join(f"pid {pid}" for pid in holders)
+                    raise ConnectFailed(f"cannot open {self.url}: held by {named} for more than "
+                                        f"{self.connect_timeout:g} s (another worker or run on this station)",
+                                        reason="port busy") from None
+                time.sleep(0.05)
+
+    def _open_once(self) -> None:
         try:
             port = _port_for(self._url())
             port.baudrate = self.settings["baudrate"]

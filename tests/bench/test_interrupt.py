@@ -118,7 +118,7 @@ def interrupt_when_ready(process: subprocess.Popen, marker: Path, signum: int) -
 
 
 def run_folder(tmp_path: Path, how: str, run_dir: Path) -> Path:
-    return next((tmp_path / "reports").iterdir()) if how == "bench run" else run_dir
+    return next(p for p in (tmp_path / "reports").iterdir() if p.is_dir()) if how == "bench run" else run_dir
 
 
 def junit_cases(path: Path) -> dict[str, ET.Element]:

@@ -98,6 +98,7 @@ def wrong_passwords(right: bytes) -> dict[str, bytes]:
         wrong["the right one less its last byte (a prefix)"] = right[:-1]
     if len(right) > 8:
         wrong["the right first 8 bytes, then others"] = right[:8] + bytes(b ^ 0x55 for b in right[8:])
+    wrong["the right one with a byte added (a longer password)"] = right + b"0"
     return wrong
 
 
@@ -117,6 +118,9 @@ def test_wrong_password_refused_and_the_right_one_still_works(meter, link_access
             except AssociationRejected as exc:
                 outcomes[label] = "refused"
                 usecase.expect(f"{label}: AARE result", exc.result, 1, article="4-4")  # rejected-permanent
+                # acse-service-user diagnostic 13: authentication-failure (IEC 62056-5-3), not another reason
+                usecase.expect(f"{label}: AARE diagnostic (source, value)", (exc.source, exc.diagnostic),
+                               ("acse-service-user", 13), article="4-4")
             finally:
                 session.close()
     refused_all = {label: "refused" for label in outcomes}

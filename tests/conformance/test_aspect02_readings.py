@@ -3,7 +3,7 @@
 Use case (Bulk Meter Readings): the head-end reads the load profile every few
 hours (by range, a 4-hour window) and exports a day (24 hours) to the MDM. The
 bench drives a known load at its own source through N hours of meter time,
-with an outage and a clock adjustment in it, and judges the intervals against
+with an outage and two clock adjustments in it (one forward, one back), and judges the intervals against
 what it delivered: rows on the period boundaries, none missing or duplicated,
 each interval's energy against the source's power x bench time, the status
 bits where (and only where) the bench caused them; then reads by range and by
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pytest
+from smmc_bench.cosem.common import seconds_between
 from smmc_bench.cosem.disconnect import restore_connected
 from smmc_bench.cosem.profile_generic import (
     DeliveredEnergy,
@@ -47,9 +48,9 @@ class Scenario:
     last: datetime
     bench_at: dict[datetime, float] = field(default_factory=dict)  # boundary -> bench monotonic instant
     power_down_row: datetime | None = None
-    clock_adjusted_row: datetime | None = None
+    clock_adjusted_rows: list[datetime] = field(default_factory=list)  # one per shift: forward, then back
     register: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # value/bench s at the start and end
-    clock_shifted_s: float = 0.0  # the bench's clock adjustment, undone after the readings
+    clock_shifted_s: float = 0.0  # the bench's net clock adjustment (the back shift undoes the forward one)
     volts: float = 0.0  # the source's voltage at the start
     unit: str = "Wh"
 
@@ -66,7 +67,11 @@ def run_day(meter, load_profile, ac_source, load, bench_clock, usecase, delivere
     period = int(limits.capture_period.value)
     intervals = int(limits.scenario_duration.value // period)
     step_intervals = max(1, int(limits.load_step.value // period))
+    # A clock moved forward and one moved back both make the next row "clock adjusted"; the back shift
+    # also puts the meter's clock where it was.
     outage_at, adjust_at = max(2, intervals // 3), max(3, 2 * intervals // 3)
+    adjust_back_at = max(adjust_at + 1, 5 * intervals // 6)
+    shifts = {adjust_at: limits.clock_adjustment.value, adjust_back_at: -limits.clock_adjustment.value}
     settle = limits.capture_delay.value
     clock = MeterTime(meter, bench_clock)
     with usecase.step("0", LOAD, METER, f"precondition: capture period {period} s; breaker connected; load draws "
@@ -87,10 +92,12 @@ def run_day(meter, load_profile, ac_source, load, bench_clock, usecase, delivere
         start_at = bench_clock.monotonic()
     with usecase.step("2", AC_SOURCE, METER, f"{intervals} intervals of {period} s: load stepped through "
                                              f"{currents} A every {step_intervals} interval(s); an outage in "
-                                             f"interval {outage_at}, a clock shift in interval {adjust_at}"):
+                                             f"interval {outage_at}, the clock shifted "
+                                             f"{limits.clock_adjustment.value:+g} s in interval {adjust_at} and "
+                                             f"{-limits.clock_adjustment.value:+g} s in interval {adjust_back_at}"):
         for k in range(1, intervals + 1):
             begin = first + timedelta(seconds=period * (k - 1))
-            if k in (outage_at, adjust_at):
+            if k == outage_at or k in shifts:
                 clock.sleep_until(begin + timedelta(seconds=period / 4))
                 delivered.sample(bench_clock.monotonic(), power(ac_source))
                 if k == outage_at:
@@ -98,9 +105,9 @@ def run_day(meter, load_profile, ac_source, load, bench_clock, usecase, delivere
                     clock.measure()  # the meter's clock ran through the outage on its own
                     scenario.power_down_row = begin + timedelta(seconds=period)
                 else:
-                    scenario.clock_shifted_s = limits.clock_adjustment.value
-                    adjust_clock(meter, clock, limits.clock_adjustment.value, usecase)
-                    scenario.clock_adjusted_row = begin + timedelta(seconds=period)
+                    scenario.clock_shifted_s += shifts[k]
+                    adjust_clock(meter, clock, shifts[k], usecase)
+                    scenario.clock_adjusted_rows.append(begin + timedelta(seconds=period))
                 delivered.sample(bench_clock.monotonic(), power(ac_source))
             if k > 1 and (k - 1) % step_intervals == 0:
                 clock.sleep_until(begin + timedelta(seconds=period / 2))
@@ -159,7 +166,7 @@ def test_load_profile_day_matches_the_energy_delivered(meter, load_profile, ac_s
     finally:
         if scenario.clock_shifted_s:
             undo = scenario.clock_shifted_s
-            with usecase.step("4.1", HEAD_END, METER, f"undo the clock shift ({-undo:g} s); GET clock"):
+            with usecase.step("4.1", HEAD_END, METER, f"undo the clock shift left over ({-undo:g} s); GET clock"):
                 restore_all(f"meter {meter.id} clock", [
                     ("clock shifted back", lambda: adjust_clock(meter, MeterTime(meter, bench_clock), -undo, usecase))])
     times = [row.time for row in rows]
@@ -172,9 +179,11 @@ def test_load_profile_day_matches_the_energy_delivered(meter, load_profile, ac_s
                    sorted({t.isoformat() for t in times if times.count(t) > 1}), [], article="4-10")
     usecase.expect("rows in time order", times == sorted(times), True, article="4-10")
 
-    # Status: the row closing the outage's interval says power down, the one closing the clock shift's
-    # interval says clock adjusted; no row of the test's own intervals carries a declared bit otherwise.
-    wanted = {scenario.power_down_row: bits.power_down, scenario.clock_adjusted_row: bits.clock_adjusted}
+    # Status: the row closing the outage's interval says power down, each one closing a clock shift's
+    # interval (forward and back) says clock adjusted; no row of the test's own intervals carries a declared
+    # bit otherwise.
+    wanted = {scenario.power_down_row: bits.power_down,
+              **{row: bits.clock_adjusted for row in scenario.clock_adjusted_rows}}
     wrong = [f"{row.time:%d %H:%M} status {row.status & bits.all():#04x}, expected {wanted.get(row.time, 0):#04x}"
              for row in rows[1:] if row.status & bits.all() != wanted.get(row.time, 0)]
     usecase.expect("rows whose declared status bits differ from what the bench caused", wrong, [], article="4-10")
@@ -182,12 +191,18 @@ def test_load_profile_day_matches_the_energy_delivered(meter, load_profile, ac_s
     # Energy: every interval against what the source delivered over the same meter-time interval.
     accuracy, resolution = limits.energy_accuracy.value / 100, limits.energy_resolution.value
     worst = (0.0, 0.0, 0.0, rows[0].time)
+    metered_series, delivered_series = [], []
     for before, row in zip(rows, rows[1:]):
         source_wh = delivered.wh_between(scenario.bench_at[before.time], scenario.bench_at[row.time])
+        hours = seconds_between(before.time, rows[0].time) / 3600
+        metered_series.append((hours, row.energy - before.energy))
+        delivered_series.append((hours, source_wh))
         deviation = (row.energy - before.energy) - source_wh
         allowed = accuracy * source_wh + 2 * resolution
         if abs(deviation) / allowed > abs(worst[0]) / max(worst[1], 1e-9):
             worst = (deviation, allowed, source_wh, row.time)
+    usecase.record_series("interval energy, meter's load profile (x: hours)", "Wh", metered_series, article="4-10")
+    usecase.record_series("interval energy, delivered at the source (x: hours)", "Wh", delivered_series)
     deviation, allowed, source_wh, when = worst
     usecase.measure(f"worst interval: ending {when:%d %H:%M}, meter delta - {source_wh:.1f} Wh delivered (Wh)",
                     deviation, low=-allowed, high=allowed, unit="Wh", article=limits.energy_accuracy.article)
@@ -257,7 +272,9 @@ def test_reads_by_entry_return_exactly_the_entries(meter, load_profile, bench_cl
     usecase.expect("entries_in_use = rows in the buffer", in_use, len(full), article="4-10")
     usecase.expect("entries_in_use <= profile_entries", in_use <= capacity, True, article="4-10")
     n = len(full)
-    for first, last, expected in ((1, 1, full[:1]), (2, 5, full[1:5]), (n - 3, 0, full[n - 4:]), (n, n, full[-1:])):
+    # to_entry past the newest (Blue Book: the rows up to the newest), and the usual windows.
+    for first, last, expected in ((1, 1, full[:1]), (2, 5, full[1:5]), (n - 3, 0, full[n - 4:]), (n, n, full[-1:]),
+                                  (n - 1, n + 5, full[n - 2:])):
         with usecase.step(f"{first}-{last}", HEAD_END, METER, f"GET buffer by entry {first}..{last}"):
             got = load_profile.by_entry(first, last)
         usecase.expect(f"entries {first}..{last or 'newest'}",
@@ -269,6 +286,12 @@ def test_reads_by_entry_return_exactly_the_entries(meter, load_profile, bench_cl
     usecase.expect("entries 2..3, energy column only",
                    [[value * load_profile.scale() for value in row] for row in energy_only],
                    [[r.energy] for r in full[1:3]], article="3-3")
+    status = load_profile.layout()["status"] + 1
+    if status < column:  # a column in the middle: from and to both matter
+        with usecase.step("col2", HEAD_END, METER, f"GET buffer by entry 2..3, column {status} only (status)"):
+            status_only = load_profile.generic.by_entry(2, 3, status, status)
+        usecase.expect("entries 2..3, status column only", [list(row) for row in status_only],
+                       [[r.status] for r in full[1:3]], article="3-3")
 
 
 @pytest.mark.smmc_feature("load_profile_entries_writable")

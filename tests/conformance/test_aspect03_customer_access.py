@@ -9,9 +9,10 @@ what it really allows (probed, not trusted).
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
+from smmc_bench.cosem.common import seconds_between
 from smmc_bench.cosem.disconnect import restore_connected
 from smmc_bench.drivers.dlms import CosemDateTime, DataType, Typed
 from smmc_bench.drivers.dlms.errors import ServiceError
@@ -57,12 +58,21 @@ def refused(call) -> bool:
     return False
 
 
-def probe_value(class_id: int, attribute: int, now: datetime) -> Typed:
+# Attributes written with their own type (a wrong type would be refused for that reason alone, and
+# a meter that lets the public client write would still pass): the value read before is written back.
+TYPED_PROBES = {(70, 4): DataType.ENUM, (8, 3): DataType.LONG, (71, 3): DataType.DOUBLE_LONG,
+                (71, 4): DataType.DOUBLE_LONG, (1, 2): DataType.DOUBLE_LONG_UNSIGNED}
+CLOCK_PROBE_OFFSET = timedelta(days=1)  # far from any true time: a refused SET that still applied shows
+
+
+def probe_value(class_id: int, attribute: int, now: datetime, before) -> Typed:
     """A value of the attribute's type to try writing."""
     if class_id == 8 and attribute == 2:
-        return Typed(DataType.OCTET_STRING, CosemDateTime.from_datetime(now, 0).to_bytes())
+        return Typed(DataType.OCTET_STRING, CosemDateTime.from_datetime(now + CLOCK_PROBE_OFFSET, 0).to_bytes())
     if class_id == 3:
         return Typed(DataType.DOUBLE_LONG_UNSIGNED, 0)
+    if (class_id, attribute) in TYPED_PROBES and isinstance(before, int) and not isinstance(before, bool):
+        return Typed(TYPED_PROBES[(class_id, attribute)], before)
     return Typed(DataType.OCTET_STRING, b"CUSTOMER")
 
 
@@ -95,7 +105,7 @@ def test_customer_cannot_change_anything(meter, link_access, breaker_kept, bench
         class_id, obis, attribute = parse_entry(entry)
         with usecase.step("2", CUSTOMER, METER, f"SET {class_id}/{obis} attr {attribute}"):
             denied = refused(lambda: session.set(class_id, obis, attribute,
-                                                 probe_value(class_id, attribute, bench_clock.now())))
+                                                 probe_value(class_id, attribute, bench_clock.now(), before[entry])))
         usecase.expect(f"SET {entry} refused", denied, True, article=ARTICLE)
         listed = rights.get((class_id, obis))
         reported_writable = bool(listed and listed.attribute_access.get(attribute, 0) & WRITE_BIT)
@@ -112,8 +122,15 @@ def test_customer_cannot_change_anything(meter, link_access, breaker_kept, bench
         link_access.resume()
         for entry, value in before.items():
             now = meter.session.get(*parse_entry(entry))
-            if parse_entry(entry)[0] in (3, 8):
-                continue  # energy and time move by themselves: their refusal above is the evidence
+            if parse_entry(entry)[:3:2] == (8, 2):
+                # Time moves by itself: the clock must not be near the probe time written a day ahead.
+                meter_time = CosemDateTime.from_bytes(now).to_datetime() if isinstance(now, bytes) else now.to_datetime()
+                ahead = abs(seconds_between(meter_time, bench_clock.now() + CLOCK_PROBE_OFFSET))
+                usecase.expect(f"{entry} not set to the refused value (s from it > 3600)", ahead > 3600, True,
+                               article=ARTICLE)
+                continue
+            if parse_entry(entry)[0] == 3:
+                continue  # energy moves by itself: its refusal above is the evidence
             usecase.expect(f"{entry} unchanged", now, value, article=ARTICLE)
         usecase.expect("output_state unchanged", meter.disconnect_control.output_state(), output_before,
                        article=ARTICLE)

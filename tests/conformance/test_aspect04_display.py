@@ -31,6 +31,7 @@ METER = "Meter"
 DISPLAY = "Display (bench, on the I1 port)"
 AC_SOURCE = "AC source (bench)"
 ARTICLE = "3-10"
+CLOCK_STATUS_DST = 0x80  # Blue Book IC 8 clock_status bit 7: daylight saving active
 
 
 @pytest.fixture
@@ -122,7 +123,8 @@ def test_values_equal_meter_registers_and_bench(meter, display, connected, ac_so
     power_register = Register(meter.session, meter.profile.supply.objects.instantaneous_active_power)
     with usecase.step("1", HEAD_END, METER, "GET clock time, time_zone; GET active energy import"):
         deviation = meter.clock.time_zone()
-        time_before = meter.clock.read().time
+        clock_before = meter.clock.read()
+        time_before = clock_before.time
         energy_before, _ = energy_register.read()
         display.discard()
     with usecase.step("2", METER, DISPLAY, "next telegram"):
@@ -130,7 +132,8 @@ def test_values_equal_meter_registers_and_bench(meter, display, connected, ac_so
     with usecase.step("3", HEAD_END, METER, "GET active energy import, active power; GET clock time"):
         energy_after, _ = energy_register.read()
         power_meter, _ = power_register.read()
-        time_after = meter.clock.read().time
+        clock_after = meter.clock.read()
+        time_after = clock_after.time
     with usecase.step("4", HEAD_END, AC_SOURCE, "MEAS power, current"):
         reading = ac_source.measure()
     expect_telegram(usecase, telegram, "values")
@@ -151,6 +154,11 @@ def test_values_equal_meter_registers_and_bench(meter, display, connected, ac_so
     outside = max((time_before - shown_time).total_seconds() - 1.0,  # the telegram drops sub-seconds
                   (shown_time - time_after).total_seconds(), 0.0)
     usecase.measure("telegram time outside the meter clock's reads", outside, limit=limits.timestamp_tolerance)
+    dst = {bool(r.status & CLOCK_STATUS_DST) for r in (clock_before, clock_after)}
+    if len(dst) == 1:  # no DST change between the reads: the season letter must say what the clock says
+        season = (telegram.value(lines.timestamp) or "")[-1:]
+        usecase.expect("telegram season letter (S = DST active, W = not) vs clock_status bit 7", season,
+                       "S" if dst.pop() else "W", article=ARTICLE)
     usecase.expect("breaker state shown", telegram.value(lines.breaker_state), "1", article=ARTICLE)
     usecase.measure("source current with the breaker shown closed (A)", reading.current_a,
                     low=limits.open_breaker_current.value, unit="A", article=ARTICLE)
@@ -176,7 +184,8 @@ def test_changes_reach_the_display_in_time(meter, display, consumer_message, con
     section = meter.profile.display
     lines, limits = section.lines, section.limits
     latency = limits.change_latency
-    text = b"SMMC " + secrets.token_hex(4).encode()
+    marker = b"SMMC " + secrets.token_hex(4).encode() + b" "
+    text = (marker * (section.parameters.message_length // len(marker) + 1))[:section.parameters.message_length]
     with usecase.step("1", HEAD_END, METER, f"SET consumer message {section.objects.consumer_message_text} attr 2"):
         display.discard()
         before = display.collect(2, 3 * limits.telegram_period_max.value)
@@ -208,6 +217,10 @@ def test_changes_reach_the_display_in_time(meter, display, consumer_message, con
                     (open_shown.received_at - opened_at) if open_shown else bench_clock.monotonic() - opened_at,
                     limit=latency)
     usecase.measure("source current with the breaker shown open (A)", current, limit=limits.open_breaker_current)
+    if open_shown:
+        # With no current flowing the display must not keep the power measured before the breaker opened.
+        usecase.measure("power shown with the breaker open (W)", number(open_shown, lines.power_import) * 1000,
+                        limit=limits.power_tolerance)
     with usecase.step("5", HEAD_END, METER, "ACTION remote_reconnect (back to connected)"):
         restore_connected(dc, meter.profile.disconnector.control_modes, modes[0])
         closed_at = bench_clock.monotonic()

@@ -130,6 +130,9 @@ def test_no_energy_registered_while_disconnected(request, meter, disconnector, b
         wait_for_output(dc, False, limits.disconnect_operation_time.value, bench_clock)
         usecase.expect("output_state", dc.output_state(), False, article="3-3")
         start_value, unit = meter.active_energy_import.read()
+    with usecase.step("1.1", HEAD_END, METER, f"SET control_mode = {modes[0]} again while disconnected "
+                                              "(a reprogramming must not move the contacts)"):
+        dc.set_control_mode(modes[0])
     ac_source = request.getfixturevalue("ac_source")
     off = meter.profile.supply.limits.current_off_threshold.value
     samples = max(2, min(60, round(watch.value / 15)))

@@ -10,7 +10,6 @@ poll of one meter, and of every meter of the bench, is answered.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
@@ -19,7 +18,8 @@ from smmc_bench.cosem.common import seconds_between
 from smmc_bench.cosem.supply import SupplyObjects
 from smmc_bench.drivers.dlms import FrameTrace
 from smmc_bench.drivers.dlms.errors import DlmsError
-from smmc_bench.procedures import bench_datetime, reassociate, reassociate_for_restore
+from smmc_bench.drivers.headend import HeadEndListener
+from smmc_bench.procedures import Outage, cut_supply, reassociate, reassociate_for_restore
 from smmc_bench.safety.restore import restored
 
 pytestmark = [pytest.mark.smmc_aspect(7), pytest.mark.smmc_ntd("5-4")]
@@ -28,26 +28,6 @@ AC_SOURCE = "AC source (bench)"
 HEAD_END = "Head-end (bench)"
 METER = "Meter"
 OMS = "OMS"
-
-
-@dataclass(frozen=True)
-class Outage:
-    started: datetime  # bench reference time the supply was cut
-    ended: datetime  # and came back
-    how: str  # how the source timed it (evidence: cycle-exact or not)
-    applied_s: float | None = None  # the length the source measured, not the one it was told
-    applied_uncertainty_s: float | None = None
-
-    @property
-    def duration_s(self) -> float:
-        """The outage a verdict is judged against: as measured where the source measured it."""
-        return self.applied_s if self.applied_s is not None else seconds_between(self.ended, self.started)
-
-
-def cut_supply(ac_source, seconds: float, bench_clock) -> Outage:
-    result = ac_source.dropout(seconds, bench_clock)
-    return Outage(bench_datetime(bench_clock, result.started_at), bench_datetime(bench_clock, result.ended_at),
-                  result.describe(), result.applied_s, result.applied_uncertainty_s)
 
 
 # The management logical device's wPort (DLMS wrapper, Green Book 7.3.3.4): pushes come from it.
@@ -87,14 +67,14 @@ def outage_with_evidence(meter, ac_source, bench_clock, usecase, seconds: float,
     return outage
 
 
-def test_outage_logs_power_down_and_up_events(meter, ac_source, bench_clock, usecase):
+def test_outage_logs_power_down_and_up_events(meter, ac_source, rack_supply, bench_clock, usecase):
     supply = meter.profile.supply
     objects = SupplyObjects(meter)
     tolerance = meter.limits.event_timestamp_tolerance
-    with usecase.step("0", HEAD_END, METER, "GET clock.time (offset to the bench clock); GET event log"):
-        offset = meter_clock_offset(meter, bench_clock)
-        before = objects.power_event_log.entries()
-    outage = outage_with_evidence(meter, ac_source, bench_clock, usecase, supply.limits.outage_length.value, "1")
+    cut = rack_supply.cut(supply.limits.outage_length.value,
+                          lambda m: (meter_clock_offset(m, bench_clock), SupplyObjects(m).power_event_log.entries()),
+                          before_information="GET clock.time (offset to the bench clock); GET event log")
+    (offset, before), outage = cut.before, cut.outage
     with usecase.step("2", HEAD_END, METER, "GET event log"):
         added = objects.power_event_log.new_since(before)
     codes = supply.events
@@ -116,19 +96,27 @@ def test_outage_logs_power_down_and_up_events(meter, ac_source, bench_clock, use
 
 
 @pytest.mark.smmc_feature("power_failure_log")
-def test_long_outage_gives_a_power_failure_entry_with_its_duration(meter, ac_source, bench_clock, usecase):
+def test_long_outage_gives_a_power_failure_entry_with_its_duration(meter, rack_supply, bench_clock, usecase):
     supply = meter.profile.supply
     objects = SupplyObjects(meter)
     limits = supply.limits
     if limits.outage_length.value < limits.short_interruption_threshold.value:
         pytest.fail("profile: outage_length must be at least short_interruption_threshold (a long outage)")
-    with usecase.step("0", HEAD_END, METER, "GET clock.time (offset to the bench clock); GET power-failure log"):
-        offset = meter_clock_offset(meter, bench_clock)
-        before = objects.power_failure_log.entries()
-    outage = outage_with_evidence(meter, ac_source, bench_clock, usecase, limits.outage_length.value, "1")
-    with usecase.step("2", HEAD_END, METER, "GET power-failure log"):
+
+    def before_cut(m):
+        view = SupplyObjects(m)
+        return (meter_clock_offset(m, bench_clock), view.power_failure_log.entries(),
+                view.long_power_failure_count.read())
+
+    cut = rack_supply.cut(limits.outage_length.value, before_cut,
+                          before_information="GET clock.time (offset to the bench clock); GET power-failure log "
+                                             "and the long power-failure counter")
+    (offset, before, long_before), outage = cut.before, cut.outage
+    with usecase.step("2", HEAD_END, METER, "GET power-failure log and the long power-failure counter"):
         added = objects.power_failure_log.new_since(before)
+        long_counted = (objects.long_power_failure_count.read() - long_before) % 2**16
     usecase.expect("new power-failure log entries", len(added), 1, article="5-4")
+    usecase.expect("long power failures counted for the outage", long_counted, 1, article="5-4")
     entry = added[0]
     usecase.measure("|logged duration - outage injected|", abs(entry.duration_s - outage.duration_s),
                     limit=limits.power_failure_duration_tolerance)
@@ -140,18 +128,21 @@ def test_long_outage_gives_a_power_failure_entry_with_its_duration(meter, ac_sou
 
 
 @pytest.mark.smmc_feature("power_failure_log")
-def test_short_interruption_treated_as_the_profile_says(meter, ac_source, bench_clock, usecase):
+def test_short_interruption_treated_as_the_profile_says(meter, rack_supply, usecase):
     supply = meter.profile.supply
     objects = SupplyObjects(meter)
     limits, policy, codes = supply.limits, supply.short_interruptions, supply.events
     length = limits.short_interruption_length.value
     if length >= limits.short_interruption_threshold.value:
         pytest.fail("profile: short_interruption_length must be below short_interruption_threshold")
-    with usecase.step("0", HEAD_END, METER, "GET event log, power-failure log, power-failure counter"):
-        events_before = objects.power_event_log.entries()
-        failures_before = objects.power_failure_log.entries()
-        count_before = objects.power_failure_count.read()
-    outage_with_evidence(meter, ac_source, bench_clock, usecase, length, "1")
+
+    def before_cut(m):
+        view = SupplyObjects(m)
+        return view.power_event_log.entries(), view.power_failure_log.entries(), view.power_failure_count.read()
+
+    cut = rack_supply.cut(length, before_cut,
+                          before_information="GET event log, power-failure log, power-failure counter")
+    events_before, failures_before, count_before = cut.before
     with usecase.step("2", HEAD_END, METER, "GET event log, power-failure log, power-failure counter"):
         logged = [e.code for e in objects.power_event_log.new_since(events_before)]
         entries = objects.power_failure_log.new_since(failures_before)
@@ -223,6 +214,64 @@ def test_restoration_alarm_pushed_within_time(meter, ac_source, head_end, bench_
         alarms = values.get((1, supply.objects.alarm_register, 2))
         usecase.expect("alarm register in the push", alarms is not None, True, article="5-4")
         usecase.expect("power-up bit in the pushed alarm register", bool(alarms & bit), True, article="5-4")
+
+
+@pytest.mark.smmc_feature("alarm_push")
+def test_failed_alarm_push_is_retried(meter, head_end, bench_clock, usecase):
+    """Blue Book IC 40: a push that cannot be delivered is tried again number_of_retries times,
+    repetition_delay apart. The bench's head-end is down when the push is due (the connection is refused)
+    and back up before the retry: the retry must arrive, not before repetition_delay after the push and
+    within alarm_push_max_delay of when it is due, and once delivered it is not sent again."""
+    objects = SupplyObjects(meter)
+    push = objects.alarm_push
+    max_delay = meter.profile.supply.limits.alarm_push_max_delay
+    with usecase.step("0", HEAD_END, METER, "GET randomisation_start_interval, number_of_retries, "
+                                            "repetition_delay; SET number_of_retries 1, repetition_delay"):
+        randomisation = push.randomisation_start_interval()
+        original = (push.number_of_retries(), push.repetition_delay())
+        # The first attempt is surely over (refused) before the head-end returns, the retry surely after.
+        first_by = randomisation + max_delay.value
+        delay = int(2 * first_by) + 1
+        push.set_number_of_retries(1)
+        push.set_repetition_delay(delay)
+        written = (push.number_of_retries(), push.repetition_delay())
+    usecase.expect("number_of_retries, repetition_delay read back", written, (1, delay), article="5-4")
+    address = head_end.address
+    with restored(f"meter {meter.id} push retries", [
+            ("number_of_retries", lambda: push.set_number_of_retries(original[0])),
+            ("repetition_delay", lambda: push.set_repetition_delay(original[1]))]):
+        with usecase.step("1", HEAD_END, HEAD_END, "head-end down (its port refuses connections)"):
+            head_end.stop()
+        back = HeadEndListener(bench_clock, *address)
+        try:
+            with usecase.step("2", HEAD_END, METER, "ACTION push (alarm push setup, method 1)"):
+                pushed_at = bench_clock.now()  # before the request: the first attempt cannot be earlier
+                push.push()
+            with usecase.step("3", HEAD_END, HEAD_END, f"head-end back up {first_by:g} s after the push "
+                                                       "(the first attempt is over)"):
+                bench_clock.sleep(first_by)
+                back.start()
+                back_at = bench_clock.now()
+            due = delay + first_by  # the latest the retry is due after the push
+            with usecase.step("4", METER, HEAD_END, "the retry (DataNotification)"):
+                remaining = due + max_delay.value - seconds_between(bench_clock.now(), pushed_at)
+                notification = back.wait_for(timeout_s=max(0.0, remaining))
+            usecase.expect("retried push received", notification is not None, True, article="5-4")
+            if notification is None:
+                return
+            usecase.measure("time from the push to the retry's arrival (s)",
+                            seconds_between(notification.arrival, pushed_at), low=float(delay),
+                            high=due + max_delay.value, unit="s", article="5-4")
+            usecase.expect("retry arrived after the head-end came back", notification.arrival >= back_at, True,
+                           article="5-4")
+            usecase.expect("retry sent from the management logical device (source wPort)",
+                           notification.source_wport, MANAGEMENT_WPORT, article="5-4")
+            with usecase.step("5", METER, HEAD_END, f"no further push for {delay + max_delay.value:g} s"):
+                again = back.wait_for(lambda n: n.arrival > notification.arrival,
+                                      timeout_s=delay + max_delay.value)
+            usecase.expect("push sent again after it was delivered", again is not None, False, article="5-4")
+        finally:
+            back.stop()
 
 
 def put_back_filter(meter, objects, bench_clock, original_filter) -> list:

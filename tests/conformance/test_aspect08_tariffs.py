@@ -67,10 +67,15 @@ def test_passive_calendar_activates_at_its_time(meter, tou, bench_clock, usecase
     usecase.expect("baseline calendar active", old_name, baseline.name, article="4-17-6")
     usecase.expect("tariff indicator on the baseline calendar", indicator_before, 1, article="4-17-6")
     due = (bench_clock.now() + timedelta(seconds=section.parameters.activation_delay_s)).replace(microsecond=0)
-    with usecase.step("1", HEAD_END, METER, "SET passive season/week/day tables, activate_passive_calendar_time"):
+    # The head-end names the activation instant with a deviation other than the meter's (UTC, or one hour
+    # off when the meter keeps UTC): a date-time with its deviation given is one instant (Blue Book 4.1.6.1),
+    # whatever time zone the meter itself keeps.
+    written_deviation = 0 if deviation not in (0, -0x8000) else -60
+    with usecase.step("1", HEAD_END, METER, "SET passive season/week/day tables, activate_passive_calendar_time "
+                                            f"(deviation {written_deviation} min)"):
         before = events.entries()
         tou.calendar.write_passive(new)
-        tou.calendar.set_activation_time(CosemDateTime.from_datetime(due, deviation))
+        tou.calendar.set_activation_time(CosemDateTime.from_datetime(due, written_deviation))
         usecase.expect("passive calendar name read back", tou.calendar.passive_name(), new.name, article="4-17-6")
     with usecase.step("2", HEAD_END, METER, "before the due time: GET active calendar name, tariff indicator"):
         sleep_until(bench_clock, due - timedelta(seconds=2 * tolerance.value))
@@ -120,18 +125,39 @@ def test_energy_goes_to_the_tariff_of_its_hours(meter, tou, ac_source, load, ben
     delivered_total = 0.0
     lowest_power = float("inf")
     segments = scenario.segments(start, start + timedelta(days=days))
+    margin = section.parameters.switch_margin_s
+    previous = None  # (reads, power, bench time, tariff, switch in UTC) at the end of the segment before
     with usecase.step("2", AC_SOURCE, METER, f"{days} simulated days, {len(segments)} tariff periods: "
-                                             "GET tariff registers inside each period, MEAS power"):
+                                             "GET tariff registers and tariff indicator inside each period "
+                                             f"(the last {margin:g} s before its end), MEAS power"):
         sleep_until(bench_clock, utc_of(start, deviation))
         for begin, end, tariff in segments:
-            sleep_until(bench_clock, utc_of(begin, deviation) + timedelta(seconds=tolerance))
-            at_begin, power_begin, t_begin = tou.energies(), ac_source.measure().power_w, bench_clock.monotonic()
-            sleep_until(bench_clock, utc_of(end, deviation) - timedelta(seconds=tolerance))
-            at_end, power_end, t_end = tou.energies(), ac_source.measure().power_w, bench_clock.monotonic()
-            lowest_power = min(lowest_power, power_begin, power_end)
-            delivered = (power_begin + power_end) / 2 * (t_end - t_begin) / 3600
-            delivered_total += delivered
             what = f"{begin:%a %d %H:%M}-{end:%a %d %H:%M} (tariff {tariff}{', special day' if begin.date() == special else ''})"
+            sleep_until(bench_clock, utc_of(begin, deviation) + timedelta(seconds=tolerance))
+            at_begin, power_begin, t_begin = tou.energies(), ac_source.measure().power_w, bench_clock.now()
+            indicator_begin = tou.indicator.read()
+            if previous is not None:
+                # Across the switch, with no read in between: the energy before it is the old tariff's.
+                at_prev, power_prev, t_prev, old, switch = previous
+                power = (power_prev + power_begin) / 2
+                share = {old: power * seconds_between(switch, t_prev) / 3600, tariff: 0.0}
+                share[tariff] += power * seconds_between(t_begin, switch) / 3600
+                across = power * seconds_between(t_begin, t_prev) / 3600
+                allowed = (power * tolerance / 3600 + across * limits.tariff_energy_tolerance.value / 100
+                           + limits.tariff_energy_floor.value)
+                for index, (a, b) in enumerate(zip(at_prev, at_begin), start=1):
+                    usecase.measure(f"switch {old}->{tariff} at {begin:%a %d %H:%M}: tariff {index} register vs "
+                                    "energy delivered on its side of the switch (Wh)",
+                                    abs((b - a) - share.get(index, 0.0)), high=allowed, unit="Wh", article="4-10-8")
+            sleep_until(bench_clock, utc_of(end, deviation) - timedelta(seconds=max(margin, tolerance)))
+            at_end, power_end, t_end = tou.energies(), ac_source.measure().power_w, bench_clock.now()
+            indicator_end = tou.indicator.read()
+            previous = (at_end, power_end, t_end, tariff, utc_of(end, deviation))
+            lowest_power = min(lowest_power, power_begin, power_end)
+            delivered = (power_begin + power_end) / 2 * seconds_between(t_end, t_begin) / 3600
+            delivered_total += delivered
+            usecase.expect(f"{what}: tariff indicator (start, end)", (indicator_begin, indicator_end),
+                           (tariff, tariff), article="4-17-6")
             allowed = delivered * limits.tariff_energy_tolerance.value / 100 + limits.tariff_energy_floor.value
             for index, (a, b) in enumerate(zip(at_begin, at_end), start=1):
                 expected = delivered if index == tariff else 0.0

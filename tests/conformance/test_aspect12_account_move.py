@@ -96,6 +96,7 @@ def test_account_move_keeps_registers_and_history(meter, account, ac_source, loa
         if not billing_before:  # a history to keep: close one billing period first (an earlier customer's)
             script.execute(objects.billing_script_id)
             billing_before = billing.read()
+        capacity = billing.generic.profile_entries()
         counter_before = int(session.get(1, objects.billing_period_counter, 2))
         profile_before = profile.read()
         if not profile_before:  # a history to keep: wait for the load profile's next capture
@@ -119,7 +120,8 @@ def test_account_move_keeps_registers_and_history(meter, account, ac_source, loa
         billing_after = billing.read()
         counter_after = int(session.get(1, objects.billing_period_counter, 2))
         register_after_billing, _ = meter.active_energy_import.read()
-    added = billing_after[len(billing_before):] if billing_after[:len(billing_before)] == billing_before else None
+    kept = billing_before[1:] if len(billing_before) >= capacity else billing_before  # a full profile wraps
+    added = billing_after[len(kept):] if billing_after[:len(kept)] == kept else None
     usecase.expect("billing rows before the move kept, in place", added is not None, True, article="5-1")
     usecase.expect("billing rows added by the script", len(added), 1, article="5-1")
     final = added[0]
@@ -226,3 +228,48 @@ def test_customer_data_refuses_what_it_cannot_hold(meter, account, link_access, 
     usecase.expect(f"event {change} logged by refused writes",
                    [e.code for e in meter.standard_event_log.new_since(log_before) if e.code == change], [],
                    article="5-1")
+
+
+def test_billing_profile_wraps_oldest_first(meter, bench_clock, usecase):
+    """A full billing profile (profile_entries rows) drops its oldest row for each new billing period, never the
+    new one: the final reading of the newest period is the one a move or a bill needs."""
+    move = meter.profile.readings.account_move
+    objects = move.objects
+    session = meter.session
+    billing = BillingProfile(session, objects.billing_profile, meter.profile.objects.clock,
+                             meter.profile.objects.active_energy_import, objects.billing_period_counter)
+    script = ScriptTable(session, objects.billing_script_table)
+    with usecase.step("0", HEAD_END, METER, "GET billing profile, entries_in_use, profile_entries, billing period "
+                                            "counter"):
+        before = billing.read()
+        in_use, capacity = billing.generic.entries_in_use(), billing.generic.profile_entries()
+        counter_before = int(session.get(1, objects.billing_period_counter, 2))
+    usecase.expect("entries_in_use = rows in the billing profile", in_use, len(before), article="5-1")
+    usecase.expect("entries_in_use <= profile_entries", in_use <= capacity, True, article="5-1")
+    closes = capacity - len(before) + 2  # fill it, then two periods more: two rows must go, the oldest
+    if closes > move.billing_wrap_closes.value:
+        pytest.skip(f"filling profile_entries {capacity} takes {closes} billing periods, more than the profile's "
+                    f"billing_wrap_closes {move.billing_wrap_closes.value:g}")
+    with usecase.step("1", HEAD_END, METER, f"ACTION script table execute({objects.billing_script_id}) {closes} "
+                                            "times (end of billing); GET billing profile, entries_in_use, counter"):
+        clock_before = meter.clock.read().time
+        for _ in range(closes):
+            script.execute(objects.billing_script_id)
+        clock_after = meter.clock.read().time
+        after = billing.read()
+        in_use_after = billing.generic.entries_in_use()
+        counter_after = int(session.get(1, objects.billing_period_counter, 2))
+    usecase.expect("billing period counter advanced by one per period", counter_after,
+                   (counter_before + closes) % 256, article="5-1")
+    usecase.expect("entries_in_use once full", in_use_after, capacity, article="5-1")
+    survivors = max(0, capacity - closes)  # the rows from before that must still be there, the newest of them
+    usecase.expect("rows from before kept (the newest, the oldest dropped first), in place",
+                   after[:survivors] == before[len(before) - survivors:], True, article="5-1")
+    usecase.expect("counters of the newest rows (one per period closed, the last ones kept)",
+                   [row.counter for row in after[survivors:]],
+                   [(counter_before + k) % 256 for k in range(closes - (capacity - survivors) + 1, closes + 1)],
+                   article="5-1")
+    outside = [row.time.isoformat() for row in after[survivors:]
+               if seconds_between(clock_before, row.time) > move.billing_stamp_tolerance.value
+               or seconds_between(row.time, clock_after) > move.billing_stamp_tolerance.value]
+    usecase.expect("new rows stamped outside the scripts' time window", outside, [], article="5-1")

@@ -63,6 +63,21 @@ def test_clock_sync_within_tolerance(meter, bench_clock, usecase):
     usecase.measure("|clock deviation after sync|", abs(after), limit=tolerance)
 
 
+def test_clock_set_in_utc_keeps_the_instant(meter, bench_clock, usecase):
+    """A date-time carries its own deviation: the reference written as UTC (deviation 0) sets the same
+    instant as when written in the meter's zone."""
+    tolerance = meter.limits.clock_sync_tolerance
+    offset = meter.limits.clock_desync_offset
+    with usecase.step("0", HEAD_END, METER, f"precondition: SET clock.time = reference + {offset.value:g} s"):
+        meter.clock.write(bench_clock.now() + timedelta(seconds=offset.value), meter.clock.time_zone())
+    with usecase.step("1", HEAD_END, METER, "SET clock.time = reference + one-way delay, deviation 0 (UTC)"):
+        meter.clock.read()
+        meter.clock.write(bench_clock.now() + timedelta(seconds=meter.clock.last_round_trip / 2), 0)
+    with usecase.step("2", HEAD_END, METER, "GET clock.time; deviation from reference"):
+        after = deviation_from_reference(meter, bench_clock)
+    usecase.measure("|clock deviation after a sync written in UTC|", abs(after), limit=tolerance)
+
+
 def test_clock_adjustment_logs_events_4_and_5(meter, bench_clock, usecase):
     log, codes = meter.standard_event_log, meter.events
     tolerance = meter.limits.event_timestamp_tolerance
@@ -114,23 +129,55 @@ def test_shift_time_moves_clock(meter, bench_clock, usecase):
                     limit=meter.limits.clock_shift_tolerance)
 
 
+def invalid_date_times(now: CosemDateTime) -> dict[str, CosemDateTime]:
+    """Date-times the meter must refuse: each field out of range, and a day the month does not have."""
+    def at(month: int, day: int, hour: int) -> CosemDateTime:
+        return CosemDateTime(year=now.year, month=month, day=day, weekday=0xFF, hour=hour, minute=0, second=0,
+                             hundredths=0, deviation=now.deviation, status=0)
+    return {"month 13": at(13, 1, 12), "31 April": at(4, 31, 12), "hour 24": at(6, 1, 24)}
+
+
 def test_invalid_time_rejected_and_clock_unchanged(meter, bench_clock, usecase):
     tolerance = meter.limits.clock_sync_tolerance
     with usecase.step("1", HEAD_END, METER, "GET clock.time; deviation from reference"):
         before = deviation_from_reference(meter, bench_clock)
         now = meter.clock.read().raw
-    invalid = CosemDateTime(year=now.year, month=13, day=1, weekday=0xFF, hour=12, minute=0, second=0,
-                            hundredths=0, deviation=now.deviation, status=0)
-    with usecase.step("2", HEAD_END, METER, "SET clock.time = month 13 (invalid date-time)"):
+    for number, (label, invalid) in enumerate(invalid_date_times(now).items(), start=2):
+        with usecase.step(str(number), HEAD_END, METER, f"SET clock.time = {label} (invalid date-time)"):
+            try:
+                meter.clock.write_raw(invalid)
+                refused = ""
+            except ServiceError as exc:
+                refused = exc.diagnosis
+        usecase.expect(f"{label}: refused by the meter", bool(refused), True, article="3-11")
+        with usecase.step(f"{number}.1", HEAD_END, METER, "GET clock.time; deviation from reference"):
+            after = deviation_from_reference(meter, bench_clock)
+        usecase.measure(f"{label}: |clock change caused by the refused SET|", abs(after - before), limit=tolerance)
+
+
+def test_shift_time_limits_are_those_of_the_blue_book(meter, bench_clock, usecase):
+    """shift_time takes -900..900 s (IC 8): both ends are applied and undone, one second more is refused."""
+    tolerance = meter.limits.clock_shift_tolerance
+    with usecase.step("1", HEAD_END, METER, "GET clock.time; deviation from reference"):
+        before = deviation_from_reference(meter, bench_clock)
+    for number, shift in enumerate((900, -900), start=2):
+        with usecase.step(str(number), HEAD_END, METER, f"ACTION clock.shift_time({shift} s)"):
+            meter.clock.shift_time(shift)
+            moved = deviation_from_reference(meter, bench_clock)
+        usecase.measure(f"|observed - requested| for shift_time({shift})", abs((moved - before) - shift),
+                        limit=tolerance)
+        with usecase.step(f"{number}.1", HEAD_END, METER, f"ACTION clock.shift_time({-shift} s) to undo"):
+            meter.clock.shift_time(-shift)
+            before = deviation_from_reference(meter, bench_clock)
+    with usecase.step("4", HEAD_END, METER, "ACTION clock.shift_time(901 s), out of range"):
         try:
-            meter.clock.write_raw(invalid)
+            meter.clock.shift_time(901)
             refused = ""
         except ServiceError as exc:
             refused = exc.diagnosis
-    usecase.expect("invalid date-time refused by the meter", bool(refused), True, article="3-11")
-    with usecase.step("3", HEAD_END, METER, "GET clock.time; deviation from reference"):
         after = deviation_from_reference(meter, bench_clock)
-    usecase.measure("|clock change caused by the refused SET|", abs(after - before), limit=tolerance)
+    usecase.expect("shift_time(901) refused", bool(refused), True, article="3-11")
+    usecase.measure("|clock change caused by the refused shift|", abs(after - before), limit=tolerance)
 
 
 def test_clock_keeps_time_in_free_run(meter, bench_clock, usecase):
@@ -168,15 +215,20 @@ def test_adjust_to_quarter_rounds_to_the_nearest_quarter(meter, bench_clock, use
         synchronise(meter, bench_clock)
 
 
-def test_time_zone_written_reads_back(meter, usecase):
-    with usecase.step("1", HEAD_END, METER, "GET clock.time_zone"):
+def test_time_zone_written_reads_back(meter, bench_clock, usecase):
+    with usecase.step("1", HEAD_END, METER, "GET clock.time_zone; deviation from reference"):
         original = meter.clock.time_zone()
+        before = deviation_from_reference(meter, bench_clock)
     wanted = original + 60 if original <= 660 else original - 60
     try:
         with usecase.step("2", HEAD_END, METER, f"SET clock.time_zone = {wanted}"):
             meter.clock.set_time_zone(wanted)
-        with usecase.step("3", HEAD_END, METER, "GET clock.time_zone"):
+        with usecase.step("3", HEAD_END, METER, "GET clock.time_zone; deviation from reference"):
             usecase.expect("time_zone read back", meter.clock.time_zone(), wanted, article="3-11")
+            after = deviation_from_reference(meter, bench_clock)
+        # The zone changes how local time is shown, never the instant the clock keeps.
+        usecase.measure("|change of the clock's instant caused by the time-zone write|", abs(after - before),
+                        limit=meter.limits.clock_sync_tolerance)
     finally:
         with usecase.step("4", HEAD_END, METER, f"SET clock.time_zone = {original}; GET it"):
             meter.clock.set_time_zone(original)

@@ -17,7 +17,7 @@ from smmc_bench.cosem.common import seconds_between
 from smmc_bench.cosem.disconnect import ControlState, has_transition, restore_connected
 from smmc_bench.cosem.limiter import write_limiter_settings
 from smmc_bench.plugin.supply import draw_power, source_current_a
-from smmc_bench.procedures import wait_until
+from smmc_bench.procedures import bench_datetime, reassociate, wait_until
 
 pytestmark = [pytest.mark.smmc_aspect(14), pytest.mark.smmc_ntd("5-3"), pytest.mark.smmc_feature("limiter")]
 
@@ -70,6 +70,28 @@ def test_limiter_parameters_written_and_read_back_with_event_67(meter, limiter, 
                     limit=meter.limits.event_timestamp_tolerance)
 
 
+def test_limiter_settings_survive_a_power_failure(meter, limiter, ac_source, bench_clock, usecase):
+    """Settings written remotely are kept in non-volatile memory: an outage must not bring back others."""
+    limits = meter.profile.supply.limits
+    view = limiter.limiter
+    outage = limits.outage_length.value
+    with usecase.step("1", HEAD_END, METER, "SET the limiter settings; GET them back"):
+        write_limiter_settings(view, limits)
+        written = settings_of(view)
+    with usecase.step("2", AC_SOURCE, METER, f"supply cut for {outage:g} s, then restored; associate again"):
+        ac_source.dropout(outage, bench_clock)
+        reassociate(meter.session, bench_clock, limits.restart_time.value)
+    with usecase.step("3", HEAD_END, METER, "GET the limiter settings"):
+        after = settings_of(view)
+    usecase.expect("limiter settings after the power failure", after, written, article="5-3")
+
+
+def settings_of(view) -> dict[str, int]:
+    return {"threshold_normal": view.threshold_normal(), "threshold_emergency": view.threshold_emergency(),
+            "min_over_threshold_duration": view.min_over_threshold_duration(),
+            "min_under_threshold_duration": view.min_under_threshold_duration()}
+
+
 def test_overload_shorter_than_min_over_does_not_trip(meter, limiter, load, bench_clock, usecase):
     limits = meter.profile.supply.limits
     dc = meter.disconnect_control
@@ -96,6 +118,45 @@ def test_overload_shorter_than_min_over_does_not_trip(meter, limiter, load, benc
     usecase.expect(f"event {code} (threshold exceeded) logged", code in logged, False, article="5-3")
 
 
+def test_min_over_threshold_duration_restarts_after_each_overload(meter, limiter, load, bench_clock, usecase):
+    """Two overloads, each shorter than min_over_threshold_duration, with the load under the threshold between
+    them: the duration counts from the second crossing, so the breaker must stay closed although the overloads
+    together exceed it (a timer running on from the first crossing trips early)."""
+    limits = meter.profile.supply.limits
+    dc = meter.disconnect_control
+    mode = first_trip_mode(meter)
+    short, over = limits.short_overload_length.value, limits.limiter_min_over_threshold_duration.value
+    tolerance = limits.limiter_trip_tolerance.value
+    second = over - tolerance
+    if not (2 * short < over and 2 * short > tolerance):
+        pytest.fail("profile: need limiter_trip_tolerance < 2 * short_overload_length < min_over_threshold_duration")
+    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {mode}, connected, limits written"):
+        restore_connected(dc, meter.profile.disconnector.control_modes, mode)
+        write_limiter_settings(limiter.limiter, limits)
+        draw_power(load, limiter, limits.underload_power.value)
+        before = limiter.limiter_event_log.entries()
+    with usecase.step("1", LOAD, METER, f"draw {limits.overload_power.value:g} W for {short:g} s, "
+                      f"then {limits.underload_power.value:g} W for {short:g} s"):
+        draw_power(load, limiter, limits.overload_power.value)
+        bench_clock.sleep(short)
+        draw_power(load, limiter, limits.underload_power.value)
+        bench_clock.sleep(short)
+    with usecase.step("2", LOAD, METER, f"draw {limits.overload_power.value:g} W for {second:g} s "
+                      f"(< min_over_threshold_duration {over:g} s); GET output_state every {POLL_S:g} s"):
+        draw_power(load, limiter, limits.overload_power.value)
+        opened = wait_until(lambda: not dc.output_state(), bench_clock, second, POLL_S)
+        draw_power(load, limiter, limits.underload_power.value)
+    usecase.expect("breaker opened during the second overload (before min_over_threshold_duration from its start)",
+                   opened is not None, False, article="5-3")
+    with usecase.step("3", HEAD_END, METER, "GET output_state for min_over_threshold_duration + tolerance"):
+        late = wait_until(lambda: not dc.output_state(), bench_clock, over + tolerance, POLL_S)
+    usecase.expect("breaker opened after the load went under", late is not None, False, article="5-3")
+    with usecase.step("4", HEAD_END, METER, "GET limiter event log"):
+        logged = [e.code for e in limiter.limiter_event_log.new_since(before)]
+    code = meter.profile.supply.events.limiter_threshold_exceeded
+    usecase.expect(f"event {code} (threshold exceeded) logged", code in logged, False, article="5-3")
+
+
 def test_sustained_overload_opens_the_breaker(meter, limiter, load, ac_source, bench_clock, usecase):
     supply = meter.profile.supply
     limits, codes = supply.limits, supply.events
@@ -108,6 +169,7 @@ def test_sustained_overload_opens_the_breaker(meter, limiter, load, ac_source, b
         write_limiter_settings(limiter.limiter, limits)
         draw_power(load, limiter, limits.underload_power.value)
         before = limiter.limiter_event_log.entries()
+        meter_ahead_s = seconds_between(meter.clock.read().time, bench_clock.now())  # to place event stamps
     with usecase.step("1", LOAD, METER, f"draw {limits.overload_power.value:g} W until the breaker opens"):
         draw_power(load, limiter, limits.overload_power.value)
         started = bench_clock.monotonic()
@@ -116,6 +178,13 @@ def test_sustained_overload_opens_the_breaker(meter, limiter, load, ac_source, b
     usecase.expect("breaker opened by the sustained overload", opened is not None, True, article="5-3")
     usecase.measure("time from overload to output_state false", bench_clock.monotonic() - started
                     if opened is None else opened, low=over, high=allowed, unit="s", article="5-3")
+    tripped = allowed if opened is None else opened
+    usecase.record_series("power drawn by the load", "W",
+                          [(-over, limits.underload_power.value), (0.0, limits.overload_power.value),
+                           (tripped, 0.0), (tripped + over, 0.0)], article="5-3",
+                          markers=[(over, "min_over_threshold_duration"), (tripped, "output_state false")])
+    usecase.record_series("threshold_normal", "W", [(-over, limits.limiter_threshold.value),
+                                                     (tripped + over, limits.limiter_threshold.value)])
     off = limits.current_off_threshold.value
     with usecase.step("3", AC_SOURCE, AC_SOURCE, f"measure current until below {off:g} A"):
         stopped = wait_until(lambda: source_current_a(ac_source) < off, bench_clock,
@@ -124,9 +193,15 @@ def test_sustained_overload_opens_the_breaker(meter, limiter, load, ac_source, b
     usecase.measure("current at the source after the trip", current, limit=limits.current_off_threshold)
     usecase.expect("source current stopped within the trip time", stopped is not None, True, article="5-3")
     with usecase.step("4", HEAD_END, METER, "GET limiter event log"):
-        logged = [e.code for e in limiter.limiter_event_log.new_since(before)]
+        added = limiter.limiter_event_log.new_since(before)
+        logged = [e.code for e in added]
     usecase.expect(f"event {codes.limiter_threshold_exceeded} (limiter threshold exceeded) logged",
                    codes.limiter_threshold_exceeded in logged, True, article="5-3")
+    # The event says when the limiter acted (the trip), not when the value first crossed the threshold.
+    exceeded = next(e for e in added if e.code == codes.limiter_threshold_exceeded)
+    trip_on_meter_clock = bench_datetime(bench_clock, started + tripped) + timedelta(seconds=meter_ahead_s)
+    usecase.measure(f"|event {codes.limiter_threshold_exceeded} stamp - moment the breaker opened|",
+                    abs(seconds_between(exceeded.time, trip_on_meter_clock)), limit=meter.limits.event_timestamp_tolerance)
 
 
 def test_under_threshold_reconnects_as_the_control_mode_says(meter, limiter, load, bench_clock, usecase):
@@ -246,3 +321,50 @@ def test_emergency_profile_for_another_group_does_not_apply(meter, limiter, usec
         usecase.expect(f"threshold_active with profile {profile_id} not in the group list", view.threshold_active(),
                        normal, article="5-3")
         usecase.expect("emergency_profile_active", view.emergency_profile_active(), False, article="5-3")
+
+
+@pytest.mark.smmc_feature("limiter_emergency_profile")
+def test_active_emergency_threshold_is_supervised(meter, limiter, load, bench_clock, usecase):
+    """With the emergency profile active, a load between threshold_emergency and threshold_normal is an
+    overload: the breaker opens after min_over_threshold_duration (reporting the emergency threshold is not
+    enough, the limiter must supervise it)."""
+    supply = meter.profile.supply
+    limits = supply.limits
+    view = limiter.limiter
+    dc = meter.disconnect_control
+    mode = first_trip_mode(meter)
+    normal, emergency = limits.limiter_threshold.value, limits.limiter_emergency_threshold.value
+    over, tolerance = limits.limiter_min_over_threshold_duration.value, limits.limiter_trip_tolerance.value
+    if not (limits.underload_power.value < emergency < normal):
+        pytest.fail("profile: need underload_power < limiter_emergency_threshold < limiter_threshold")
+    if limits.emergency_duration.value <= over + tolerance + 10:
+        pytest.fail("profile: emergency_duration must outlast min_over_threshold_duration + limiter_trip_tolerance")
+    between = (normal + emergency) / 2
+    profile_id = supply.limiter.emergency_profile_id
+    with usecase.step("0", HEAD_END, METER, f"precondition: control_mode = {mode}, connected, limits written, "
+                                            f"{limits.underload_power.value:g} W"):
+        restore_connected(dc, meter.profile.disconnector.control_modes, mode)
+        write_limiter_settings(view, limits)
+        draw_power(load, limiter, limits.underload_power.value)
+        view.set_emergency_group_ids([profile_id])
+        before = limiter.limiter_event_log.entries()
+    with usecase.step("1", HEAD_END, METER, f"SET emergency_profile: id {profile_id}, active since 10 s ago, "
+                                            f"duration {limits.emergency_duration.value:g} s"):
+        reading = meter.clock.read()
+        view.set_emergency_profile(profile_id, reading.time - timedelta(seconds=10),
+                                   round(limits.emergency_duration.value), reading.raw.deviation)
+    with usecase.step("2", HEAD_END, METER, "GET emergency_profile_active, threshold_active"):
+        usecase.expect("emergency_profile_active", view.emergency_profile_active(), True, article="5-3")
+        usecase.expect("threshold_active", view.threshold_active(), round(emergency), article="5-3")
+    with usecase.step("3", LOAD, METER, f"draw {between:g} W (between the emergency and the normal threshold); "
+                                        f"GET output_state every {POLL_S:g} s for {over + tolerance:g} s"):
+        draw_power(load, limiter, between)
+        opened = wait_until(lambda: not dc.output_state(), bench_clock, over + tolerance, POLL_S)
+        draw_power(load, limiter, limits.underload_power.value)
+    usecase.expect("breaker opened by a load over threshold_emergency", opened is not None, True, article="5-3")
+    usecase.measure("time from overload to trip", opened, low=over - POLL_S, high=over + tolerance, unit="s",
+                    article="5-3")
+    with usecase.step("4", HEAD_END, METER, "GET limiter event log"):
+        logged = [e.code for e in limiter.limiter_event_log.new_since(before)]
+    code = supply.events.limiter_threshold_exceeded
+    usecase.expect(f"event {code} (threshold exceeded) logged", code in logged, True, article="5-3")

@@ -13,7 +13,7 @@ other links); should it run on another link, it skips saying why.
 from __future__ import annotations
 
 import pytest
-from smmc_bench.cosem.disconnect import ControlState, restore_connected
+from smmc_bench.cosem.disconnect import ControlState, has_transition, restore_connected
 from smmc_bench.cosem.limiter import write_limiter_settings
 from smmc_bench.drivers.dlms.errors import ServiceError
 from smmc_bench.links import link_label
@@ -117,3 +117,40 @@ def test_local_trip_and_only_the_local_action_reconnects(through_optical_port, l
         flowing = wait_until(lambda: source_current_a(ac_source) > off, bench_clock,
                              limits.current_on_time.value, POLL_S)
     usecase.expect("load current flows again after the local action", flowing is not None, True, article="5-3")
+
+
+def test_button_does_not_undo_a_remote_disconnection(through_optical_port, limiter, load, ac_source,
+                                                     local_operator, bench_clock, usecase):
+    """The customer's button reconnects only from ready_for_reconnection (Blue Book IC 70, transition e): after
+    a remote disconnection (control_state disconnected) pressing it must leave the breaker open."""
+    meter = through_optical_port
+    supply = meter.profile.supply
+    limits = supply.limits
+    dc = meter.disconnect_control
+    mode = supply.limiter.local_control_mode
+    if mode not in meter.profile.disconnector.control_modes:
+        pytest.fail(f"profile: limiter.local_control_mode {mode} is not among disconnector.control_modes")
+    if not has_transition(mode, "remote_disconnect", ControlState.CONNECTED):
+        pytest.skip(f"control mode {mode} has no remote disconnection from connected")
+    off = limits.current_off_threshold.value
+    watch = limits.current_on_time.value
+    with usecase.step("0", TECHNICIAN, METER, f"control_mode = {mode}, connected; draw "
+                                              f"{limits.underload_power.value:g} W"):
+        restore_connected(dc, meter.profile.disconnector.control_modes, mode)
+        draw_power(load, limiter, limits.underload_power.value)
+    with usecase.step("1", HEAD_END, METER, "ACTION remote_disconnect; GET control_state, output_state"):
+        dc.remote_disconnect()
+        opened = wait_until(lambda: not dc.output_state(), bench_clock, watch, POLL_S)
+        usecase.expect("breaker opened by the remote disconnection", opened is not None, True, article="5-3")
+        usecase.expect("control_state after remote_disconnect", dc.control_state(), ControlState.DISCONNECTED,
+                       article="5-3")
+    with usecase.step("2", CUSTOMER, METER, f"press the reconnect button ({local_operator.how})"):
+        local_operator.press_reconnect()
+    with usecase.step("3", AC_SOURCE, AC_SOURCE, f"measure the current at the source every {POLL_S:g} s for "
+                                                 f"{watch:g} s"):
+        flowing = wait_until(lambda: source_current_a(ac_source) > off, bench_clock, watch, POLL_S)
+    usecase.expect("load current flows after the button press", flowing is not None, False, article="5-3")
+    with usecase.step("4", TECHNICIAN, METER, "GET control_state, output_state"):
+        usecase.expect("control_state after the button press", dc.control_state(), ControlState.DISCONNECTED,
+                       article="5-3")
+        usecase.expect("output_state after the button press", dc.output_state(), False, article="5-3")

@@ -260,7 +260,16 @@ def probe_public_tariffs(make):
             and _public(bad).attribute_access(bad.model.tariffs.registers[0], 2) == 0)
 
 
+def probe_public_rights_list(make):
+    from smmc_bench.fixtures.meter.association import listed_attribute_access
+    good, bad = make(None), make("public-rights-list-lies")
+    return (listed_attribute_access(_public(good), good.model.clock, 2) == 1
+            and listed_attribute_access(_public(bad), bad.model.clock, 2) == 3
+            and _public(bad).attribute_access(bad.model.clock, 2) == 1)
+
+
 PROBES = {
+    "public-rights-list-lies": probe_public_rights_list,
     "public-can-write-message": probe_public_write,
     "public-can-disconnect": probe_public_disconnect,
     "public-cannot-read-tariffs": probe_public_tariffs,

@@ -22,7 +22,9 @@ def test_acceptance_passes_on_the_emulated_bench_and_is_recorded(tmp_path):
     report = run_acceptance(AC, LOAD, VirtualClock(), today=dt.date(2026, 12, 5))
     verdicts = {step.name: step.verdict for step in report.steps}
     assert report.passed, report.steps
-    assert verdicts["phase-synchronised start at 0 deg"] == "NOT SUPPORTED"
+    phase = next(step for step in report.steps if step.name == "phase-synchronised start at 90 deg")
+    assert (phase.verdict, phase.reading, phase.reading_source) == ("PASS", 90.0, "source read-back")
+    assert "phase angle" in phase.scope
     assert any("LIST:DWEL" in entry for entry in report.unconfirmed)
     record = tmp_path / "station-record.json"
     record.write_text(json.dumps({"station_id": "EMU-01"}))
@@ -32,7 +34,7 @@ def test_acceptance_passes_on_the_emulated_bench_and_is_recorded(tmp_path):
 
 
 def test_acceptance_fails_on_a_scope_reading_that_disagrees():
-    readings = iter([0.010, 0.5, 2.0])  # the scope saw a 10 ms dropout for 200 ms programmed
+    readings = iter([0.010, 0.5, 90.0, 2.0])  # the scope saw a 10 ms dropout for 200 ms programmed
     report = run_acceptance(AC, LOAD, VirtualClock(), reading=lambda prompt, own: next(readings))
     dropout = report.steps[0]
     assert dropout.verdict == "FAIL" and dropout.reading_source == "scope" and not report.passed
@@ -41,6 +43,22 @@ def test_acceptance_fails_on_a_scope_reading_that_disagrees():
 def test_acceptance_on_a_source_without_sequencer():
     report = run_acceptance(AcSourceSettings(emulated=True, model="keysight-ac6800"), None, VirtualClock())
     assert report.passed and report.steps[0].measured is not None
+    phase = next(step for step in report.steps if step.name.startswith("phase-synchronised"))
+    assert phase.verdict == "NOT SUPPORTED" and "keysight-ac6800" in phase.diagnosis
+
+
+def test_acceptance_phase_step_takes_the_scope_angle():
+    prompts = []
+
+    def scope(prompt, own):
+        prompts.append(prompt)
+        return {"phase": 0.0}.get("phase" if "phase angle" in prompt else "", own)  # the scope saw 0 deg
+
+    report = run_acceptance(AcSourceSettings(emulated=True, model="ametek-ci"), LOAD, VirtualClock(), reading=scope)
+    phase = next(step for step in report.steps if step.name == "phase-synchronised start at 90 deg")
+    assert (phase.verdict, phase.reading_source, phase.measured) == ("FAIL", "scope", 90.0)
+    assert "read 0 deg for 90 deg" in phase.diagnosis and not report.passed
+    assert any("positive peak" in prompt for prompt in prompts)
 
 
 def test_unconfirmed_entries_name_the_model():

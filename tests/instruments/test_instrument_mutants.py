@@ -94,7 +94,8 @@ def test_mutant_abort_refused_on_ametek_fails_at_open(emulated_source):
 
 
 def test_every_ac_mutant_has_a_test_here():
-    tested = {"dwell-ms-under-cycle", "busy-stuck-running", "front-panel-left-over", "abort-refused"}
+    tested = {"dwell-ms-under-cycle", "busy-stuck-running", "front-panel-left-over", "abort-refused",
+              "phase-angle-ignored"}  # the last in test_phase_sync.py
     assert set(MUTANTS) == tested
 
 
@@ -176,3 +177,25 @@ def test_measure_is_one_acquisition_then_fetch(open_source, model):
     before = emulator.acquisitions
     source.measure()
     assert emulator.acquisitions - before == 1
+
+
+def test_mutant_front_panel_left_over_keysight_range_is_undone_on_open(open_source, emulated_source):
+    source, emulator = open_source("keysight-ac6800", "front-panel-left-over")
+    assert source.link.query("VOLT:RANG?") == "310"
+    source.set_voltage(230.0)
+    assert emulator.state.supply_voltage == pytest.approx(230.0)
+    # Without the known state: left on the 155 V range, 230 V is refused.
+    raw, _ = emulated_source("keysight-ac6800", mutant="front-panel-left-over")
+    bare = AcSource(raw.resource, model="keysight-ac6800", timeout=0.5)
+    object.__setattr__(bare, "table", _without_known_state(bare.table))
+    with bare:
+        with pytest.raises(InstrumentCommandError):
+            bare.set_voltage(230.0)
+
+
+def test_keysight_range_takes_155_or_310_only(open_source):
+    source, _ = open_source("keysight-ac6800")
+    source.link.write("VOLT:RANG 200", check=False)
+    assert source.errors() == [(-222, "Data out of range")]
+    source.link.write("VOLT:RANG MIN")
+    assert source.link.query("VOLT:RANG?") == "155"

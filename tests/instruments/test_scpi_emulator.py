@@ -104,7 +104,11 @@ def test_chroma_list_runs_in_bench_time(emulated_source, clock):
     assert emulator.errors == []
     changes = recorder.since(start)
     assert [volts for _, volts in changes] == [0.0, 220.0]
-    assert changes[1][0] == pytest.approx(0.2, abs=0.01)  # 10 cycles at 50 Hz, within half a cycle
+    # The list starts at its start angle (LIST:DEGR, 0 deg when never set): within a cycle...
+    assert 0.0 <= changes[0][0] <= 0.02 + 0.01
+    assert abs((emulator.sequence_starts[-1][1] + 180) % 360 - 180) < 1e-6
+    # ...and lasts 10 cycles at 50 Hz, within half a cycle.
+    assert changes[1][0] - changes[0][0] == pytest.approx(0.2, abs=0.01)
 
 
 def test_chroma_list_needs_list_mode_and_equal_lengths(emulated_source):

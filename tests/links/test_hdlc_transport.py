@@ -68,7 +68,9 @@ def test_bad_fcs_every_5th_frame_is_recovered_by_rr_polls(emu, pty_line):
         for _ in range(3):
             assert len(session.object_list()) > 10
     assert transport.stats.bad_frames >= 3
-    assert transport.stats.polls == transport.stats.bad_frames
+    # Every bad frame inside an exchange is recovered by one RR poll; the frame that ends the association
+    # may be the bad one, and its recovery is not a poll.
+    assert transport.stats.bad_frames - 1 <= transport.stats.polls <= transport.stats.bad_frames
     assert session.recoveries == 0
 
 

@@ -94,7 +94,7 @@ def test_optical_tolerates_a_probe_that_echoes_everything(emu, stoppers):
     medium = PtyMedium()
     front = ModeEFront(medium, ident="ECHO")
     line = LineServer(medium, [_endpoint(emu, CONFORMING_BEHAVIOUR, logical=1, physical=None, point_to_point=True,
-                                         label="echo", on_disconnect=front.reset)],
+                                         label="echo", port="optical", on_disconnect=front.reset)],
                       front=front, probe_echo=True).start()
     stoppers.append(line.stop)
     assert serial_over(OpticalLink(port=medium.path, echo=True)) == b"EMU0000001"

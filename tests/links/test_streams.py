@@ -140,3 +140,37 @@ def test_bus_port_is_shared_and_one_transaction_at_a_time():
     finally:
         medium.close()
         SharedPort._registry.clear()
+
+
+HOLD_PORT = """
+import sys, time, serial
+port = serial.Serial(sys.argv[1], exclusive=True)
+print("held", flush=True)
+time.sleep(30)
+"""
+
+
+def test_a_local_port_held_by_another_process_is_waited_for_then_named():
+    import os
+    import subprocess
+    import sys
+
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    child = subprocess.Popen([sys.executable, "-c", HOLD_PORT, path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        stream = SerialStream(path, connect_timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(ConnectFailed) as refused:
+            stream.open()
+        assert time.monotonic() - started >= 0.3
+        assert f"held by pid {child.pid}" in str(refused.value) and path in str(refused.value)
+    finally:
+        child.kill()
+        child.wait()
+    stream = SerialStream(path, connect_timeout=2.0)  # free again: the kernel dropped the lock
+    stream.open()
+    stream.close()
+    os.close(master)
+    os.close(slave)

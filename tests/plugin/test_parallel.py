@@ -3,6 +3,7 @@ hold every verdict once, and inter-process locks keep workers off each other's i
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -93,8 +94,112 @@ def test_shared_holders_coexist_but_keep_an_exclusive_one_out(tmp_path, monkeypa
     try:
         with ResourceLock("ac_source TCPIP::192.0.2.20::5025::SOCKET", shared=True, wait_s=0.3):
             pass
-        with pytest.raises(ResourceBusy):
+        with pytest.raises(ResourceBusy) as refused:
             ResourceLock("ac_source TCPIP::192.0.2.20::5025::SOCKET", wait_s=0.3).acquire()
+        # A shared holder writes no pid: the kernel's lock table names it, not a stale pid in the file.
+        assert f"held by pid {child.pid} (sharing it)" in refused.value.diagnosis, refused.value.diagnosis
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_refusal_names_the_present_holder_not_a_past_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMMC_BENCH_LOCKS", str(tmp_path))
+    with ResourceLock("load TCPIP::192.0.2.21::5025::SOCKET"):  # leaves this pid in the lock file
+        pass
+    child = holder(tmp_path, "load TCPIP::192.0.2.21::5025::SOCKET", "shared")
+    try:
+        with pytest.raises(ResourceBusy) as refused:
+            ResourceLock("load TCPIP::192.0.2.21::5025::SOCKET", wait_s=0.2).acquire()
+        assert f"pid {child.pid}" in refused.value.diagnosis and f"pid {os.getpid()}" not in refused.value.diagnosis
+    finally:
+        child.kill()
+        child.wait()
+
+
+CRASHING_SUITE = """
+import os
+
+
+def test_before(meter):
+    assert meter.session.is_associated
+
+
+def test_crashes_its_worker_on_pos_2(meter):
+    if meter.id == "pos-2":
+        os._exit(3)  # the worker process dies under the test, as a segfault in a driver would
+
+
+def test_after(meter):
+    assert meter.session.is_associated
+"""
+
+
+def test_a_crashed_worker_gives_one_error_and_its_positions_go_on_in_a_replacement(tmp_path):
+    suite = tmp_path / "test_crash_suite.py"
+    suite.write_text(CRASHING_SUITE)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-n", "2",
+                             "--max-worker-restart", "2", "--smmc-bench", str(RACK),
+                             "--smmc-run-dir", str(tmp_path / "run"), "--junitxml", str(tmp_path / "junit.xml"),
+                             str(suite)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    verdicts = {t["id"].rsplit("::", 1)[-1]: t for t in record["tests"]}
+    assert len(record["tests"]) == len(verdicts) == 24, sorted(verdicts)
+    crashed = verdicts["test_crashes_its_worker_on_pos_2[pos-2]"]
+    assert crashed["verdict"] == "ERROR" and crashed["meter"] == "pos-2", crashed
+    assert "worker process ended" in crashed["diagnosis"]
+    others = [t for name, t in verdicts.items() if name != "test_crashes_its_worker_on_pos_2[pos-2]"]
+    assert all(t["verdict"] == "PASS" for t in others), [(t["id"], t["diagnosis"]) for t in others
+                                                         if t["verdict"] != "PASS"]
+    cases = list(ET.parse(tmp_path / "junit.xml").getroot().iter("testcase"))
+    assert len(cases) == 24
+
+
+def test_positions_that_share_a_wire_form_one_group():
+    from smmc_bench.config import load_bench
+    from smmc_bench.plugin.parallel import owner, position_groups
+
+    groups = position_groups(load_bench(REPO / "examples" / "links.toml").meter)
+    assert groups["bus-1"] == groups["bus-2"] == groups["bus-3"]  # RS-485 bus "A"
+    assert groups["gw-1"] == groups["gw-2"] == groups["gw-3"]  # gateway "G"
+    assert len({groups["opt-1"], groups["bus-1"], groups["sds-1"], groups["rfc-1"], groups["gw-1"]}) == 5
+    assert sorted(set(groups.values())) == list(range(len(set(groups.values()))))
+    rack = position_groups(load_bench(RACK).meter)  # 8 emulated positions, each its own group
+    assert sorted(rack.values()) == list(range(8)) and {owner(g, 2) for g in rack.values()} == {0, 1}
+
+
+def test_hardware_meters_on_one_serial_port_or_gateway_address_are_grouped(tmp_path):
+    from smmc_bench.config import load_bench
+    from smmc_bench.plugin.parallel import position_groups
+
+    def meter(ident: str, link: str) -> str:
+        return f'[[meter]]\nid = "{ident}"\nprofile = "emulated-idis"\n[meter.link]\n{link}\n'
+    bench = tmp_path / "bench.toml"
+    bench.write_text('[bench]\nstation_id = "HW"\n' + "".join([
+        meter("a", 'kind = "rs485"\nbus = "left"\nport = "/dev/ttyUSB1"\nphysical_address = 17'),
+        meter("b", 'kind = "rs485"\nbus = "right"\nport = "/dev/ttyUSB1"\nphysical_address = 18'),  # same port
+        meter("c", 'kind = "hdlc-tcp"\nhost = "192.0.2.20"\nport = 4001'),
+        meter("d", 'kind = "hdlc-tcp"\nhost = "192.0.2.20"\nport = 4001\nphysical_address = 18'),
+        meter("e", 'kind = "optical"\nport = "/dev/ttyUSB2"'),
+    ]))
+    groups = position_groups(load_bench(bench).meter)
+    assert groups["a"] == groups["b"] and groups["c"] == groups["d"] and len(set(groups.values())) == 3
+
+
+def test_one_instrument_gets_one_lock_name_however_the_bench_file_spells_it(tmp_path):
+    from types import SimpleNamespace
+
+    from smmc_bench.instruments import lock_name
+
+    def named(**settings) -> str:
+        return lock_name("ac_source", SimpleNamespace(**settings))
+    assert named(resource="tcpip::192.0.2.20::inst0::INSTR") == named(resource="TCPIP0::192.0.2.20::inst0")
+    assert named(resource="GPIB::30") == named(resource="gpib0::30::INSTR") != named(resource="GPIB1::30::INSTR")
+    assert named(resource="TCPIP::192.0.2.20::5025::SOCKET") == named(resource="TCPIP0::192.0.2.20::5025::SOCKET")
+    device = tmp_path / "ttyUSB0"
+    device.touch()
+    (tmp_path / "usb-FTDI_FT232R-if00-port0").symlink_to(device)
+    assert named(serial_port=str(tmp_path / "usb-FTDI_FT232R-if00-port0")) == named(serial_port=str(device))
+    assert named(resource=f"ASRL{tmp_path}/usb-FTDI_FT232R-if00-port0::INSTR") == named(resource=f"ASRL{device}")
+    assert named(host="Relay.lab", port=502) == named(host="relay.lab", port=502)

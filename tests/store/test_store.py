@@ -3,15 +3,20 @@ export, and the same on a real PostgreSQL server."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from sqlalchemy import create_engine, inspect, text
 
 from smmc_bench.report.record import MeterRecord, RunRecord, TestRecord, Verdict
 from smmc_bench.store.database import append_run, open_store, sqlite_url
-from smmc_bench.store.history import firmware_changes, runs
+from smmc_bench.store.export import export
+from smmc_bench.store.history import firmware_changes, meter_data, runs
+from smmc_bench.store.models import Base
 
 from .conftest import PASSWORD
 
@@ -28,7 +33,11 @@ def record(run_id: str, started: str, firmware: str, verdicts: dict[str, Verdict
         tests=[TestRecord(id=f"t::{name}", name=name, aspect=13, article="3-11", meter="m-1", verdict=verdict,
                           measurements=[{"name": "drift", "value": 0.4, "unit": "s", "article": "3-11",
                                          "passed": verdict is Verdict.PASS, "low": None, "high": 2.0,
-                                         "expected": None, "provisional": False}])
+                                         "expected": None, "provisional": False}],
+                          meter_data=[{"kind": "load_profile", "obis": "1.0.99.1.0.255",
+                                       "stamp": f"{started[:10]}T00:15:00+00:00", "values": {"status": 0, "energy": 12.5}},
+                                      {"kind": "event", "obis": "0.0.99.98.0.255",
+                                       "stamp": f"{started[:10]}T00:20:00+00:00", "values": {"code": 4}}])
                for name, verdict in verdicts.items()])
 
 
@@ -46,6 +55,14 @@ def check_history(engine) -> None:
     assert [(c.test, c.old_firmware, c.old_verdict, c.new_firmware, c.new_verdict, c.regression) for c in changes] == \
         [("test_sync", "FW-1.0", "PASS", "FW-1.1", "FAIL", True)]
     assert runs(engine, meter="other") == [] and firmware_changes(engine, model="other") == []
+    # The meter data the tests read: r2 stored twice keeps one copy; each row names its run, test and meter.
+    intervals = meter_data(engine, run="r2", kind="load_profile")
+    assert sorted((r.test, r.meter_id, r.obis, r.stamp, r.values["energy"]) for r in intervals) == [
+        (name, "m-1", "1.0.99.1.0.255", "2026-12-02T00:15:00+00:00", 12.5) for name in ("test_shift", "test_sync")]
+    events = meter_data(engine, meter="m-1", kind="event")
+    assert sorted((r.run_id, r.values["code"]) for r in events) == \
+        [("r1", 4), ("r1", 4), ("r2", 4), ("r2", 4), ("r3", 4)]
+    assert meter_data(engine, meter="other") == []
 
 
 def test_sqlite_history_lists_runs_and_flags_the_firmware_regression(tmp_path):
@@ -75,6 +92,39 @@ def test_history_and_export_commands(tmp_path):
     with (tmp_path / "csv" / "measurements.csv").open() as table:
         rows = list(csv.DictReader(table))
     assert len(rows) == 5 and rows[0]["high"] == "2.0"
+    with (tmp_path / "csv" / "meter_data_rows.csv").open() as table:
+        data = list(csv.DictReader(table))
+    assert len(data) == 10 and {row["kind"] for row in data} == {"load_profile", "event"}
+    assert {json.loads(row["values"])["energy"] for row in data if row["kind"] == "load_profile"} == {12.5}
+
+
+def test_parquet_export_has_the_meter_data(tmp_path):
+    pyarrow_parquet = pytest.importorskip("pyarrow.parquet", reason="Parquet export needs pyarrow")
+    engine = open_store(sqlite_url(tmp_path / "results.sqlite"))
+    fill(engine)
+    export(engine, tmp_path / "parquet", "parquet")
+    table = pyarrow_parquet.read_table(tmp_path / "parquet" / "meter_data_rows.parquet").to_pylist()
+    assert len(table) == 10 and {row["obis"] for row in table} == {"1.0.99.1.0.255", "0.0.99.98.0.255"}
+
+
+def test_an_older_sqlite_store_opens_and_gains_the_meter_data_table(tmp_path):
+    """A store written before meter_data_rows existed: opened, its runs kept, new runs with meter data added."""
+    path = tmp_path / "old.sqlite"
+    old = create_engine(sqlite_url(path))
+    Base.metadata.create_all(old, tables=[t for t in Base.metadata.sorted_tables if t.name != "meter_data_rows"])
+    with old.begin() as connection:
+        connection.execute(text("INSERT INTO runs (run_id, started, finished, station_id, lab, operator, bench_file, "
+                                "outcome, interrupted, software, passed, failed, errors, skipped) VALUES ('r0', "
+                                "'2026-11-30T10:00:00', NULL, 'LAB-1', 'L', 'o', 'bench.toml', 'PASS', 0, '{}', 1, 0, 0, 0)"))
+        connection.execute(text("INSERT INTO run_meters (run_id, meter_id, model, emulated, firmware) "
+                                "VALUES ('r0', 'm-1', 'emulated-idis', 0, 'FW-0.9')"))
+    old.dispose()
+    assert "meter_data_rows" not in inspect(create_engine(sqlite_url(path))).get_table_names()
+    engine = open_store(sqlite_url(path))
+    assert "meter_data_rows" in inspect(engine).get_table_names()
+    fill(engine)
+    assert [r.run_id for r in runs(engine)] == ["r2", "r1", "r0"]
+    assert len(meter_data(engine, kind="load_profile")) == 5
 
 
 def test_history_reads_the_bench_store_on_postgresql_with_the_password_from_the_environment(postgres_url, tmp_path):

@@ -9,8 +9,11 @@ output returns to the immediate level).
 
 The list's dwell is in seconds, programmed here as whole cycles of the output
 and timed by the source, so it is recorded as cycle-exact (whole cycles,
-hardware-timed); the start phase is not synchronised (`TRIG:SYNC:PHAS` could
-add it; untested).
+hardware-timed). A phase-synchronised start (Sequoia manual 6.5.3,
+"Synchronizing Output Changes to a Reference Phase Angle"): `TRIG:SYNC:SOUR PHAS`
+then `TRIG:SYNC:PHAS <deg>` (e.g. 90 = positive peak); without an angle the
+table sets `TRIG:SYNC:SOUR IMM` so a phase sync left by the front panel does not
+delay the start.
 
 LAN: the Sequoia manual (3.5.3) gives the SCPI socket as TCP port 5025,
 factory set: resource "TCPIP::<ip>::5025::SOCKET".
@@ -28,13 +31,21 @@ from smmc_bench.drivers.instruments.ac_tables.base import (
     AcCommandTable,
     SupplyStep,
     TransientProgram,
+    check_angle,
     number_list,
 )
 
 
-def list_program(steps: Sequence[SupplyStep]) -> TransientProgram:
+def list_program(steps: Sequence[SupplyStep], *, start_angle_deg: float | None = None) -> TransientProgram:
     cycles = [max(1, round(step.duration_s * step.frequency)) for step in steps]
     durations = [n / step.frequency for n, step in zip(cycles, steps)]
+    angle = None if start_angle_deg is None else check_angle(start_angle_deg)
+    sync = (("TRIG:SYNC:SOUR IMM",) if angle is None
+            else ("TRIG:SYNC:SOUR PHAS", f"TRIG:SYNC:PHAS {angle:.1f}"))
+    readback: tuple[tuple[str, tuple[float, ...]], ...] = (
+        ("LIST:DWEL?", tuple(durations)), ("LIST:VOLT?", tuple(step.voltage for step in steps)))
+    if angle is not None:
+        readback += (("TRIG:SYNC:PHAS?", (angle,)),)
     return TransientProgram(
         setup=(
             "ABOR",
@@ -46,12 +57,14 @@ def list_program(steps: Sequence[SupplyStep]) -> TransientProgram:
             "VOLT:MODE LIST",
             "FREQ:MODE LIST",
             "TRIG:SOUR IMM",
+            *sync,
         ),
         start=("INIT",),
         finish=("ABOR", "VOLT:MODE FIX", "FREQ:MODE FIX"),
         durations_s=tuple(durations),
         cycle_exact=True,
-        readback=(("LIST:DWEL?", tuple(durations)), ("LIST:VOLT?", tuple(step.voltage for step in steps))),
+        readback=readback,
+        start_angle_deg=angle,
     )
 
 
@@ -76,16 +89,21 @@ TABLE = AcCommandTable(
     unconfirmed=(
         "TRIG:SOUR IMM + INIT as the list start",
         "MEAS:VOLT:AC? / MEAS:CURR:AC? / MEAS:POW:AC? headers",
-        "output relay settle (~1 s) after OUTP: *OPC? assumed to cover it",
+        "output relay settle (~1 s) after OUTP: *OPC? assumed to answer only once it has settled",
         "TRIG:STAT? (IDLE/ARM/BUSY/WTRIG) not trusted: the driver waits out the programmed time",
         "SYST:LOC on close",
-        "TRIG:SYNC:SOUR PHAS / TRIG:SYNC:PHAS not programmed (phase-synchronised start not used)",
+        "TRIG:SYNC:PHAS range 0-359.9 and TRIG:SYNC:PHAS? read-back (manual example shows 90 only)",
     ),
     sources=(
         ("LIST:VOLT/FREQ/DWEL/COUN/STEP, VOLT:MODE LIST", "Sequoia Series manual 4.21"),
         ("list end -> immediate level", "BPS/MX SCPI manual, transient modes"),
         ("LAN port 5025", "Sequoia Series manual 3.5.3"),
+        ("TRIG:SYNC:SOUR PHAS, TRIG:SYNC:PHAS <deg>", "Sequoia Series manual 6.5.3"),
     ),
     transient=list_program,
+    phase_sync=True,
+    # The output relay needs ~1 s after OUTP ON|OFF (*OPC? waits for it): a bench-timed dropout
+    # programs 0 V and back instead.
+    software_dropout="voltage",
     idn_words=("AMETEK", "CALIFORNIA INSTRUMENTS"),
 )

@@ -9,7 +9,7 @@ for every model; a new source is a new table module, nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,21 @@ class TransientProgram:
     # Self-verification: each (query, values) is read back after `setup` and must answer those
     # numbers (a source that silently took another unit or truncated a list is caught here).
     readback: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    # The phase angle (deg) of the output at which the source starts the sequence, as programmed
+    # (None: it starts when the start command is processed). A synchronised start may wait up to
+    # one cycle of the output after the start command.
+    start_angle_deg: float | None = None
 
 
-TransientBuilder = Callable[[Sequence[SupplyStep]], TransientProgram]
+class TransientBuilder(Protocol):
+    def __call__(self, steps: Sequence[SupplyStep], *, start_angle_deg: float | None = None) -> TransientProgram: ...
+
+
+def check_angle(start_angle_deg: float) -> float:
+    """A start angle as the manuals take it: 0 <= deg < 360 (0-359.9)."""
+    if not 0.0 <= start_angle_deg < 360.0:
+        raise ValueError(f"start angle must be 0 <= deg < 360, not {start_angle_deg}")
+    return round(start_angle_deg, 1) % 360.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,14 @@ class AcCommandTable:
     # Manual sections the table rests on, entry -> citation.
     sources: tuple[tuple[str, str], ...] = ()
     transient: TransientBuilder | None = None
+    # The sequencer can start at a chosen phase angle of the output (builder takes start_angle_deg).
+    phase_sync: bool = False
+    # Seconds one MEASure query takes to acquire (it starts a new acquisition each time); the bench
+    # does not sample a software-timed event with a query that would outlast it.
+    acquisition_s: float = 0.0
+    # How a bench-timed dropout cuts the supply: OUTP OFF/ON, or programming 0 V and back (for
+    # models whose output relay takes too long to switch to time a dropout with it).
+    software_dropout: str = "output"
     # Words expected in the *IDN? reply of this model (case-insensitive), to warn on a mismatch.
     idn_words: tuple[str, ...] = field(default_factory=tuple)
 

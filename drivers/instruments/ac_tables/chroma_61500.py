@@ -18,7 +18,13 @@ your unit's manual and fix here if its error queue complains):
   `LIST:BASE CYCLE` (milliseconds under TIME);
 - `LIST:COUNt 1` (run the list once);
 - that `TRIG:STATE?` also reports LIST runs (the manual shows it for SYNTH);
-- whether the unit also wants `LIST:SHAPe A,...` per point (error -109 would say so).
+- `LIST:SHAPe A,...` per point (waveform buffer A = sine, as `FUNC:SHAP A`);
+- `LIST:DEGRee` (start phase angle of each point, 0-359.9 deg) and that the list waits for the
+  first point's angle after `TRIG ON` (whole-cycle points keep the following ones at that angle).
+
+Confirmed (manual p. 8-18, 8.6.2): `LIST:VOLTage:DC:STARt|END` (DC level of each point, -424.2 to
+424.2 V on the high range); programmed 0 so a DC list left by the front panel does not ride on
+the dropout.
 """
 from __future__ import annotations
 
@@ -28,14 +34,19 @@ from smmc_bench.drivers.instruments.ac_tables.base import (
     AcCommandTable,
     SupplyStep,
     TransientProgram,
+    check_angle,
     number_list,
 )
 
 
-def list_program(steps: Sequence[SupplyStep]) -> TransientProgram:
+def list_program(steps: Sequence[SupplyStep], *, start_angle_deg: float | None = None) -> TransientProgram:
     cycles = [max(1, round(step.duration_s * step.frequency)) for step in steps]
     volts = number_list([step.voltage for step in steps], 1)
     freqs = number_list([step.frequency for step in steps], 2)
+    # Every list starts at a phase angle on this model: 0 deg unless one is asked (a front-panel
+    # value left in LIST:DEGR would otherwise shift the start).
+    angle = 0.0 if start_angle_deg is None else check_angle(start_angle_deg)
+    zeros = number_list([0.0] * len(steps), 1)
     return TransientProgram(
         setup=(
             "TRIG OFF",
@@ -46,6 +57,10 @@ def list_program(steps: Sequence[SupplyStep]) -> TransientProgram:
             f"LIST:FREQ:STAR {freqs}",
             f"LIST:FREQ:END {freqs}",
             f"LIST:DWEL {','.join(str(n) for n in cycles)}",
+            f"LIST:SHAP {','.join('A' for _ in steps)}",
+            f"LIST:VOLT:DC:STAR {zeros}",
+            f"LIST:VOLT:DC:END {zeros}",
+            f"LIST:DEGR {number_list([angle] * len(steps), 1)}",
             "LIST:COUN 1",
             "OUTP:MODE LIST",
         ),
@@ -59,7 +74,10 @@ def list_program(steps: Sequence[SupplyStep]) -> TransientProgram:
             ("LIST:VOLT:AC:STAR?", tuple(step.voltage for step in steps)),
             ("LIST:FREQ:STAR?", tuple(step.frequency for step in steps)),
             ("LIST:DWEL?", tuple(float(n) for n in cycles)),
+            ("LIST:VOLT:DC:STAR?", tuple(0.0 for _ in steps)),
+            ("LIST:DEGR?", tuple(angle for _ in steps)),
         ),
+        start_angle_deg=angle,
     )
 
 
@@ -87,13 +105,16 @@ TABLE = AcCommandTable(
         "TRIG:STAT? reports LIST runs (manual shows it for SYNTH)",
         "LIST:COUN 1 header",
         "VOLT:RANG HIGH / FUNC:SHAP A / VOLT:DC 0 / OUTP:COUP AC headers",
-        "LIST:SHAP / LIST:DEGR arrays not programmed (phase-synchronised start not used)",
+        "LIST:SHAP A per point (header and buffer letter)",
+        "LIST:DEGR header, range 0-359.9, and that the list waits for the first point's angle",
     ),
     sources=(
         ("set/measure", "libsigrok scpi-pps Chroma 61604 profile"),
         ("LIST, OUTP:MODE, LIST:BASE, TRIG ON|OFF, TRIG:STATE?", "61501-61504 User's Manual ch. 8.6.2"),
         ("SYST:REM / SYST:LOC", "61501-61504 User's Manual ch. 8 (RS-232 remote/local)"),
+        ("LIST:VOLT:DC:STAR|END (DC list, +/-424.2 V high range)", "61501-61504 User's Manual 8.6.2, p. 8-18"),
     ),
     transient=list_program,
+    phase_sync=True,
     idn_words=("CHROMA",),
 )
