@@ -118,6 +118,10 @@ class SecuritySettings(_Strict):
     authentication_key_file: Path | None = None
     encryption_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     encryption_key_file: Path | None = None
+    # The master key (KEK) that wraps new keys in a global key transfer (IC 64 method 2); without
+    # it the key-change test skips.
+    master_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    master_key_file: Path | None = None
     system_title: str = Field(default="534D4D4342454E43", pattern=r"^[0-9A-Fa-f]{16}$")  # the bench's, 8 bytes
     ciphering: Literal["glo", "general-glo"] = "glo"
     security_policy: Literal["authenticated-encrypted", "authenticated", "encrypted"] = "authenticated-encrypted"
@@ -127,7 +131,7 @@ class SecuritySettings(_Strict):
         sources = [s for s in (self.password_env, self.password_file) if s]
         if len(sources) > 1:
             raise ValueError("give either password_env or password_file, not both")
-        for key in ("authentication_key", "encryption_key"):
+        for key in ("authentication_key", "encryption_key", "master_key"):
             if getattr(self, f"{key}_env") and getattr(self, f"{key}_file"):
                 raise ValueError(f"give either {key}_env or {key}_file, not both")
         return self
@@ -277,8 +281,8 @@ class BenchConfig(_Strict):
         from smmc_bench.drivers.dlms.security import POLICIES, HlsKeys, parse_key
 
         where = f"{self.source}: meter[{self.meter.index(meter)}].security"
-        keys = []
-        for index, name in enumerate(("authentication_key", "encryption_key")):
+        keys: list[Secret | None] = []
+        for index, name in enumerate(("authentication_key", "encryption_key", "master_key")):
             env, file = getattr(security, f"{name}_env"), getattr(security, f"{name}_file")
             if env:
                 raw, what = os.environ.get(env, "").encode(), f"{where}.{name}_env ({env})"
@@ -294,9 +298,12 @@ class BenchConfig(_Strict):
                 if not raw.strip():
                     raise ConfigError(f"{what}: the file is empty")
             elif meter.emulated:
-                from smmc_bench.fixtures.meter import default_hls_keys
+                from smmc_bench.fixtures.meter import default_hls_keys, default_hls_master_key
 
-                keys.append(Secret(default_hls_keys()[index]))
+                keys.append(Secret((*default_hls_keys(), default_hls_master_key())[index]))
+                continue
+            elif name == "master_key":  # optional: only the key-change test needs it
+                keys.append(None)
                 continue
             else:
                 raise ConfigError(f"{where}: high-gmac needs {name}_env or {name}_file")
@@ -305,7 +312,7 @@ class BenchConfig(_Strict):
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
         return HlsKeys(keys[0], keys[1], bytes.fromhex(security.system_title),
-                       POLICIES[security.security_policy], security.ciphering == "general-glo")
+                       POLICIES[security.security_policy], security.ciphering == "general-glo", master_key=keys[2])
 
     def resolve_password(self, meter: MeterSettings) -> Secret | None:
         """The meter's password, from its env variable or key file; a ConfigError names what is missing."""

@@ -66,7 +66,8 @@ def _emulated_security(meter: "StationMeter") -> dict:
     if meter.keys is None:
         return {}
     return {"management_security": "hls-gmac",
-            "hls_keys": (meter.keys.authentication_key.reveal(), meter.keys.encryption_key.reveal())}
+            "hls_keys": (meter.keys.authentication_key.reveal(), meter.keys.encryption_key.reveal()),
+            "hls_master_key": meter.keys.master_key.reveal() if meter.keys.master_key is not None else None}
 
 
 def target_ids(settings: MeterSettings) -> list[str]:

@@ -39,7 +39,8 @@ def command_emulate(args: argparse.Namespace) -> int:
     password = config.resolve_password(emulated)
     keys = config.resolve_keys(emulated)
     hls = {} if keys is None else {"management_security": "hls-gmac", "hls_keys": (
-        keys.authentication_key.reveal(), keys.encryption_key.reveal())}
+        keys.authentication_key.reveal(), keys.encryption_key.reveal()),
+        "hls_master_key": keys.master_key.reveal() if keys.master_key is not None else None}
     meter = EmulatedMeter(
         clock=VirtualClock(), mutant=args.mutant, lls_password=password.reveal() if password else b"",
         host=args.host, port=args.port, initial_clock_offset=config.emulator.initial_clock_offset,

@@ -64,18 +64,22 @@ class HlsKeys:
     system_title: bytes = b"SMMCBENC"
     policy: int = SC_AUTHENTICATED | SC_ENCRYPTED
     general: bool = False   # general-glo-ciphering (0xDB) instead of service-specific glo
+    master_key: Secret | None = None  # the KEK that wraps keys in a global key transfer (IC 64 method 2)
 
     def __post_init__(self) -> None:
         for name in ("authentication_key", "encryption_key"):
             if not isinstance(getattr(self, name), Secret) or len(getattr(self, name)) != 16:
                 raise ValueError(f"{name} must be a 16-byte Secret (security suite 0)")
+        if self.master_key is not None and (not isinstance(self.master_key, Secret) or len(self.master_key) != 16):
+            raise ValueError("master_key must be a 16-byte Secret (security suite 0)")
         if len(self.system_title) != 8:
             raise ValueError("the client system title is 8 bytes")
         if self.policy not in POLICIES.values():
             raise ValueError("policy is 0x10 (authenticated), 0x20 (encrypted) or 0x30 (both)")
 
     def __repr__(self) -> str:
-        return f"HlsKeys(title={self.system_title.hex()}, policy=0x{self.policy:02X}, general={self.general})"
+        return (f"HlsKeys(title={self.system_title.hex()}, policy=0x{self.policy:02X}, general={self.general}, "
+                f"master_key={'<set>' if self.master_key is not None else None})")
 
 
 def _gcm_encrypt(sc: int, ek: bytes, ak: bytes, iv: bytes, plain: bytes) -> bytes:

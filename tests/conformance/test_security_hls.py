@@ -10,14 +10,21 @@ The bench's own session verifies every GCM tag and the meter's invocation counte
 bench plays the attacker: it presents wrong keys, resends a ciphered request it already
 sent (same and lower invocation counter), flips a byte of a ciphertext and of a tag, and
 sends a request in clear, each through `DlmsSession.exchange_raw` so nothing is repaired on
-the way. Skipped on benches whose management client does not use HLS-GMAC.
+the way. It also changes the global keys (IC 64 global_key_transfer, keys wrapped with the
+master key) and puts the original keys back, whatever happens. Skipped on benches whose
+management client does not use HLS-GMAC.
 """
 from __future__ import annotations
+
+import logging
+import os
 
 import pytest
 from smmc_bench.drivers.dlms.errors import AssociationRejected, DlmsError
 from smmc_bench.drivers.dlms.security import HlsKeys
 from smmc_bench.drivers.secret import Secret
+
+log = logging.getLogger(__name__)
 
 pytestmark = [pytest.mark.smmc_aspect(1), pytest.mark.smmc_ntd("4-4"), pytest.mark.smmc_feature("hls_gmac")]
 
@@ -158,3 +165,103 @@ def test_unciphered_request_in_a_ciphered_association_refused(meter, link_access
         reply = meter.session.exchange_raw(CLOCK_TIME_GET, "GET clock.time in clear")
     usecase.expect("an unciphered request served", _served(reply), False, article=security.article)
     _right_client_works(meter, link_access, usecase, "2", security.article)
+
+
+def _association_outcome(link_access, sap: int, keys: HlsKeys):
+    """("accepted", the connected session) or ("refused", None). A meter that accepts the AARQ
+    but whose AARE the bench cannot decipher (it ciphers with other keys) accepted it."""
+    session = link_access.session(sap, keys=keys)
+    try:
+        session.connect()
+        return "accepted", session
+    except AssociationRejected:
+        session.close()
+        return "refused", None
+    except DlmsError:
+        session.close()
+        if session.last_hls is not None and session.last_hls.meter_accepted:
+            return "accepted", None
+        raise
+
+
+def _end(session) -> None:
+    try:
+        session.release()
+    except DlmsError:
+        pass
+    session.close()
+
+
+def _restore(link_access, sap: int, original: HlsKeys, changed: HlsKeys) -> str | None:
+    """Put the original keys back if the meter holds the changed ones; None, or what went wrong."""
+    from smmc_bench.cosem.security_setup import AUTHENTICATION_KEY, GLOBAL_UNICAST_ENCRYPTION_KEY, \
+        global_key_transfer
+
+    try:
+        outcome, session = _association_outcome(link_access, sap, changed)
+        if session is None:  # the meter does not hold the changed keys: nothing to put back
+            return None
+        try:
+            global_key_transfer(session, original.master_key, {GLOBAL_UNICAST_ENCRYPTION_KEY: original.encryption_key,
+                                                               AUTHENTICATION_KEY: original.authentication_key})
+        finally:
+            _end(session)
+    except DlmsError as exc:
+        log.warning("restoring the original HLS keys failed: %s", exc)
+        return f"restoring the original keys failed: {exc}"
+    return None
+
+
+def test_global_key_transfer_takes_effect(meter, link_access, usecase):
+    from smmc_bench.cosem.event_log import EventLog
+    from smmc_bench.cosem.security_setup import AUTHENTICATION_KEY, GLOBAL_UNICAST_ENCRYPTION_KEY, \
+        global_key_transfer
+
+    keys = _keys(meter)
+    if keys.master_key is None:
+        pytest.skip("no master key (KEK) configured ([meter.security] master_key_env or master_key_file): "
+                    "the bench cannot wrap new keys")
+    security = meter.profile.security
+    sap = meter.profile.clients.management_sap
+    link_access.resume()
+    before = _event_log(meter).entries()
+    changed = HlsKeys(Secret(os.urandom(16)), Secret(os.urandom(16)), keys.system_title, keys.policy, keys.general,
+                      master_key=keys.master_key)
+    restore_problem = None
+    try:
+        with usecase.step("1", HEAD_END, METER, f"associate (SAP {sap}, the configured keys); ACTION "
+                                                "global_key_transfer: new authentication and global unicast "
+                                                "encryption keys, wrapped with the master key (RFC 3394)"):
+            session = link_access.session(sap, keys=keys)
+            session.connect()
+            try:
+                global_key_transfer(session, keys.master_key, {GLOBAL_UNICAST_ENCRYPTION_KEY: changed.encryption_key,
+                                                               AUTHENTICATION_KEY: changed.authentication_key})
+            finally:
+                _end(session)
+        with usecase.step("2", HEAD_END, METER, "AARQ with the old keys"):
+            old_outcome, session = _association_outcome(link_access, sap, keys)
+            if session is not None:
+                _end(session)
+        usecase.expect("association with the old keys after the key change", old_outcome, "refused",
+                       article=security.article)
+        with usecase.step("3", HEAD_END, METER, "AARQ with the new keys; GET clock.time and the security event "
+                                                f"log {security.event_log}"):
+            new_outcome, session = _association_outcome(link_access, sap, changed)
+            codes = None
+            if session is not None:
+                try:
+                    session.get(8, "0.0.1.0.0.255", 2)
+                    codes = [event.code for event in EventLog(session, security.event_log).new_since(before)]
+                finally:
+                    _end(session)
+        usecase.expect("association with the new keys after the key change", new_outcome, "accepted",
+                       article=security.article)
+        usecase.expect(f"key change event ({security.key_changed_event}) logged",
+                       codes is not None and security.key_changed_event in codes, True, article=security.article)
+    finally:
+        with usecase.step("4", HEAD_END, METER, "with the new keys (if the meter holds them): ACTION "
+                                                "global_key_transfer back to the original keys"):
+            restore_problem = _restore(link_access, sap, keys, changed)
+    usecase.expect("original keys restored", restore_problem, None, article=security.article)
+    _right_client_works(meter, link_access, usecase, "5", security.article)

@@ -111,3 +111,82 @@ def test_replay_event(name, expected):
         with pytest.raises(SecurityRefusal):
             meter.unprotect(association, glo_get(2))
         assert events == logged
+
+
+# -- global key transfer (IC 64 method 2) ------------------------------------------------------
+
+KEK = bytes(range(32, 48))
+
+
+def keyed_server(mutant: str | None, events: list[int] | None = None) -> HlsGmacServer:
+    kind = MUTANTS[mutant].replacements[HlsGmacServer] if mutant else HlsGmacServer
+    return kind(AK, EK, (events if events is not None else []).append, master_key=KEK)
+
+
+def transfer(meter: HlsGmacServer, new_ak: bytes, new_ek: bytes) -> None:
+    """A global key transfer as the meter's SecuritySetup passes it, then the reply going out."""
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap
+
+    association = associated(meter)
+    meter.global_key_transfer([(0, aes_key_wrap(KEK, new_ek)), (2, aes_key_wrap(KEK, new_ak))])
+    reply = meter.protect(association, bytes.fromhex("c701c10000"))  # ACTION-Response success
+    assert dc_security.decrypt(CONTROL, meter.system_title, int.from_bytes(reply[3:7], "big"), EK, reply[7:], AK)
+
+
+def opens_with(meter: HlsGmacServer, ak: bytes, ek: bytes, counter: int) -> bool:
+    ciphered = dc_security.encrypt(CONTROL, TITLE, counter, ek, INITIATE, ak)
+    try:
+        meter.open(TITLE, b"c" * 16, 0x30, counter, ciphered)
+        return True
+    except SecurityRefusal:
+        return False
+
+
+def test_emulator_key_wrap_is_rfc_3394():
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap
+    from smmc_bench.fixtures.meter.hls import unwrap_key, wrap_key
+
+    kek, key = bytes.fromhex("000102030405060708090A0B0C0D0E0F"), bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+    assert wrap_key(kek, key) == bytes.fromhex("1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5")  # RFC 3394 4.1
+    assert unwrap_key(KEK, aes_key_wrap(KEK, AK)) == AK
+    with pytest.raises(ValueError):
+        unwrap_key(bytes(16), aes_key_wrap(KEK, AK))
+
+
+def test_key_transfer_takes_effect_after_the_reply_and_is_logged():
+    events: list[int] = []
+    meter = keyed_server(None, events)
+    new_ak, new_ek = bytes(range(100, 116)), bytes(range(200, 216))
+    transfer(meter, new_ak, new_ek)
+    assert events == [48]
+    assert not opens_with(meter, AK, EK, 10) and opens_with(meter, new_ak, new_ek, 11)
+
+
+def test_key_transfer_with_a_wrong_master_key_changes_nothing():
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap
+    from smmc_bench.fixtures.meter.hls import KeyTransferRefused
+
+    meter = keyed_server(None)
+    with pytest.raises(KeyTransferRefused):
+        meter.global_key_transfer([(0, aes_key_wrap(bytes(16), bytes(range(200, 216))))])
+    assert opens_with(meter, AK, EK, 10)
+
+
+def test_key_change_not_applied():
+    meter = keyed_server("sec-key-change-not-applied")
+    transfer(meter, bytes(range(100, 116)), bytes(range(200, 216)))
+    assert opens_with(meter, AK, EK, 10) and not opens_with(meter, bytes(range(100, 116)), bytes(range(200, 216)), 11)
+
+
+def test_old_key_still_accepted():
+    meter = keyed_server("sec-old-key-still-accepted")
+    new_ak, new_ek = bytes(range(100, 116)), bytes(range(200, 216))
+    transfer(meter, new_ak, new_ek)
+    assert opens_with(meter, AK, EK, 10) and opens_with(meter, new_ak, new_ek, 11)
+
+
+def test_key_change_not_logged():
+    events: list[int] = []
+    meter = keyed_server("sec-key-change-not-logged", events)
+    transfer(meter, bytes(range(100, 116)), bytes(range(200, 216)))
+    assert events == [] and opens_with(meter, bytes(range(100, 116)), bytes(range(200, 216)), 10)
