@@ -265,3 +265,39 @@ def test_global_key_transfer_takes_effect(meter, link_access, usecase):
             restore_problem = _restore(link_access, sap, keys, changed)
     usecase.expect("original keys restored", restore_problem, None, article=security.article)
     _right_client_works(meter, link_access, usecase, "5", security.article)
+
+
+def test_public_client_cannot_change_the_keys(meter, link_access, usecase):
+    from smmc_bench.cosem.security_setup import AUTHENTICATION_KEY, GLOBAL_UNICAST_ENCRYPTION_KEY, \
+        global_key_transfer
+    from smmc_bench.drivers.dlms.errors import ServiceError
+
+    keys = _keys(meter)
+    if keys.master_key is None:
+        pytest.skip("no master key (KEK) configured ([meter.security] master_key_env or master_key_file): "
+                    "the bench cannot wrap new keys")
+    security = meter.profile.security
+    clients = meter.profile.clients
+    changed = HlsKeys(Secret(os.urandom(16)), Secret(os.urandom(16)), keys.system_title, keys.policy, keys.general,
+                      master_key=keys.master_key)
+    try:
+        with usecase.step("1", HEAD_END, METER, f"associate as the public client (SAP {clients.public_sap}); "
+                                                "ACTION global_key_transfer with new keys wrapped with the "
+                                                "master key"):
+            session = link_access.session(clients.public_sap)
+            session.connect()
+            try:
+                global_key_transfer(session, keys.master_key, {GLOBAL_UNICAST_ENCRYPTION_KEY: changed.encryption_key,
+                                                               AUTHENTICATION_KEY: changed.authentication_key})
+                outcome = "accepted"
+            except ServiceError:
+                outcome = "refused"
+            finally:
+                _end(session)
+        usecase.expect("global_key_transfer by the public client", outcome, "refused", article=security.article)
+    finally:
+        with usecase.step("2", HEAD_END, METER, "with the new keys (if the meter took them): ACTION "
+                                                "global_key_transfer back to the original keys"):
+            restore_problem = _restore(link_access, clients.management_sap, keys, changed)
+    usecase.expect("original keys kept or restored", restore_problem, None, article=security.article)
+    _right_client_works(meter, link_access, usecase, "3", security.article)

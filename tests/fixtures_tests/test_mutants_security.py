@@ -190,3 +190,13 @@ def test_key_change_not_logged():
     meter = keyed_server("sec-key-change-not-logged", events)
     transfer(meter, bytes(range(100, 116)), bytes(range(200, 216)))
     assert events == [] and opens_with(meter, bytes(range(100, 116)), bytes(range(200, 216)), 10)
+
+
+def test_public_may_transfer_keys():
+    from smmc_bench.fixtures.meter.association import ReadOnlyAccess
+    from smmc_bench.fixtures.meter.supply_objects import SecuritySetup
+
+    setup = SecuritySetup("0.0.43.0.0.255", b"EMU\x00\x00\x00\x00\x01")
+    mutant = MUTANTS["sec-public-may-transfer-keys"].replacements[ReadOnlyAccess]
+    assert not ReadOnlyAccess(frozenset()).method_allowed(setup, 2)
+    assert mutant(frozenset()).method_allowed(setup, 2)
