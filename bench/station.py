@@ -43,6 +43,8 @@ class MutantInfo:
     aspect: int
     # Link kinds a link mutant lives on ("*": every link); empty for a meter mutant.
     link_kinds: tuple[str, ...] = ()
+    # The management-client security a meter mutant lives in ("hls-gmac"); None: any.
+    management_security: str | None = None
 
 
 def known_mutants() -> dict[str, MutantInfo]:
@@ -50,9 +52,16 @@ def known_mutants() -> dict[str, MutantInfo]:
     from smmc_bench.fixtures.links import LINK_MUTANTS
     from smmc_bench.fixtures.meter import MUTANTS
 
-    found = {m.name: MutantInfo(m.name, m.description, m.aspect) for m in MUTANTS.values()}
+    found = {m.name: MutantInfo(m.name, m.description, m.aspect, management_security=m.management_security)
+             for m in MUTANTS.values()}
     found.update({m.name: MutantInfo(m.name, m.description, m.aspect, tuple(m.kinds)) for m in LINK_MUTANTS.values()})
     return found
+
+
+def bench_management_security(config: BenchConfig) -> set[str]:
+    """How the bench's emulated meters secure their management client ("lls", "hls-gmac")."""
+    return {"hls-gmac" if m.security.authentication is Authentication.HIGH_GMAC else "lls"
+            for m in config.meter if m.emulated}
 
 
 def bench_link_kinds(config: BenchConfig) -> set[str]:
