@@ -35,6 +35,8 @@ from smmc_bench.links import hdlc_proposal, is_hdlc, link_label, open_transport
 from smmc_bench.plugin.recorder import note_wire_trace, recorder_of
 
 MARKER = "smmc_links(*kinds): run only over the meter's links of these kinds (optical, serial, hdlc-tcp, rs485, tcp, gateway)"
+SECURITY_MARKER = ("smmc_management_security(*mechanisms): run only for meters whose management client the bench "
+                   "associates with one of these mechanisms (low, high-gmac)")
 
 
 _WIRE = pytest.StashKey[list]()
@@ -42,6 +44,7 @@ _WIRE = pytest.StashKey[list]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
+    config.addinivalue_line("markers", SECURITY_MARKER)
 
 
 def _declared_kinds(config: pytest.Config) -> dict[str, tuple[str, str]]:
@@ -56,21 +59,39 @@ def _declared_kinds(config: pytest.Config) -> dict[str, tuple[str, str]]:
     return kinds
 
 
+def _declared_mechanisms(config: pytest.Config) -> dict[str, str]:
+    """test id (meter, or meter-link) -> the mechanism its management client associates with."""
+    from smmc_bench.station import target_ids
+
+    return {test_id: settings.security.authentication.value
+            for settings in recorder_of(config).bench_config().meter for test_id in target_ids(settings)}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked links(...) run over the links of those kinds only; the other (test, meter,
-    link) combinations are deselected: they are not failures or skips, they do not exist."""
-    targets = None
+    """Tests marked links(...) run over the links of those kinds only, tests marked
+    management_security(...) on meters whose management client uses one of those mechanisms
+    only; the other (test, meter, link) combinations are deselected: they are not failures or
+    skips, they do not exist."""
+    targets = mechanisms = None
     keep, drop = [], []
     for item in items:
         marker = item.get_closest_marker("smmc_links")
+        security = item.get_closest_marker("smmc_management_security")
         callspec = getattr(item, "callspec", None)
-        if marker is None or callspec is None or "meter" not in callspec.params:
+        if (marker is None and security is None) or callspec is None or "meter" not in callspec.params:
             keep.append(item)
             continue
-        if targets is None:
-            targets = _declared_kinds(config)
-        _, kind = targets.get(callspec.params["meter"], ("?", "?"))
-        (keep if kind in marker.args else drop).append(item)
+        wanted = True
+        if marker is not None:
+            if targets is None:
+                targets = _declared_kinds(config)
+            _, kind = targets.get(callspec.params["meter"], ("?", "?"))
+            wanted = kind in marker.args
+        if security is not None:
+            if mechanisms is None:
+                mechanisms = _declared_mechanisms(config)
+            wanted = wanted and mechanisms.get(callspec.params["meter"], "?") in security.args
+        (keep if wanted else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -11,7 +11,7 @@ bench plays the attacker: it presents wrong keys, resends a ciphered request it 
 sent (same and lower invocation counter), flips a byte of a ciphertext and of a tag, and
 sends a request in clear, each through `DlmsSession.exchange_raw` so nothing is repaired on
 the way. It also changes the global keys (IC 64 global_key_transfer, keys wrapped with the
-master key) and puts the original keys back, whatever happens. Skipped on benches whose
+master key) and puts the original keys back, whatever happens. Deselected on benches whose
 management client does not use HLS-GMAC.
 """
 from __future__ import annotations
@@ -26,7 +26,10 @@ from smmc_bench.drivers.secret import Secret
 
 log = logging.getLogger(__name__)
 
-pytestmark = [pytest.mark.smmc_aspect(1), pytest.mark.smmc_ntd("4-4"), pytest.mark.smmc_feature("hls_gmac")]
+# Only for meters whose management client the bench associates with HLS-GMAC: elsewhere these
+# tests do not exist (deselected, as a link test on a bench without that link).
+pytestmark = [pytest.mark.smmc_aspect(1), pytest.mark.smmc_ntd("4-4"), pytest.mark.smmc_feature("hls_gmac"),
+              pytest.mark.smmc_management_security("high-gmac")]
 
 HEAD_END = "Head-end (bench)"
 METER = "Meter"
