@@ -145,7 +145,8 @@ def command_run(args: argparse.Namespace) -> int:
     console.print("aspects: " + "; ".join(escape(aspect_title(a)) for a in aspects))
     for meter in record.meters:
         who = ", ".join(f"{k}={v}" for k, v in meter.identity.items()) or f"identity unread: {meter.identity_error}"
-        console.print(f"meter [cyan]{escape(meter.id)}[/] ({escape(meter.profile)}): {escape(who)}")
+        mutant = f", mutant [bold]{escape(meter.mutant)}[/]" if meter.mutant else ""
+        console.print(f"meter [cyan]{escape(meter.id)}[/] ({escape(meter.profile)}{mutant}): {escape(who)}")
     counts = record.counts()
     console.print(" ".join(f"[{VERDICT_STYLE[v]}]{counts[v.value]} {v.value}[/]" for v in Verdict))
     for instrument in record.instruments:

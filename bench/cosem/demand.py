@@ -71,6 +71,14 @@ class DemandRegister:
             number_of_periods=int(_number(self._get(9), f"{self.obis} number_of_periods")),
         )
 
+    def scale(self) -> tuple[float, str]:
+        """The factor from the register's values to `unit`, and the unit."""
+        return _scale(self._session, DEMAND_REGISTER, self.obis, 4)
+
+    def current_average(self, scale: float) -> float:
+        """current_average_value alone (one GET, so the bench can bracket its moment), scaled by `scale`."""
+        return _number(self._get(2), f"{self.obis} current_average_value") * scale
+
     def period(self) -> int:
         return int(_number(self._get(8), f"{self.obis} period"))
 

@@ -332,6 +332,15 @@ class ScriptTable:
     def execute(self, script_id: int) -> None:
         self._session.action(SCRIPT_TABLE, self.obis, 1, Typed(DataType.LONG_UNSIGNED, script_id))
 
+    def script_ids(self) -> list[int]:
+        """The script identifiers the table holds (attribute 2 scripts: {script_identifier, actions})."""
+        raw = self._session.get(SCRIPT_TABLE, self.obis, 2)
+        try:
+            return [int(script[0]) for script in raw]
+        except (TypeError, IndexError, ValueError) as exc:
+            raise MalformedReply(f"script table {self.obis} scripts {raw!r} are not {{script_identifier, "
+                                 f"actions}} entries ({exc})") from None
+
 
 class OctetStringData:
     """IC 1 Data holding an octet string (e.g. customer data)."""

@@ -9,7 +9,7 @@ REGISTER = 3
 
 
 # A subset of the DLMS unit enumeration (IEC 62056-6-2): the units a bench test reads.
-UNITS = {27: "W", 28: "VA", 29: "var", 30: "Wh", 31: "VAh", 32: "varh", 33: "A", 35: "V", 44: "Hz"}
+UNITS = {7: "s", 27: "W", 28: "VA", 29: "var", 30: "Wh", 31: "VAh", 32: "varh", 33: "A", 35: "V", 44: "Hz"}
 
 
 class Register:

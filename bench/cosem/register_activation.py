@@ -25,13 +25,18 @@ class RegisterActivation:
             raise MalformedReply(f"{self.obis} register_assignment {raw!r} is not {{class_id, logical_name}} "
                                  f"entries ({exc})") from None
 
-    def mask_list(self) -> dict[bytes, list[int]]:
+    def mask_entries(self) -> list[tuple[bytes, list[int]]]:
+        """mask_list as the meter sends it, in order, a name listed twice kept twice."""
         raw = self._get(3)
         try:
-            return {bytes(item[0]): [int(i) for i in item[1]] for item in raw}
+            return [(bytes(item[0]), [int(i) for i in item[1]]) for item in raw]
         except (TypeError, IndexError, ValueError) as exc:
             raise MalformedReply(f"{self.obis} mask_list {raw!r} is not {{mask_name, index_list}} entries "
                                  f"({exc})") from None
+
+    def mask_list(self) -> dict[bytes, list[int]]:
+        """mask_list by name (a name listed twice: its last entry; `mask_entries` shows both)."""
+        return dict(self.mask_entries())
 
     def active_mask(self) -> bytes:
         raw = self._get(4)

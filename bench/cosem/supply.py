@@ -19,6 +19,7 @@ class SupplyObjects:
         self.power_failure_log = PowerFailureLog(session, objects.power_failure_log)
         self.power_failure_count = DataValue(session, objects.power_failure_count, DataType.LONG_UNSIGNED)
         self.long_power_failure_count = DataValue(session, objects.long_power_failure_count, DataType.LONG_UNSIGNED)
+        self.long_power_failure_duration = Register(session, objects.long_power_failure_duration)
         self.alarm_register = DataValue(session, objects.alarm_register, value_type)
         self.alarm_filter = DataValue(session, objects.alarm_filter, value_type)
         self.alarm_push = PushSetup(session, objects.alarm_push_setup)

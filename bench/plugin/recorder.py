@@ -3,6 +3,7 @@ a diagnosis, writes live verdicts, the run record and traces, and handles an int
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 import time
 from dataclasses import dataclass
@@ -137,6 +138,7 @@ class BenchRecorder:
     # -- usage errors: before anything runs -------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        gc.freeze()  # the start-up heap (see pytest_collection_finish); on an xdist controller, which collects nothing
         self.session = session
         try:
             config = load_bench(bench_path(self.config))
@@ -189,6 +191,8 @@ class BenchRecorder:
                 # The CI ceiling is for the emulated bench: a real outage or emergency profile
                 # lasts as long as the profile says, and the drivers bound every wait themselves.
                 item.add_marker(pytest.mark.timeout(0))
+        # Stable: the suite's order otherwise; log-flooding tests last (a worker runs its items in this order).
+        items.sort(key=lambda item: item.get_closest_marker("smmc_fills_logs") is not None)
         if self._bench is not None and self._config_error is None:
             try:
                 Station(self._bench)  # the profiles and secrets it names, before any test starts
@@ -200,6 +204,10 @@ class BenchRecorder:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # After every deselection (-k, link kinds): the tests this run is to judge.
         self.collected = sum("meter" in getattr(item, "fixturenames", ()) for item in session.items)
+        # Imports and collection leave a large heap that lives as long as the run: without freezing it,
+        # every full garbage collection (pytest's unraisable-exception plugin forces two at the end) scans
+        # it again, a quarter of a worker's CPU when a rack runs one worker per position.
+        gc.freeze()
 
     # -- interruption ---------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
@@ -468,6 +476,7 @@ class BenchRecorder:
                 meters.append(
                     MeterRecord(
                         id=meter.id, profile=meter.settings.profile, emulated=meter.settings.emulated,
+                        mutant=meter.settings.mutant,
                         profile_file=str(meter.profile_file), profile_sha256=file_sha256(meter.profile_file),
                         links=[link.describe() for link in meter.links],
                         identity=meter.identity, identity_error=meter.identity_error,

@@ -45,6 +45,8 @@ MARKERS = (
     "smmc_aspect(n): the SMMC aspect (1-15) a conformance test belongs to; select with -m 'smmc_aspect(n=13)'",
     "smmc_ntd(article): the Anexo Tecnico article a test checks, e.g. '3-11'; select with -m \"smmc_ntd(article='3-11')\"",
     "smmc_feature(name): skip unless the meter profile declares this feature",
+    "smmc_fills_logs: the test floods the meter's logs (e.g. dozens of clock sets); runs after the others, "
+    "whose evidence (entries_in_use before a log first fills) it would otherwise mask",
 )
 
 

@@ -90,6 +90,14 @@ class ReadingsLimits(StrictModel):
 
     daily_days: Limit = _limit(3.0, "days", "4-10", "test parameter: days of known load the bench drives and "
                                                    "judges the daily values over (an outage on the second)")
+    daily_entries: Limit = _limit(62.0, "days", "4-10", "fewest days the daily values keep (profile_entries "
+                                                       "at least this: two months, the MDM's re-read window)")
+    daily_wrap_days: Limit = _limit(70.0, "days", "4-10", "test parameter: most days the bench steps the clock "
+                                                         "through to fill the daily values and see them wrap "
+                                                         "(a larger profile_entries is skipped)")
+    daily_time_zone_step: Limit = _limit(60.0, "min", "4-10", "test parameter: how far the bench moves the time "
+                                                             "zone's deviation to see the daily capture follow "
+                                                             "local midnight")
 
     @model_validator(mode="after")
     def _periods(self) -> "ReadingsLimits":
@@ -115,12 +123,22 @@ class AccountObjects(StrictModel):
 class AccountMove(StrictModel):
     objects: AccountObjects = AccountObjects()
     new_customer_data: str = Field(default="CUSTOMER-0002", min_length=1, max_length=32)
+    customer_data_octets: Limit = _limit(32.0, "octets", "5-1", "longest customer data the meter must hold "
+                                                                 "(the bench writes exactly this many octets, "
+                                                                 "then one more that must be refused)")
     usage_before_move: Limit = _limit(3600.0, "s", "5-1", "test parameter: the leaving customer's consumption "
                                                          "the bench delivers before the move")
     usage_after_move: Limit = _limit(900.0, "s", "5-1", "test parameter: the new customer's consumption the "
                                                         "bench delivers after the move")
     billing_stamp_tolerance: Limit = _limit(5.0, "s", "5-1", "largest difference between the billing row's "
                                                              "stamp and the meter time of the script's execution")
+    billing_counter_modulus: Limit = _limit(256.0, "periods", "5-1", "the billing period counter counts 0 .. this "
+                                                                     "- 1, then 0 again (an IC 1 unsigned: 256; a "
+                                                                     "meter numbering VZ as OBIS value group F, "
+                                                                     "0..99, declares 100)")
+    billing_counter_closes: Limit = _limit(300.0, "periods", "5-1", "test parameter: most billing periods the "
+                                                                    "bench closes to see the billing period counter "
+                                                                    "wrap (more is skipped)")
     billing_wrap_closes: Limit = _limit(40.0, "periods", "5-1", "test parameter: most billing periods the bench "
                                                                 "closes to fill the billing profile and see it wrap "
                                                                 "(a larger profile_entries is skipped)")
@@ -145,8 +163,11 @@ class ScheduledProgramming(StrictModel):
                                                          "against its execution time (meter clock)")
     monitor_threshold: Limit = _limit(1500.0, "W", "5-3", "test parameter: register-monitor threshold the "
                                                           "bench writes on instantaneous active power")
-    monitor_margin: Limit = _limit(10.0, "%", "5-3", "test parameter: the bench's load sits this share below, "
-                                                     "then above, the threshold")
+    monitor_margin: Limit = _limit(3.0, "%", "5-3", "test parameter: the bench's load sits this share below, "
+                                                    "then above, the threshold: a crossing by this much must run "
+                                                    "the action (IC 21 has no hysteresis), so no more than the "
+                                                    "meter's power accuracy (class 1) plus the load's setting "
+                                                    "accuracy, with room to spare")
     monitor_action_delay: Limit = _limit(30.0, "s", "5-3", "longest time from the threshold crossing until its "
                                                            "action's push reaches the head-end")
     push_delay: Limit = _limit(30.0, "s", "4-21", "longest time from a push request until the push reaches its "

@@ -27,6 +27,8 @@ class SupplyObjects(StrictModel):
     power_failure_log: ObisCode = "1.0.99.97.0.255"
     power_failure_count: ObisCode = "0.0.96.7.21.255"
     long_power_failure_count: ObisCode = "0.0.96.7.9.255"
+    # IC 3, seconds: the duration of the last long power failure (the power-failure log's duration column).
+    long_power_failure_duration: ObisCode = "0.0.96.7.19.255"
     alarm_register: ObisCode = "0.0.97.98.0.255"
     alarm_filter: ObisCode = "0.0.97.98.10.255"
     alarm_push_setup: ObisCode = "0.4.25.9.0.255"

@@ -5,7 +5,7 @@ until a lab sets the official value.
 """
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from smmc_bench.profile.base import Limit, ObisCode, StrictModel
 from smmc_bench.profile.base import provisional_limit as _limit
 
@@ -61,10 +61,17 @@ class DemandLimits(StrictModel):
     demand_accuracy: Limit = _limit(1.0, "%", "4-10-8", "a period average vs the energy the bench delivered in "
                                                         "that period / the period (class 1, IEC 62053-21)")
     demand_floor: Limit = _limit(0.2, "W", "4-10-8", "absolute allowance on top of the relative one (resolution)")
-    boundary_tolerance: Limit = _limit(2.0, "s", "4-17-6", "capture_time, start_time_current and the maximum's "
-                                                           "capture time vs the period boundary, either side")
+    boundary_tolerance: Limit = _limit(2.0, "s", "4-17-6", "how far from a period boundary the bench reads "
+                                                           "(twice this before it): the meter's clock against the "
+                                                           "bench's view of it. The stamps themselves "
+                                                           "(capture_time, start_time_current, the maximum's "
+                                                           "capture time) are the boundary, to the second")
     update_delay: Limit = _limit(5.0, "s", "4-17-6", "after a period boundary the meter has this long to show the "
                                                      "new period average (the bench reads then)")
+    shortest_period: Limit = _limit(60.0, "s", "4-17-6", "shortest demand period the meter accepts (the lower end "
+                                                         "of the range it must take, both ends included)")
+    longest_period: Limit = _limit(3600.0, "s", "4-17-6", "longest demand period the meter accepts (the upper end "
+                                                          "of the range it must take: one hour, included)")
 
 
 class DemandParameters(StrictModel):
@@ -96,6 +103,18 @@ class DemandProfile(StrictModel):
     objects: DemandObjects = DemandObjects()
     limits: DemandLimits = DemandLimits()
     parameters: DemandParameters = DemandParameters()
+
+    @model_validator(mode="after")
+    def _range(self) -> "DemandProfile":
+        low, high = self.limits.shortest_period.value, self.limits.longest_period.value
+        inside = [p for p in (self.parameters.period_s, self.parameters.new_period_s) if not low <= p <= high]
+        if not 0 < low <= high or inside:
+            raise ValueError(f"demand shortest_period {low:g} s .. longest_period {high:g} s must be a range holding "
+                             f"period_s and new_period_s (outside: {inside})")
+        wrong = [p for p in self.parameters.refused_periods_s if p in (low, high)]
+        if wrong:
+            raise ValueError(f"refused_periods_s {wrong} are the ends of the range the meter must accept")
+        return self
 
 
 class TariffProfile(StrictModel):

@@ -16,10 +16,9 @@ import logging
 import re
 import socket
 import threading
+from functools import cache
+from typing import TYPE_CHECKING
 
-import pyvisa
-from pyvisa import constants as visa_constants
-from pyvisa.errors import VisaIOError
 from smmc_bench.drivers.instruments.errors import (
     InstrumentCommandError,
     InstrumentError,
@@ -28,7 +27,20 @@ from smmc_bench.drivers.instruments.errors import (
     InstrumentUnreachable,
 )
 
+if TYPE_CHECKING:
+    import pyvisa
+
 log = logging.getLogger(__name__)
+
+
+@cache
+def _pyvisa():
+    """PyVISA on first use: it pulls in numpy, a second of start-up for every worker of a rack that
+    drives no VISA instrument."""
+    import pyvisa
+    import pyvisa.constants
+    import pyvisa.errors
+    return pyvisa
 
 _MANAGERS: dict[str, pyvisa.ResourceManager] = {}
 _MANAGERS_LOCK = threading.Lock()
@@ -43,7 +55,7 @@ def resource_manager(backend: str) -> pyvisa.ResourceManager:
     with _MANAGERS_LOCK:
         if backend not in _MANAGERS:
             try:
-                _MANAGERS[backend] = pyvisa.ResourceManager(backend)
+                _MANAGERS[backend] = _pyvisa().ResourceManager(backend)
             except (OSError, ValueError) as exc:
                 raise InstrumentUnreachable(f"VISA backend {backend!r} unusable: {exc}") from None
         return _MANAGERS[backend]
@@ -58,10 +70,11 @@ def _disable_nagle(session) -> None:
     VI_ATTR_TCPIP_NODELAY but cannot set it ("Unknown attribute"), hence the fallback
     to its session's socket; other backends take the attribute.
     """
-    if getattr(session, "interface_type", None) != visa_constants.InterfaceType.tcpip:
+    constants = _pyvisa().constants
+    if getattr(session, "interface_type", None) != constants.InterfaceType.tcpip:
         return
     try:
-        session.set_visa_attribute(visa_constants.ResourceAttribute.tcpip_nodelay, visa_constants.VI_TRUE)
+        session.set_visa_attribute(constants.ResourceAttribute.tcpip_nodelay, constants.VI_TRUE)
         return
     except Exception:
         pass
@@ -135,7 +148,7 @@ class ScpiConnection:
                     write_termination=self.write_termination,
                     **options,
                 )
-            except VisaIOError as exc:
+            except _pyvisa().errors.VisaIOError as exc:
                 raise InstrumentUnreachable(
                     f"{self.name} at {self.resource}: cannot open ({exc.abbreviation})") from None
             except Exception as exc:  # pyvisa-py raises a bare Exception when the TCP connect times out
@@ -217,7 +230,7 @@ class ScpiConnection:
         try:
             session.write(command)
             reply = session.read().strip() if expect_reply else ""
-        except VisaIOError as exc:
+        except _pyvisa().errors.VisaIOError as exc:
             raise self._diagnose_visa(command, exc) from None
         except ConnectionRefusedError:
             raise InstrumentUnreachable(
@@ -229,16 +242,15 @@ class ScpiConnection:
         log.debug("%s <- %s%s", self.name, command, f" -> {reply}" if expect_reply else "")
         return reply
 
-    def _diagnose_visa(self, command: str, exc: VisaIOError) -> InstrumentError:
-        if exc.error_code == visa_constants.StatusCode.error_timeout:
+    def _diagnose_visa(self, command: str, exc: pyvisa.errors.VisaIOError) -> InstrumentError:
+        status = _pyvisa().constants.StatusCode
+        if exc.error_code == status.error_timeout:
             hint = self._late_diagnosis(command)
             return InstrumentTimeout(
                 f"{self.name} at {self.resource}: no reply to {command!r} within {self.timeout:g} s{hint}",
                 timeout=self.timeout,
             )
-        if exc.error_code in (visa_constants.StatusCode.error_connection_lost,
-                              visa_constants.StatusCode.error_resource_not_found,
-                              visa_constants.StatusCode.error_io):
+        if exc.error_code in (status.error_connection_lost, status.error_resource_not_found, status.error_io):
             return InstrumentUnreachable(f"{self.name} at {self.resource}: {exc.abbreviation} during {command!r}")
         return InstrumentError(f"{self.name} at {self.resource}: {exc.abbreviation} during {command!r}")
 

@@ -2,12 +2,13 @@
 
 The bench drives a known load at its own source for `daily_days` days of meter
 time, a different current each day and an outage on the second, reads the
-energy register right after each local midnight, then the meter's daily values.
-It judges: one row at each local midnight of the window (the clock minus the
-time zone's deviation), none missing, none doubled, none off midnight; each
-day's energy delta against what the source delivered that day; each row against
-the register read at that midnight; the power-down status bit on the row
-closing the day of the outage and on no other row.
+energy register right after each local midnight, then the meter's daily values,
+whole and by range (the MDM's export). It judges: one row at each local midnight
+of the window (the clock minus the time zone's deviation), none missing, none
+doubled, none off midnight; the read by range returns the window's rows, both
+edges included; each day's energy delta against what the source delivered that
+day; each row against the register read at that midnight; the power-down status
+bit on the row closing the day of the outage and on no other row.
 """
 from __future__ import annotations
 
@@ -100,9 +101,20 @@ def test_daily_values_close_each_day_with_the_energy_delivered(meter, ac_source,
             load.set_current(currents[day % len(currents)])
             delivered.sample(bench_clock.monotonic(), power(ac_source))
             close_day(midnights[day])
-    with usecase.step("3", HEAD_END, METER, "GET daily values buffer"):
-        rows = [row for row in view.read() if midnights[0] <= row.time <= midnights[-1]]
+    with usecase.step("3", HEAD_END, METER, f"GET daily values buffer; GET it by range {midnights[0]:%Y-%m-%d %H:%M}"
+                                            f"..{midnights[-1]:%Y-%m-%d %H:%M} (the MDM's export), and one second "
+                                            "inside each edge"):
         everything = view.read()
+        rows = [row for row in everything if midnights[0] <= row.time <= midnights[-1]]
+        by_range = view.by_range(midnights[0], midnights[-1])
+        narrowed = view.by_range(midnights[0] + timedelta(seconds=1), midnights[-1] - timedelta(seconds=1))
+    # Selective access by range (Blue Book IC 7: from_value <= clock <= to_value): both edges belong to the window.
+    usecase.expect("rows read by range (both edges included) = the buffer's rows of the window",
+                   [(r.time.isoformat(), r.status, r.energy) for r in by_range],
+                   [(r.time.isoformat(), r.status, r.energy) for r in rows], article="4-10")
+    usecase.expect("rows read by range one second inside each edge",
+                   [r.time.isoformat() for r in narrowed],
+                   [r.time.isoformat() for r in rows if midnights[0] < r.time < midnights[-1]], article="4-10")
 
     times = [row.time for row in everything if midnights[0] - timedelta(hours=1) <= row.time <= midnights[-1]]
     usecase.expect("rows in the window off local midnight", [t.isoformat() for t in times if t not in midnights],
@@ -143,3 +155,108 @@ def test_daily_values_close_each_day_with_the_energy_delivered(meter, ac_source,
                         article=limits.energy_accuracy.article)
     usecase.measure("window of daily values judged (h)", seconds_between(midnights[-1], midnights[0]) / 3600,
                     low=24.0 * days, high=24.0 * days, unit="h", article="4-10")
+
+
+def daily_view(meter) -> LoadProfile:
+    readings, objects = meter.profile.readings, meter.profile.objects
+    return LoadProfile(meter.session, readings.objects.daily_values, objects.clock, readings.objects.profile_status,
+                       objects.active_energy_import)
+
+
+@pytest.mark.smmc_fills_logs  # a clock set a day for profile_entries + 2 days: two events each
+def test_daily_values_keep_profile_entries_days_oldest_dropped_first(meter, bench_clock, usecase):
+    """The daily values hold profile_entries days (at least the profile's daily_entries): the bench fills them by
+    setting the clock just before one past local midnight after another (profile_entries + 2 days), then judges
+    entries_in_use, the rows kept (the newest days, the oldest dropped first) and, as each day closed after a
+    clock set, the clock-adjusted status bit on every row. The clock is put back on the reference time and
+    checked; the rows stepped through lie in the past, before any window another test judges."""
+    readings = meter.profile.readings
+    limits, bits = readings.limits, readings.status_bits
+    view = daily_view(meter)
+    lead, settle = limits.clock_adjustment.value, limits.capture_delay.value
+    with usecase.step("0", HEAD_END, METER, "GET daily values profile_entries; GET clock time zone"):
+        capacity = view.generic.profile_entries()
+        deviation = meter.clock.time_zone()
+    usecase.measure("daily values profile_entries (days kept)", capacity, low=limits.daily_entries.value,
+                    unit="days", article=limits.daily_entries.article)
+    days = capacity + 2
+    if days > limits.daily_wrap_days.value:
+        pytest.skip(f"filling profile_entries {capacity} takes {days} days, more than the profile's daily_wrap_days "
+                    f"{limits.daily_wrap_days.value:g}")
+    first = next_local_midnight(bench_clock.now() - timedelta(days=days + 1), deviation)
+    midnights = [first + timedelta(days=k) for k in range(days)]
+    try:
+        with usecase.step("1", HEAD_END, METER, f"{days} times, from {midnights[0]:%Y-%m-%d} on: SET clock "
+                                                f"{lead:g} s before that day's local midnight; wait until "
+                                                f"{settle:g} s after it"):
+            for midnight in midnights:
+                meter.clock.write(midnight - timedelta(seconds=lead), deviation)
+                clock = MeterTime(meter, bench_clock)
+                if seconds_between(midnight, clock.now()) < settle:
+                    pytest.fail(f"the clock set to {lead:g} s before midnight left less than {settle:g} s "
+                                f"(meter time {clock.now().isoformat()}): the bench cannot step the days")
+                clock.sleep_until(midnight + timedelta(seconds=settle))
+        with usecase.step("2", HEAD_END, METER, "GET daily values buffer, entries_in_use"):
+            rows = view.read()
+            in_use = view.generic.entries_in_use()
+    finally:
+        with usecase.step("3", HEAD_END, METER, "SET clock to the reference time (undo the steps); GET clock"):
+            meter.clock.write(bench_clock.now(), deviation)
+            offset = MeterTime(meter, bench_clock).offset_s
+    usecase.measure("|clock - reference| after the undo", abs(offset), limit=meter.limits.clock_sync_tolerance)
+    usecase.expect("entries_in_use once full", in_use, capacity, article="4-10")
+    usecase.expect("entries_in_use = rows in the buffer", in_use, len(rows), article="4-10")
+    usecase.expect("rows kept (the newest days, the oldest dropped first)", [r.time.isoformat() for r in rows],
+                   [t.isoformat() for t in midnights[-capacity:]], article="4-10")
+    wrong = [f"{r.time:%Y-%m-%d %H:%M} status {r.status & bits.all():#04x}" for r in rows
+             if r.status & bits.all() != bits.clock_adjusted]
+    usecase.expect(f"rows whose declared status bits are not clock adjusted ({bits.clock_adjusted:#04x}) alone "
+                   "(each closes a day in which the bench set the clock)", wrong, [], article="4-10")
+
+
+def test_daily_values_follow_a_time_zone_write(meter, bench_clock, usecase):
+    """The daily values close at the meter's local midnight: after a write of the clock's time zone, at the new
+    local midnight and not at the old one. The bench sets the clock shortly before a past day's midnights (rows
+    of the past stay out of the windows other tests judge) and judges the rows the meter adds meanwhile. Time
+    zone and clock are put back and checked."""
+    limits = meter.profile.readings.limits
+    lead, settle = limits.clock_adjustment.value, limits.capture_delay.value
+    step = int(limits.daily_time_zone_step.value)
+    view = daily_view(meter)
+    with usecase.step("0", HEAD_END, METER, "GET clock time zone"):
+        original = meter.clock.time_zone()
+    wanted = original + step if original + step <= 720 else original - step
+    past = bench_clock.now() - timedelta(days=2)
+    new_midnight = next_local_midnight(past + timedelta(minutes=step), wanted)
+    old_midnight = new_midnight + timedelta(minutes=original - wanted)
+    earlier, later = min(new_midnight, old_midnight), max(new_midnight, old_midnight)
+    try:
+        with usecase.step("1", HEAD_END, METER, f"GET daily values buffer; SET clock time zone {wanted} (was "
+                                                f"{original}); GET it; SET clock {lead:g} s before "
+                                                f"{earlier:%Y-%m-%d %H:%M} UTC"):
+            held = view.read()
+            meter.clock.set_time_zone(wanted)
+            usecase.expect("time zone read back", meter.clock.time_zone(), wanted, article="3-11")
+            meter.clock.write(earlier - timedelta(seconds=lead), wanted)
+            clock = MeterTime(meter, bench_clock)
+        with usecase.step("2", HEAD_END, METER, f"wait until {settle:g} s after {later:%H:%M} UTC; GET daily values "
+                                                "buffer"):
+            clock.sleep_until(later + timedelta(seconds=settle))
+            rows = view.read()
+    finally:
+        with usecase.step("3", HEAD_END, METER, f"SET clock time zone {original}; SET clock to the reference time; "
+                                                "GET both"):
+            meter.clock.set_time_zone(original)
+            meter.clock.write(bench_clock.now(), original)
+            restored, offset = meter.clock.time_zone(), MeterTime(meter, bench_clock).offset_s
+    usecase.expect("time zone put back", restored, original, article="3-11")
+    usecase.measure("|clock - reference| after the undo", abs(offset), limit=meter.limits.clock_sync_tolerance)
+    # The rows added meanwhile: the buffer is the rows held before (a full one less its oldest) and then the new
+    # ones; rows of equal content (a day stepped through twice) are told apart by position, not content.
+    before = [(r.time, r.status, r.energy) for r in held]
+    after = [(r.time, r.status, r.energy) for r in rows]
+    kept = next(k for k in range(min(len(before), len(after)), -1, -1) if after[:k] == before[len(before) - k:])
+    added = rows[kept:]
+    usecase.expect(f"rows added between the clock set and {settle:g} s after the later of the old "
+                   f"({old_midnight:%H:%M} UTC) and the new ({new_midnight:%H:%M} UTC) local midnight",
+                   [r.time.isoformat() for r in added], [new_midnight.isoformat()], article="4-10")

@@ -112,11 +112,19 @@ def test_long_outage_gives_a_power_failure_entry_with_its_duration(meter, rack_s
                           before_information="GET clock.time (offset to the bench clock); GET power-failure log "
                                              "and the long power-failure counter")
     (offset, before, long_before), outage = cut.before, cut.outage
-    with usecase.step("2", HEAD_END, METER, "GET power-failure log and the long power-failure counter"):
+    with usecase.step("2", HEAD_END, METER, "GET power-failure log, the long power-failure counter and the "
+                                            "duration of the last long power failure"):
         added = objects.power_failure_log.new_since(before)
         long_counted = (objects.long_power_failure_count.read() - long_before) % 2**16
+        duration_s, duration_unit = objects.long_power_failure_duration.read()
     usecase.expect("new power-failure log entries", len(added), 1, article="5-4")
     usecase.expect("long power failures counted for the outage", long_counted, 1, article="5-4")
+    # The duration register (the log's duration column) against the outage the bench injected, not the log alone.
+    usecase.expect(f"unit of {supply.objects.long_power_failure_duration} (last long power failure)", duration_unit,
+                   "s", article="5-4")
+    usecase.measure(f"|{supply.objects.long_power_failure_duration} duration of the last long power failure - "
+                    "outage injected|", abs(duration_s - outage.duration_s),
+                    limit=limits.power_failure_duration_tolerance)
     entry = added[0]
     usecase.measure("|logged duration - outage injected|", abs(entry.duration_s - outage.duration_s),
                     limit=limits.power_failure_duration_tolerance)
@@ -138,19 +146,26 @@ def test_short_interruption_treated_as_the_profile_says(meter, rack_supply, usec
 
     def before_cut(m):
         view = SupplyObjects(m)
-        return view.power_event_log.entries(), view.power_failure_log.entries(), view.power_failure_count.read()
+        return (view.power_event_log.entries(), view.power_failure_log.entries(), view.power_failure_count.read(),
+                view.long_power_failure_duration.read()[0])
 
     cut = rack_supply.cut(length, before_cut,
-                          before_information="GET event log, power-failure log, power-failure counter")
-    events_before, failures_before, count_before = cut.before
-    with usecase.step("2", HEAD_END, METER, "GET event log, power-failure log, power-failure counter"):
+                          before_information="GET event log, power-failure log, power-failure counter, duration of "
+                                             "the last long power failure")
+    events_before, failures_before, count_before, duration_before = cut.before
+    with usecase.step("2", HEAD_END, METER, "GET event log, power-failure log, power-failure counter, duration of "
+                                            "the last long power failure"):
         logged = [e.code for e in objects.power_event_log.new_since(events_before)]
         entries = objects.power_failure_log.new_since(failures_before)
         counted = (objects.power_failure_count.read() - count_before) % 2**16
+        duration_after = objects.long_power_failure_duration.read()[0]
     usecase.expect("power down/up events logged", codes.power_down in logged and codes.power_up in logged,
                    policy.events_logged, article="5-4")
     usecase.expect("power-failure log entries", len(entries), int(policy.power_failure_log_entry), article="5-4")
     usecase.expect("power failures counted", counted, int(policy.counted), article="5-4")
+    if not policy.power_failure_log_entry:  # not a long failure: the last long failure's duration stays
+        usecase.expect(f"{supply.objects.long_power_failure_duration} (last long power failure) after the short "
+                       "interruption (s)", duration_after, duration_before, article="5-4")
 
 
 @pytest.mark.smmc_feature("alarm_register")

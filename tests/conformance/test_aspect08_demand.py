@@ -30,6 +30,7 @@ AC_SOURCE = "AC source (bench)"
 LOAD = "Load (bench)"
 CUSTOMER = "Customer client (bench, public SAP)"
 DEMAND_REGISTER, PERIOD = 5, 8
+HALFWAY = 0.5  # the fraction of a period at which the bench reads current_average_value
 
 
 def parameter_changes(meter, before) -> list:
@@ -95,11 +96,42 @@ def judge_average(usecase, limits, what: str, meter_w: float, bench_w: float) ->
                     high=allowed, unit="W", article="4-10-8")
 
 
-def judge_stamp(usecase, limits, what: str, stamp: datetime | None, boundary: datetime) -> None:
+def judge_current_average(usecase, limits, demand, scale: float, periods: Periods, begin: datetime,
+                          what: str) -> None:
+    """current_average_value is the energy since the period began / the period's length (it grows through
+    the period): judged against what the source delivered from the period's start to just before and just
+    after the GET, so the read's own duration is on the meter's side."""
+    delivered_before = periods.delivered.wh_between(periods.bench_at[begin], periods.last_s)
+    meter_w = demand.register.current_average(scale)
+    periods.sample()
+    delivered_after = periods.delivered.wh_between(periods.bench_at[begin], periods.last_s)
+    low_w, high_w = (wh * 3600.0 / periods.period for wh in (delivered_before, delivered_after))
+    allowed = high_w * limits.demand_accuracy.value / 100 + limits.demand_floor.value
+    usecase.measure(f"{what}: meter (bench {low_w:.1f}..{high_w:.1f} W = energy since the period began / the "
+                    "period)", meter_w, low=low_w - allowed, high=high_w + allowed, unit="W", article="4-10-8")
+
+
+def judge_stamp(usecase, what: str, stamp: datetime | None, boundary: datetime) -> None:
+    """A period's stamp is its boundary on the meter's own clock, to the second: the boundary_tolerance is how
+    far from a boundary the bench reads (the meter's clock against the bench's view of it), not a licence for
+    the stamp. A stamp before the boundary names a moment the period had not yet ended."""
     usecase.expect(f"{what} set", stamp is not None, True, article="4-17-6")
     if stamp is not None:
-        usecase.measure(f"{what} vs the boundary {boundary:%H:%M:%S}", abs(seconds_between(stamp, boundary)),
-                        limit=limits.boundary_tolerance)
+        usecase.measure(f"{what} - the boundary {boundary:%H:%M:%S}", seconds_between(stamp, boundary),
+                        low=0.0, high=0.0, unit="s", article="4-17-6")
+
+
+def judge_reset_stamp(usecase, meter, what: str, stamp: datetime | None, moment: datetime, *,
+                      unspecified_allowed: bool) -> None:
+    """A stamp a reset sets: the moment of the reset on the meter's clock (IC 5: 'capture_time and
+    start_time_current are set to the time of the execution of reset'); an IC 4 register may instead leave
+    it not specified (nothing captured since). Never the stamp of what the reset cleared."""
+    if stamp is None:
+        usecase.expect(f"{what}: not specified (allowed: {unspecified_allowed})", unspecified_allowed, True,
+                       article="4-17-6")
+        return
+    usecase.measure(f"|{what} - the moment of the reset {moment:%H:%M:%S}|", abs(seconds_between(stamp, moment)),
+                    limit=meter.limits.event_timestamp_tolerance)
 
 
 def test_demand_averages_the_power_delivered_over_each_period(meter, demand, ac_source, load, bench_clock, usecase):
@@ -111,6 +143,7 @@ def test_demand_averages_the_power_delivered_over_each_period(meter, demand, ac_
                                             f"{steps[0][0][1]:g} A"):
         clock = prepare(meter, bench_clock)
         running_period = demand.register.period()
+        scale, _ = demand.register.scale()
         demand.maximum.reset()
         cleared = demand.maximum.read()
         load.set_current(steps[0][0][1])
@@ -121,14 +154,23 @@ def test_demand_averages_the_power_delivered_over_each_period(meter, demand, ac_
     periods = Periods(clock, ac_source, load, bench_clock, first, period)
     averages: list[tuple[datetime, float]] = []
     with usecase.step("1", LOAD, METER, f"{len(steps)} demand periods of {period} s from {first:%H:%M} (meter "
-                                        f"time), load steps {steps}; GET demand register just before and just "
-                                        "after each boundary"):
+                                        f"time), load steps {steps}; GET current_average_value half way through "
+                                        "each period, the demand register just before and just after each "
+                                        "boundary"):
         for k, schedule in enumerate(steps):
             begin = first + timedelta(seconds=period * k)
             end = begin + timedelta(seconds=period)
-            for fraction, amps in schedule[1:]:
-                periods.reach(begin + timedelta(seconds=period * fraction))
-                periods.step(amps)
+            what = f"period {k + 1} ({begin:%H:%M}-{end:%H:%M})"
+            halfway_read = False
+            for fraction, amps in [*schedule[1:], (1.0, None)]:
+                if not halfway_read and fraction > HALFWAY:
+                    periods.reach(begin + timedelta(seconds=period * HALFWAY))
+                    judge_current_average(usecase, limits, demand, scale, periods, begin,
+                                          f"{what}: current_average_value half way")
+                    halfway_read = True
+                if amps is not None:
+                    periods.reach(begin + timedelta(seconds=period * fraction))
+                    periods.step(amps)
             periods.reach(end - timedelta(seconds=2 * tolerance))
             before = demand.register.read()
             periods.end(end)
@@ -139,10 +181,9 @@ def test_demand_averages_the_power_delivered_over_each_period(meter, demand, ac_
             periods.sample()
             bench_w = periods.average_w(begin, end)
             averages.append((end, bench_w))
-            what = f"period {k + 1} ({begin:%H:%M}-{end:%H:%M})"
-            judge_stamp(usecase, limits, f"{what}: capture_time just before its end", before.capture_time, begin)
-            judge_stamp(usecase, limits, f"{what}: capture_time after its end", after.capture_time, end)
-            judge_stamp(usecase, limits, f"{what}: start_time_current after its end", after.start_time_current, end)
+            judge_stamp(usecase, f"{what}: capture_time just before its end", before.capture_time, begin)
+            judge_stamp(usecase, f"{what}: capture_time after its end", after.capture_time, end)
+            judge_stamp(usecase, f"{what}: start_time_current after its end", after.start_time_current, end)
             judge_average(usecase, limits, f"{what}: last_average_value", after.last_average, bench_w)
     usecase.record_series("period average, bench (x: period)", "W", [(k + 1, w) for k, (_, w) in enumerate(averages)])
     with usecase.step("2", HEAD_END, METER, "GET maximum demand (value, capture_time)"):
@@ -151,7 +192,15 @@ def test_demand_averages_the_power_delivered_over_each_period(meter, demand, ac_
     usecase.measure("highest instantaneous power the bench applied (W)", periods.peak_w, low=peak_w, unit="W",
                     article="4-10-8")
     judge_average(usecase, limits, "maximum demand vs the largest period average", maximum.value, peak_w)
-    judge_stamp(usecase, limits, "maximum demand capture_time (its period's end)", maximum.capture_time, peak_end)
+    judge_stamp(usecase, "maximum demand capture_time (its period's end)", maximum.capture_time, peak_end)
+    with usecase.step("3", HEAD_END, METER, "ACTION maximum demand reset (IC 4 method 1); GET maximum demand"):
+        asked = clock.now()
+        demand.maximum.reset()
+        answered = clock.now()
+        cleared = demand.maximum.read()
+    usecase.expect("maximum demand after its reset", cleared.value, 0.0, article="4-17-6")
+    judge_reset_stamp(usecase, meter, "maximum demand capture_time after its reset", cleared.capture_time,
+                      asked + (answered - asked) / 2, unspecified_allowed=True)
 
 
 def test_demand_period_written_takes_effect_at_the_next_boundary(meter, demand, bench_clock, usecase):
@@ -183,7 +232,7 @@ def test_demand_period_written_takes_effect_at_the_next_boundary(meter, demand, 
     with usecase.step("2", HEAD_END, METER, "just before the running period's end: GET capture_time"):
         clock.sleep_until(end - timedelta(seconds=2 * tolerance))
         early = demand.register.read()
-    judge_stamp(usecase, limits, "capture_time before the old period's end (no boundary of the new period yet)",
+    judge_stamp(usecase, "capture_time before the old period's end (no boundary of the new period yet)",
                 early.capture_time, begin)
     with usecase.step("3", HEAD_END, METER, "after the running period's end, then after one new period"):
         clock.sleep_until(end + timedelta(seconds=settle))
@@ -192,9 +241,9 @@ def test_demand_period_written_takes_effect_at_the_next_boundary(meter, demand, 
         inside = demand.register.read()
         clock.sleep_until(end + timedelta(seconds=new + settle))
         next_one = demand.register.read()
-    judge_stamp(usecase, limits, "capture_time at the old period's end", at_end.capture_time, end)
-    judge_stamp(usecase, limits, "capture_time inside the first new period", inside.capture_time, end)
-    judge_stamp(usecase, limits, f"capture_time one new period ({new} s) later", next_one.capture_time,
+    judge_stamp(usecase, "capture_time at the old period's end", at_end.capture_time, end)
+    judge_stamp(usecase, "capture_time inside the first new period", inside.capture_time, end)
+    judge_stamp(usecase, f"capture_time one new period ({new} s) later", next_one.capture_time,
                 end + timedelta(seconds=new))
 
 
@@ -241,6 +290,48 @@ def test_public_client_cannot_write_the_demand_period(meter, demand, link_access
     usecase.expect("parameter-change events logged", len(logged), 0, article="4-21")
 
 
+def test_demand_reset_clears_the_averages_and_restamps(meter, demand, ac_source, load, bench_clock, usecase):
+    """Blue Book IC 5 method 1 (reset): the current period is terminated, current_average_value and
+    last_average_value go to their default values (0), capture_time and start_time_current to the time of the
+    reset. A reset that leaves the last average or its stamp would carry an old period into the new one."""
+    limits, parameters = demand.section.limits, demand.section.parameters
+    period, settle = parameters.period_s, limits.update_delay.value
+    amps = max(amps for schedule in parameters.load_steps for _, amps in schedule)
+    with usecase.step("0", HEAD_END, METER, f"precondition: SET clock to the reference time; breaker connected; "
+                                            f"load {amps:g} A across a period boundary"):
+        clock = prepare(meter, bench_clock)
+        scale, _ = demand.register.scale()
+        load.set_current(amps)
+        load.on()
+        boundary = boundary_after(clock.now() + timedelta(seconds=settle), period)
+        periods = Periods(clock, ac_source, load, bench_clock, boundary, period)
+    with usecase.step("1", HEAD_END, METER, f"half way through the period after {boundary:%H:%M}: GET demand "
+                                            "register"):
+        periods.reach(boundary + timedelta(seconds=period * HALFWAY))
+        before = demand.register.read()
+    usecase.measure("last_average_value before the reset (a period with load behind it)", before.last_average,
+                    low=limits.demand_floor.value * 10, unit="W", article="4-17-6")
+    judge_stamp(usecase, "capture_time before the reset", before.capture_time, boundary)
+    with usecase.step("2", HEAD_END, METER, "ACTION demand register reset (IC 5 method 1); GET demand register"):
+        periods.sample()
+        asked, asked_s = clock.now(), periods.last_s
+        demand.register.reset()
+        answered = clock.now()
+        after = demand.register.read()
+        periods.sample()
+    moment = asked + (answered - asked) / 2
+    usecase.expect("last_average_value after the reset (its default)", after.last_average, 0.0, article="4-17-6")
+    since_reset_w = periods.delivered.wh_between(asked_s, periods.last_s) * 3600.0 / period
+    allowed = since_reset_w * limits.demand_accuracy.value / 100 + limits.demand_floor.value
+    usecase.measure(f"current_average_value after the reset (at most the energy since the reset / the period, "
+                    f"{since_reset_w:.1f} W)", after.current_average, low=0.0, high=since_reset_w + allowed,
+                    unit="W", article="4-17-6")
+    judge_reset_stamp(usecase, meter, "capture_time after the reset", after.capture_time, moment,
+                      unspecified_allowed=False)
+    judge_reset_stamp(usecase, meter, "start_time_current after the reset", after.start_time_current, moment,
+                      unspecified_allowed=False)
+
+
 def test_end_of_billing_resets_maximum_demand(meter, demand, ac_source, load, bench_clock, usecase):
     limits, parameters = demand.section.limits, demand.section.parameters
     if not parameters.reset_at_billing:
@@ -281,4 +372,82 @@ def test_end_of_billing_resets_maximum_demand(meter, demand, ac_source, load, be
         after = demand.maximum.read()
         periods.sample()
     judge_average(usecase, limits, "maximum demand after a lower period", after.value, periods.average_w(begin, end))
-    judge_stamp(usecase, limits, "maximum demand capture_time", after.capture_time, end)
+    judge_stamp(usecase, "maximum demand capture_time", after.capture_time, end)
+
+
+def test_demand_periods_at_the_ends_of_the_range_are_accepted(meter, demand, usecase):
+    """The range of demand periods the meter must take includes its ends (the profile's shortest and longest,
+    one hour): each is accepted, reads back, logs one parameter change; the period is then put back."""
+    limits = demand.section.limits
+    with usecase.step("0", HEAD_END, METER, "GET demand period"):
+        original = demand.register.period()
+    for bound in (limits.shortest_period, limits.longest_period):
+        seconds = int(bound.value)
+        with usecase.step(f"{seconds}s", HEAD_END, METER, f"GET standard event log; SET demand period {seconds} s; "
+                                                          "GET period, standard event log"):
+            log_before = meter.standard_event_log.entries()
+            try:
+                demand.register.set_period(seconds)
+                refused = ""
+            except ServiceError as exc:
+                refused = exc.diagnosis or "refused"
+            after = demand.register.period()
+            logged = parameter_changes(meter, log_before)
+        usecase.expect(f"period {seconds} s (the range's end) refused", refused, "", article=bound.article)
+        usecase.expect(f"demand period read back after SET {seconds} s (s)", after, seconds, article=bound.article)
+        usecase.expect(f"parameter-change events logged for SET {seconds} s", len(logged),
+                       0 if seconds == original else 1, article="4-21")
+    with usecase.step("1", HEAD_END, METER, f"SET demand period {original} s (put back); GET it"):
+        demand.register.set_period(original)
+        usecase.expect("demand period put back (s)", demand.register.period(), original, article="4-17-6")
+
+
+def test_demand_period_written_survives_a_clock_set(meter, demand, bench_clock, usecase):
+    """A period written takes effect at the next boundary of the running period even when the clock is set in
+    between (a time sync must not re-initialise the demand settings): read back after the set, then the old
+    period's end and one new period judged on both sides."""
+    limits, parameters = demand.section.limits, demand.section.parameters
+    period, new = parameters.period_s, parameters.new_period_s
+    settle, tolerance = limits.update_delay.value, limits.boundary_tolerance.value
+    step_s = meter.limits.clock_shift_step.value
+    if period % new or new >= period or not 4 * (settle + tolerance) + step_s < period:
+        pytest.fail(f"profile: new_period_s {new} must divide period_s {period} and be shorter, and period_s leave "
+                    f"room for the clock step {step_s:g} s")
+    with usecase.step("0", HEAD_END, METER, "precondition: SET clock to the reference time; GET demand period"):
+        clock = prepare(meter, bench_clock)
+        usecase.expect("demand period (s)", demand.register.period(), period, article="4-17-6")
+    begin = boundary_after(clock.now() + timedelta(seconds=settle), period)
+    end = begin + timedelta(seconds=period)
+    try:
+        with usecase.step("1", HEAD_END, METER, f"in the period {begin:%H:%M}-{end:%H:%M}: SET period {new} s; "
+                                                f"SET clock {step_s:+g} s (a time sync); GET clock, period"):
+            clock.sleep_until(begin + timedelta(seconds=settle))
+            demand.register.set_period(new)
+            before_set = clock.measure()
+            meter.clock.write(clock.now() + timedelta(seconds=step_s), meter.clock.time_zone())
+            moved = clock.measure() - before_set
+            read_back = demand.register.period()
+        usecase.measure(f"|clock moved by the set - {step_s:g} s|", abs(moved - step_s),
+                        limit=meter.limits.clock_shift_tolerance)
+        usecase.expect("demand period read back after the clock set (s)", read_back, new, article="4-17-6")
+        with usecase.step("2", HEAD_END, METER, "just before the running period's end: GET capture_time"):
+            clock.sleep_until(end - timedelta(seconds=2 * tolerance))
+            early = demand.register.read()
+        judge_stamp(usecase, "capture_time before the old period's end", early.capture_time, begin)
+        with usecase.step("3", HEAD_END, METER, f"after the old period's end, just before and after one new period "
+                                                f"({new} s): GET demand register"):
+            clock.sleep_until(end + timedelta(seconds=settle))
+            at_end = demand.register.read()
+            clock.sleep_until(end + timedelta(seconds=new - 2 * tolerance))
+            inside = demand.register.read()
+            clock.sleep_until(end + timedelta(seconds=new + settle))
+            next_one = demand.register.read()
+        judge_stamp(usecase, "capture_time at the old period's end", at_end.capture_time, end)
+        judge_stamp(usecase, "capture_time inside the first new period", inside.capture_time, end)
+        judge_stamp(usecase, f"capture_time one new period ({new} s) later", next_one.capture_time,
+                    end + timedelta(seconds=new))
+    finally:
+        with usecase.step("4", HEAD_END, METER, "SET clock to the reference time (undo the step); GET clock"):
+            meter.clock.write(bench_clock.now(), meter.clock.time_zone())
+            offset = MeterTime(meter, bench_clock).offset_s
+    usecase.measure("|clock - reference| after the undo", abs(offset), limit=meter.limits.clock_sync_tolerance)

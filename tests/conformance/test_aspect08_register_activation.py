@@ -5,7 +5,7 @@ The bench activates a calendar of its own, then through a simulated day with a k
 each tariff period, judges the active mask against the bench's own model of the calendar and
 against the registers that really grew: the register the mask activates grows by what the source
 delivered, no other does. Before that, the object's structure: every tariff register assigned,
-each tariff's mask activating exactly its one register.
+each tariff's mask activating exactly its one register, no mask name listed twice.
 """
 from __future__ import annotations
 
@@ -49,7 +49,13 @@ def test_active_mask_names_the_register_being_booked(meter, tou, ac_source, load
     activation = RegisterActivation(meter.session, section.objects.register_activation)
     drawn = meter.profile.supply.limits.test_load_current.value
     with usecase.step("0", HEAD_END, METER, "GET register_assignment, mask_list"):
-        assigned, masks = activation.register_assignment(), activation.mask_list()
+        assigned, entries = activation.register_assignment(), activation.mask_entries()
+    masks = dict(entries)
+    # active_mask names one mask of mask_list: a name listed twice leaves the head-end guessing which applies.
+    names = [name for name, _ in entries]
+    usecase.expect("mask names listed more than once in mask_list",
+                   sorted({f"{name!r}: {[idx for n, idx in entries if n == name]}" for name in names
+                           if names.count(name) > 1}), [], article="4-17-6")
     usecase.expect("tariff registers missing from register_assignment",
                    [r for r in tariff_registers if r not in assigned], [], article="4-17-6")
     activated = {name: [assigned[i - 1] if 0 < i <= len(assigned) else f"index {i}" for i in indexes]

@@ -95,19 +95,31 @@ def test_bad_image_fails_verification_and_changes_nothing(meter, firmware, quiet
         image = fw.image(corrupt=True)
     else:
         image = fw.image(meter_type=fw.profile.image.meter_type + "-OTHER")
-    with usecase.step("0", HEAD_END, METER, f"GET firmware identifier, event log, energy; a {defect} test image"):
+    with usecase.step("0", HEAD_END, METER, f"GET firmware identifier; a {defect} test image"):
         old = fw.identifier()
         block_size = block_size_within_limits(fw, usecase)
+    # Precondition: a good image verified and not activated, so that what the failed verification leaves in
+    # image_to_activate_info shows (it must not still offer the image verified before).
+    good = fw.image()
+    initiate(fw, good, usecase, "0.1")
+    transfer_all(fw, good, block_size, usecase, "0.2")
+    verify_ok(fw, good, bench_clock, usecase, "0.3")
+    with usecase.step("0.4", HEAD_END, METER, "GET event log, energy"):
         before = fw.events().entries()
         energy_before = quiet_energy.read()
     initiate(fw, image, usecase, "1")
     transfer_all(fw, image, block_size, usecase, "2")
-    with usecase.step("3", HEAD_END, METER, "ACTION image_verify (poll the status while it runs)"):
+    with usecase.step("3", HEAD_END, METER, "ACTION image_verify (poll the status while it runs); GET "
+                                            "image_to_activate_info"):
         outcome = verify_and_wait(fw.transfer, bench_clock, fw.profile.limits.verification_time.value)
+        info = fw.transfer.to_activate_info()
     usecase.expect(f"image_verify of a {defect} image answered success", outcome.answered_success, False,
                    article="5-3-8")
     usecase.expect(f"image_transfer_status after verifying a {defect} image", outcome.status,
                    TransferStatus.VERIFICATION_FAILED, article="5-3-8")
+    usecase.expect("image_to_activate_info entries naming the image verified before or this one (none is ready "
+                   "for activation)", [i for _, i, _ in info if i in (good.identifier, image.identifier)], [],
+                   article="5-3-8")
     with usecase.step("4", HEAD_END, METER, "ACTION image_activate (must be refused); GET firmware identifier, "
                                             "status"):
         try:
@@ -141,6 +153,51 @@ def test_bad_image_fails_verification_and_changes_nothing(meter, firmware, quiet
     quiet_energy.judge(usecase, energy_before, energy_after)
 
 
+def test_block_sent_again_replaces_the_first_copy(meter, firmware, bench_clock, usecase):
+    """A block the head-end sends again in the same transfer (a garbled copy repaired) replaces the first copy: the
+    image verified is the one whose blocks were sent last. A meter may instead refuse the repeat, saying so; what
+    it may not do is answer success and keep the garbled copy."""
+    fw = firmware
+    image = fw.image()
+    with usecase.step("0", HEAD_END, METER, "GET image_block_size"):
+        block_size = block_size_within_limits(fw, usecase)
+    blocks = image.blocks(block_size)
+    repaired = len(blocks) // 2
+    garbled = bytes([blocks[repaired][0] ^ 0x5A]) + blocks[repaired][1:]
+    initiate(fw, image, usecase, "1")
+    with usecase.step("2", HEAD_END, METER, f"ACTION image_block_transfer block {repaired} with one octet garbled, "
+                                            f"then blocks 0..{len(blocks) - 1} of the image (block {repaired} again, "
+                                            "correct)"):
+        fw.transfer.transfer_block(repaired, garbled)
+        refused = ""
+        for number, block in enumerate(blocks):
+            try:
+                fw.transfer.transfer_block(number, block)
+            except ServiceError as exc:
+                if number != repaired:
+                    raise
+                refused = exc.diagnosis or "refused"
+        first, bits = fw.transfer.first_not_transferred(), fw.transfer.transferred_blocks()
+    usecase.expect("image_first_not_transferred_block_number after the last block", first, len(blocks),
+                   article="4-21")
+    usecase.expect("transferred blocks bit-string (block 0 first)", bits[:len(blocks)], "1" * len(blocks),
+                   article="4-21")
+    with usecase.step("3", HEAD_END, METER, "ACTION image_verify (poll the status while it runs); GET "
+                                            "image_to_activate_info") as step:
+        outcome = verify_and_wait(fw.transfer, bench_clock, fw.profile.limits.verification_time.value)
+        info = fw.transfer.to_activate_info()
+        step.information += f" (the repeat of block {repaired} was " + (f"refused: {refused})" if refused
+                                                                      else "accepted)")
+    if refused:  # the meter said it kept the first copy: the garbled image must then fail verification
+        usecase.expect(f"image_transfer_status with the garbled block {repaired} kept (repeat refused)",
+                       outcome.status, TransferStatus.VERIFICATION_FAILED, article="5-3-8")
+        return
+    usecase.expect(f"image_transfer_status after block {repaired} was sent again, correct", outcome.status,
+                   TransferStatus.VERIFICATION_SUCCESSFUL, article="5-3-8")
+    usecase.expect("image_to_activate_info (size, identification)", [(s, i) for s, i, _ in info],
+                   [(image.size, image.identifier)], article="5-3-8")
+
+
 def cut_by_dropping_the_association(meter, bench_clock, ac_source) -> str:
     meter.session.close()
     meter.session.connect()
@@ -164,10 +221,14 @@ def test_cut_transfer_resumes_from_first_not_transferred_block(meter, firmware, 
         old = fw.identifier()
         block_size = block_size_within_limits(fw, usecase)
     count = len(image.blocks(block_size))
+    if count < 4:
+        pytest.fail(f"profile: image_size {fw.profile.limits.image_size.value:g} B in blocks of {block_size} B gives "
+                    f"{count} blocks; the test needs at least 4 (a lost block with a transferred one after it)")
     half = count // 2
     initiate(fw, image, usecase, "1")
-    with usecase.step("2", HEAD_END, METER, f"ACTION image_block_transfer blocks 0..{half - 1} of {count}"):
-        send_blocks(fw.transfer, image, block_size, range(half))
+    with usecase.step("2", HEAD_END, METER, f"ACTION image_block_transfer blocks 0..{half - 1} and {half + 1} of "
+                                            f"{count} (block {half} lost on the way)"):
+        send_blocks(fw.transfer, image, block_size, [*range(half), half + 1])
     with usecase.step("3", AC_SOURCE if ac_source else HEAD_END, METER, "the transfer is cut") as step:
         step.information += f": {cut(meter, bench_clock, ac_source)}"
     with usecase.step("4", HEAD_END, METER, "GET image_transfer_status, first not transferred block, transferred "
@@ -176,11 +237,20 @@ def test_cut_transfer_resumes_from_first_not_transferred_block(meter, firmware, 
         first = fw.transfer.first_not_transferred()
         bits = fw.transfer.transferred_blocks()
     usecase.expect("image_transfer_status after the cut", status, TransferStatus.INITIATED, article="4-21")
-    usecase.expect("image_first_not_transferred_block_number after the cut", first, half, article="4-21")
-    usecase.expect("transferred blocks after the cut", bits[:count], "1" * half + "0" * (count - half),
+    usecase.expect("image_first_not_transferred_block_number after the cut (the lost block, not the count "
+                   "received)", first, half, article="4-21")
+    usecase.expect("transferred blocks after the cut", bits[:count], "1" * half + "01" + "0" * (count - half - 2),
                    article="4-21")
-    sent = transfer_all(fw, image, block_size, usecase, "5", start=first)
-    usecase.expect("blocks sent after the cut", len(sent), count - half, article="4-21")
+    missing = [n for n in range(first, count) if bits[n:n + 1] != "1"]
+    with usecase.step("5", HEAD_END, METER, f"ACTION image_block_transfer the blocks the bit-string shows missing "
+                                            f"({len(missing)} from {first}); GET first not transferred block, "
+                                            "transferred blocks"):
+        sent = send_blocks(fw.transfer, image, block_size, missing)
+        first_after, bits_after = fw.transfer.first_not_transferred(), fw.transfer.transferred_blocks()
+    usecase.expect("blocks sent after the cut", len(sent), count - half - 1, article="4-21")
+    usecase.expect("image_first_not_transferred_block_number after the missing blocks", first_after, count,
+                   article="4-21")
+    usecase.expect("transferred blocks bit-string (block 0 first)", bits_after[:count], "1" * count, article="4-21")
     verify_ok(fw, image, bench_clock, usecase, "6")
     identifier = activate_and_wait(fw, image, bench_clock, usecase, "7")
     usecase.expect("firmware identifier changed from the old one", identifier != old, True, article="4-21")

@@ -51,6 +51,10 @@ def test_one_cut_for_the_rack_and_the_bad_position_fails_alone(tmp_path):
         ("test_long_outage_gives_a_power_failure_entry_with_its_duration", "pos-2"): "PASS",
         ("test_long_outage_gives_a_power_failure_entry_with_its_duration", "pos-3"): "PASS",
     }, result.stdout[-3000:]
+    # The record, and the console, say which position was the mutant.
+    assert {m["id"]: m["mutant"] for m in record["meters"]} == {"pos-1": None, "pos-2": "power-events-missing",
+                                                                 "pos-3": None}
+    assert "mutant power-events-missing" in " ".join(result.stdout.split())
     by_meter = {(t["id"].split("[")[0], t["meter"]): t for t in record["tests"]}
     for name in {key[0] for key in by_meter}:
         first, *others = (by_meter[(name, f"pos-{n}")] for n in (1, 2, 3))
