@@ -17,7 +17,7 @@ import tomllib
 from datetime import date, datetime, time
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -112,12 +112,28 @@ class SecuritySettings(_Strict):
     # Secrets are named, never written inline: an env variable or a key file.
     password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     password_file: Path | None = None
+    # HLS-GMAC (authentication = "high-gmac", security suite 0): the authentication key and the
+    # global unicast encryption key, each 32 hex digits, from an env variable or a key file only.
+    authentication_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    authentication_key_file: Path | None = None
+    encryption_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    encryption_key_file: Path | None = None
+    # The master key (KEK) that wraps new keys in a global key transfer (IC 64 method 2); without
+    # it the key-change test skips.
+    master_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    master_key_file: Path | None = None
+    system_title: str = Field(default="534D4D4342454E43", pattern=r"^[0-9A-Fa-f]{16}$")  # the bench's, 8 bytes
+    ciphering: Literal["glo", "general-glo"] = "glo"
+    security_policy: Literal["authenticated-encrypted", "authenticated", "encrypted"] = "authenticated-encrypted"
 
     @model_validator(mode="after")
     def _one_password_source(self) -> "SecuritySettings":
         sources = [s for s in (self.password_env, self.password_file) if s]
         if len(sources) > 1:
             raise ValueError("give either password_env or password_file, not both")
+        for key in ("authentication_key", "encryption_key", "master_key"):
+            if getattr(self, f"{key}_env") and getattr(self, f"{key}_file"):
+                raise ValueError(f"give either {key}_env or {key}_file, not both")
         return self
 
 
@@ -138,6 +154,11 @@ class MeterSettings(_Strict):
     @model_validator(mode="after")
     def _links(self) -> "MeterSettings":
         security = self.security
+        if security.authentication is Authentication.HIGH_GMAC and not self.emulated:
+            for key in ("authentication_key", "encryption_key"):
+                if not (getattr(security, f"{key}_env") or getattr(security, f"{key}_file")):
+                    raise KeyProblem("security", f"authentication 'high-gmac' needs {key}_env or {key}_file "
+                                     f"(only an emulated meter may omit them: it uses the emulator's test keys)")
         if security.authentication is Authentication.LOW and not (security.password_env or security.password_file) \
                 and not self.emulated:
             raise KeyProblem("security", "authentication 'low' needs password_env or password_file "
@@ -249,6 +270,49 @@ class BenchConfig(_Strict):
                 raise KeyProblem(f"{name}.emulated", f"an emulated {what} cannot serve a real meter "
                                  f"({', '.join(real)}); describe the bench's real {what} instead")
         return self
+
+    def resolve_keys(self, meter: MeterSettings) -> "HlsKeys | None":
+        """HLS-GMAC keys of the meter, from env variables or key files (an emulated meter without
+        them: the emulator's test keys); None unless authentication is high-gmac. A ConfigError
+        names what is missing or malformed, never the key."""
+        security = meter.security
+        if security.authentication is not Authentication.HIGH_GMAC:
+            return None
+        from smmc_bench.drivers.dlms.security import POLICIES, HlsKeys, parse_key
+
+        where = f"{self.source}: meter[{self.meter.index(meter)}].security"
+        keys: list[Secret | None] = []
+        for index, name in enumerate(("authentication_key", "encryption_key", "master_key")):
+            env, file = getattr(security, f"{name}_env"), getattr(security, f"{name}_file")
+            if env:
+                raw, what = os.environ.get(env, "").encode(), f"{where}.{name}_env ({env})"
+                if not raw:
+                    raise ConfigError(f"{what}: environment variable {env} is not set or empty")
+            elif file:
+                path = file if file.is_absolute() else self.source.parent / file
+                what = f"{where}.{name}_file ({path})"
+                try:
+                    raw = path.read_bytes()
+                except OSError as exc:
+                    raise ConfigError(f"{what}: cannot read: {exc.strerror}") from None
+                if not raw.strip():
+                    raise ConfigError(f"{what}: the file is empty")
+            elif meter.emulated:
+                from smmc_bench.fixtures.meter import default_hls_keys, default_hls_master_key
+
+                keys.append(Secret((*default_hls_keys(), default_hls_master_key())[index]))
+                continue
+            elif name == "master_key":  # optional: only the key-change test needs it
+                keys.append(None)
+                continue
+            else:
+                raise ConfigError(f"{where}: high-gmac needs {name}_env or {name}_file")
+            try:
+                keys.append(Secret(parse_key(raw, what)))
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        return HlsKeys(keys[0], keys[1], bytes.fromhex(security.system_title),
+                       POLICIES[security.security_policy], security.ciphering == "general-glo", master_key=keys[2])
 
     def resolve_password(self, meter: MeterSettings) -> Secret | None:
         """The meter's password, from its env variable or key file; a ConfigError names what is missing."""

@@ -43,6 +43,8 @@ class MutantInfo:
     aspect: int
     # Link kinds a link mutant lives on ("*": every link); empty for a meter mutant.
     link_kinds: tuple[str, ...] = ()
+    # The management-client security a meter mutant lives in ("hls-gmac"); None: any.
+    management_security: str | None = None
 
 
 def known_mutants() -> dict[str, MutantInfo]:
@@ -50,15 +52,31 @@ def known_mutants() -> dict[str, MutantInfo]:
     from smmc_bench.fixtures.links import LINK_MUTANTS
     from smmc_bench.fixtures.meter import MUTANTS
 
-    found = {m.name: MutantInfo(m.name, m.description, m.aspect) for m in MUTANTS.values()}
+    found = {m.name: MutantInfo(m.name, m.description, m.aspect, management_security=m.management_security)
+             for m in MUTANTS.values()}
     found.update({m.name: MutantInfo(m.name, m.description, m.aspect, tuple(m.kinds)) for m in LINK_MUTANTS.values()})
     return found
+
+
+def bench_management_security(config: BenchConfig) -> set[str]:
+    """How the bench's emulated meters secure their management client ("lls", "hls-gmac")."""
+    return {"hls-gmac" if m.security.authentication is Authentication.HIGH_GMAC else "lls"
+            for m in config.meter if m.emulated}
 
 
 def bench_link_kinds(config: BenchConfig) -> set[str]:
     """The link kinds a bench dials (an emulated meter without links is reached over TCP)."""
     return {link.kind for meter in config.meter for link in meter.all_links or [None] if link} | (
         {"tcp"} if any(m.emulated and not m.all_links for m in config.meter) else set())
+
+
+def _emulated_security(meter: "StationMeter") -> dict:
+    """How the emulated meter secures its management client: as the bench's [meter.security] says."""
+    if meter.keys is None:
+        return {}
+    return {"management_security": "hls-gmac",
+            "hls_keys": (meter.keys.authentication_key.reveal(), meter.keys.encryption_key.reveal()),
+            "hls_master_key": meter.keys.master_key.reveal() if meter.keys.master_key is not None else None}
 
 
 def target_ids(settings: MeterSettings) -> list[str]:
@@ -70,6 +88,7 @@ class StationMeter:
     settings: MeterSettings
     profile: MeterProfile
     password: Secret | None
+    keys: "HlsKeys | None" = None  # HLS-GMAC keys (smmc_bench.drivers.dlms.security), when configured
     # The links the bench dials (for an emulated meter, known once its servers run).
     links: list[Link] = field(default_factory=list)
     identity: dict[str, str] = field(default_factory=dict)
@@ -99,7 +118,7 @@ class Station:
         self.mutant = mutant
         self.serve_only = serve_only  # emulated meters to serve (None: all); a parallel worker serves its own
         self.meters = {
-            m.id: StationMeter(m, _profile_of(config, index), config.resolve_password(m),
+            m.id: StationMeter(m, _profile_of(config, index), config.resolve_password(m), config.resolve_keys(m),
                                links=[] if m.emulated else m.all_links,
                                profile_file=profile_path(m.profile, config.source.parent).resolve())
             for index, m in enumerate(config.meter)
@@ -142,6 +161,7 @@ class Station:
                     initial_clock_offset=self.config.emulator.initial_clock_offset,
                     # [emulator] dialect: which encodings the standards allow the emulator uses
                     dialect=self.config.emulator.dialect,
+                    **_emulated_security(meter),
                 )
                 emulator.start()
                 self._emulators[meter.id] = emulator
@@ -229,6 +249,7 @@ class Station:
             server_logical=link.server_logical,
             authentication=DlmsAuthentication.NONE if public else _AUTHENTICATION[security.authentication],
             password=None if public else meter.password,
+            keys=None if public else meter.keys,
             timeout=link.timeout,
         )
         return DlmsSession(open_transport(link, meter.profile.links), settings, trace=trace)

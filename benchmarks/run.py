@@ -28,7 +28,8 @@ def bench_run_wall_time() -> float:
 
 
 # Each prints its own figures against its target (issues #2, #4, #3, #10, #12).
-SCRIPTS = ("dlms_get_rate.py", "simulated_time.py", "hdlc_efficiency.py", "lp_over_hdlc.py", "firmware_image.py")
+SCRIPTS = ("dlms_get_rate.py", "simulated_time.py", "hdlc_efficiency.py", "lp_over_hdlc.py", "firmware_image.py",
+           "hls_get_rate.py")
 
 
 def main() -> None:

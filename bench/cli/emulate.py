@@ -37,10 +37,14 @@ def command_emulate(args: argparse.Namespace) -> int:
         error_console.print(f"[red]{escape(args.bench)} declares no emulated meter to take the security from[/]")
         return EXIT_USAGE
     password = config.resolve_password(emulated)
+    keys = config.resolve_keys(emulated)
+    hls = {} if keys is None else {"management_security": "hls-gmac", "hls_keys": (
+        keys.authentication_key.reveal(), keys.encryption_key.reveal()),
+        "hls_master_key": keys.master_key.reveal() if keys.master_key is not None else None}
     meter = EmulatedMeter(
         clock=VirtualClock(), mutant=args.mutant, lls_password=password.reveal() if password else b"",
         host=args.host, port=args.port, initial_clock_offset=config.emulator.initial_clock_offset,
-        dialect=args.dialect or config.emulator.dialect,
+        dialect=args.dialect or config.emulator.dialect, **hls,
     )
     try:
         meter.start()
@@ -56,7 +60,13 @@ def command_emulate(args: argparse.Namespace) -> int:
                        else f"file {security.password_file}" if security.password_file else "none")
         console.print(f"[bold]emulated meter[/] {'(mutant ' + args.mutant + ')' if args.mutant else '(conforming)'}"
                       f" listening on [cyan]{host}:{port}[/] (DLMS/COSEM, TCP wrapper, LN referencing)")
-        console.print(f"  server wPort 1; management client SAP 1 with LLS (password: {escape(secret_from)});"
+        if keys is not None:
+            secret_from = "keys: " + ", ".join(
+                f"env {getattr(security, k + '_env')}" if getattr(security, k + "_env")
+                else f"file {getattr(security, k + '_file')}" if getattr(security, k + "_file") else "test key"
+                for k in ("authentication_key", "encryption_key"))
+        mechanism = "HLS-GMAC" if keys is not None else "LLS"
+        console.print(f"  server wPort 1; management client SAP 1 with {mechanism} ({escape(secret_from)});"
                       " public client SAP 16 without authentication")
         console.print(escape(f'  bench.toml:  [meter.link] kind = "tcp"  host = "{host}"  port = {port}'))
         console.print("  Ctrl-C to stop")

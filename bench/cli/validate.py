@@ -46,7 +46,7 @@ from smmc_bench.cli.common import (
 from smmc_bench.cli.validate_worker import CONFORMING, run_folder
 from smmc_bench.report.record import RunRecord, new_run_id
 from smmc_bench.safety.interrupt import RUN_INTERRUPT
-from smmc_bench.station import MutantInfo, bench_link_kinds, known_mutants
+from smmc_bench.station import MutantInfo, bench_link_kinds, bench_management_security, known_mutants
 from smmc_bench.validation import (
     INCOMPLETE,
     KILLED,
@@ -200,9 +200,12 @@ def run_all(args: argparse.Namespace, names: list[str], out: Path, workers: int)
 
 def selected_mutants(args: argparse.Namespace, config) -> dict[str, MutantInfo]:
     kinds = bench_link_kinds(config)
-    # A link mutant lives on some link kinds: on a bench without them it is the conforming meter.
+    securities = bench_management_security(config)
+    # A link mutant lives on some link kinds, a security mutant in HLS-GMAC: on a bench without
+    # them it is the conforming meter.
     applicable = {name: info for name, info in known_mutants().items()
-                  if not info.link_kinds or "*" in info.link_kinds or kinds & set(info.link_kinds)}
+                  if (not info.link_kinds or "*" in info.link_kinds or kinds & set(info.link_kinds))
+                  and (info.management_security is None or info.management_security in securities)}
     if not args.mutants:
         return applicable
     chosen = {name: info for name, info in applicable.items()

@@ -29,11 +29,14 @@ from smmc_bench.drivers.dlms import (
 )
 from smmc_bench.drivers.dlms.errors import DlmsError
 from smmc_bench.drivers.links.hdlc import HdlcParameters
+from smmc_bench.drivers.dlms.security import HlsKeys
 from smmc_bench.drivers.secret import Secret
 from smmc_bench.links import hdlc_proposal, is_hdlc, link_label, open_transport
 from smmc_bench.plugin.recorder import note_wire_trace, recorder_of
 
 MARKER = "smmc_links(*kinds): run only over the meter's links of these kinds (optical, serial, hdlc-tcp, rs485, tcp, gateway)"
+SECURITY_MARKER = ("smmc_management_security(*mechanisms): run only for meters whose management client the bench "
+                   "associates with one of these mechanisms (low, high-gmac)")
 
 
 _WIRE = pytest.StashKey[list]()
@@ -41,6 +44,7 @@ _WIRE = pytest.StashKey[list]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
+    config.addinivalue_line("markers", SECURITY_MARKER)
 
 
 def _declared_kinds(config: pytest.Config) -> dict[str, tuple[str, str]]:
@@ -55,21 +59,39 @@ def _declared_kinds(config: pytest.Config) -> dict[str, tuple[str, str]]:
     return kinds
 
 
+def _declared_mechanisms(config: pytest.Config) -> dict[str, str]:
+    """test id (meter, or meter-link) -> the mechanism its management client associates with."""
+    from smmc_bench.station import target_ids
+
+    return {test_id: settings.security.authentication.value
+            for settings in recorder_of(config).bench_config().meter for test_id in target_ids(settings)}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked links(...) run over the links of those kinds only; the other (test, meter,
-    link) combinations are deselected: they are not failures or skips, they do not exist."""
-    targets = None
+    """Tests marked links(...) run over the links of those kinds only, tests marked
+    management_security(...) on meters whose management client uses one of those mechanisms
+    only; the other (test, meter, link) combinations are deselected: they are not failures or
+    skips, they do not exist."""
+    targets = mechanisms = None
     keep, drop = [], []
     for item in items:
         marker = item.get_closest_marker("smmc_links")
+        security = item.get_closest_marker("smmc_management_security")
         callspec = getattr(item, "callspec", None)
-        if marker is None or callspec is None or "meter" not in callspec.params:
+        if (marker is None and security is None) or callspec is None or "meter" not in callspec.params:
             keep.append(item)
             continue
-        if targets is None:
-            targets = _declared_kinds(config)
-        _, kind = targets.get(callspec.params["meter"], ("?", "?"))
-        (keep if kind in marker.args else drop).append(item)
+        wanted = True
+        if marker is not None:
+            if targets is None:
+                targets = _declared_kinds(config)
+            _, kind = targets.get(callspec.params["meter"], ("?", "?"))
+            wanted = kind in marker.args
+        if security is not None:
+            if mechanisms is None:
+                mechanisms = _declared_mechanisms(config)
+            wanted = wanted and mechanisms.get(callspec.params["meter"], "?") in security.args
+        (keep if wanted else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -172,21 +194,26 @@ class LinkAccess:
         return probe
 
     def session(self, client_sap: int, *, authenticate: bool = False, transport=None,
-                max_pdu: int = 1024, password: Secret | None = None) -> DlmsSession:
+                max_pdu: int = 1024, password: Secret | None = None, keys: HlsKeys | None = None) -> DlmsSession:
         """An unconnected session as `client_sap` over a fresh connection on this link (or over
         `transport`, e.g. a probe), with the bench's password only when `authenticate`, or with
-        `password` (a wrong one, to see it refused)."""
+        `password` (a wrong one, to see it refused). On an HLS-GMAC bench `authenticate` takes the
+        bench's keys, or `keys` (wrong ones, to see them refused)."""
         self.suspend()
         if transport is None:
             transport = open_transport(self.link, self.meter.profile.links)
             register_wire_trace(self.request, f"{link_label(self.link)}: client SAP {client_sap}",
                                 transport.wire_trace)
-        if password is None and authenticate:
+        if keys is None and authenticate and password is None:
+            keys = self.meter.station_meter.keys
+        if password is None and authenticate and keys is None:
             password = self.meter.station_meter.password
+        authentication = Authentication.HIGH_GMAC if keys is not None else \
+            Authentication.LOW if password is not None else Authentication.NONE
         settings = SessionSettings(
             client_sap=client_sap, server_logical=self.link.server_logical,
-            authentication=Authentication.LOW if password is not None else Authentication.NONE,
-            password=password, timeout=self.link.timeout, max_pdu=max_pdu)
+            authentication=authentication, password=password, keys=keys, timeout=self.link.timeout,
+            max_pdu=max_pdu)
         trace = FrameTrace()
         register_wire_trace(self.request, f"DLMS frames of client SAP {client_sap}", trace)
         session = DlmsSession(transport, settings, trace=trace)

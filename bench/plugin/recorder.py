@@ -18,6 +18,7 @@ from smmc_bench.config import BenchConfig, ConfigError, load_bench
 from smmc_bench.drivers.dlms.errors import (
     DlmsError,
     MalformedReply,
+    SecurityFailure,
     ServiceError,
 )
 from smmc_bench.links import link_label
@@ -88,10 +89,12 @@ def diagnose(exc: BaseException) -> str:
 def classify(exc: BaseException) -> Verdict:
     """FAIL: the meter did or answered something non-conforming, including a well-framed reply
     whose content breaks the standard (MalformedReply: trailing bytes, inconsistent lengths, a
-    wrong type or tag; its bytes are in the trace). ERROR: the bench could not judge: no answer
+    wrong type or tag; its bytes are in the trace), and a ciphered reply the bench's own checks
+    refuse (SecurityFailure: a GCM tag that does not verify, a counter that does not increase,
+    a reply in clear, a wrong f(CtoS)). ERROR: the bench could not judge: no answer
     at all (DlmsTimeout, LinkClosed, ConnectFailed), a line that keeps corrupting frames after
     retries (LinkOutOfStep), a feature the bench lacks, its own configuration or instruments."""
-    if isinstance(exc, (AssertionError, ServiceError, MalformedReply)):
+    if isinstance(exc, (AssertionError, ServiceError, MalformedReply, SecurityFailure)):
         return Verdict.FAIL
     return Verdict.ERROR
 
@@ -319,7 +322,8 @@ class BenchRecorder:
             elif state.verdict in (None, Verdict.PASS):
                 # A malformed reply while reaching the meter (setup) is the meter's fault as much as in
                 # the body; at teardown the verdict was already given, so only ERROR can be added.
-                blamed = classify(exc) if call.when == "setup" and isinstance(exc, MalformedReply) else Verdict.ERROR
+                blamed = classify(exc) if call.when == "setup" and isinstance(exc, (MalformedReply, SecurityFailure)) \
+                    else Verdict.ERROR
                 state.verdict, state.diagnosis = blamed, f"{call.when}: {diagnose(exc)}"
             else:  # the verdict stands; the record still says the bench did not put things back
                 state.diagnosis += f"; {call.when}: {diagnose(exc)}"

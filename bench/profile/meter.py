@@ -17,6 +17,7 @@ from smmc_bench.profile.display import DISPLAY_FEATURES, DisplayProfile
 from smmc_bench.profile.firmware import FIRMWARE_FEATURES, FirmwareProfile
 from smmc_bench.profile.links import LINK_FEATURES, LinkProfile
 from smmc_bench.profile.readings import READINGS_FEATURES, ReadingsProfile
+from smmc_bench.profile.security import SECURITY_FEATURES, SecurityProfile
 from smmc_bench.profile.supply import SUPPLY_FEATURES, SupplyProfile
 from smmc_bench.profile.tariffs import TARIFF_FEATURES, TariffProfile
 
@@ -31,7 +32,7 @@ CORE_FEATURES = (
     "load_profile",
 )
 KNOWN_FEATURES = frozenset(CORE_FEATURES + LINK_FEATURES + SUPPLY_FEATURES + DISPLAY_FEATURES + TARIFF_FEATURES
-                           + READINGS_FEATURES + FIRMWARE_FEATURES)
+                           + READINGS_FEATURES + FIRMWARE_FEATURES + SECURITY_FEATURES)
 
 
 
@@ -126,6 +127,7 @@ class MeterProfile(StrictModel):
     customer: CustomerProfile = CustomerProfile()  # aspect 3 (smmc_bench.profile.customer)
     readings: ReadingsProfile = ReadingsProfile()  # aspects 2, 10 and 12 (smmc_bench.profile.readings)
     firmware: FirmwareProfile = FirmwareProfile()  # aspect 9 (smmc_bench.profile.firmware)
+    security: SecurityProfile = SecurityProfile()  # HLS-GMAC failures, aspect 1 (smmc_bench.profile.security)
 
     @field_validator("features")
     @classmethod

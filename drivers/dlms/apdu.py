@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from . import names
 from .cosem_types import decode_data, decode_length, describe
@@ -281,6 +281,9 @@ class Aare:
     mechanism: int | None = None             # mechanism-name id when the AARE carries one
     initiate: InitiateResponse | None = None
     elements: tuple[str, ...] = ()           # the element names present, in order (for the trace)
+    responding_ap_title: bytes | None = None             # the meter's system title (HLS, ciphering)
+    responding_authentication_value: bytes | None = None  # StoC (HLS)
+    ciphered_initiate: bool = False          # the InitiateResponse came as a glo-InitiateResponse
 
     @property
     def accepted(self) -> bool:
@@ -335,9 +338,10 @@ def _dlms_name(arcs: tuple[int, ...], prefix: tuple[int, ...], what: str) -> int
     return arcs[-1]
 
 
-def parse_aare(apdu: bytes) -> Aare:
+def parse_aare(apdu: bytes, decipher: "Callable[[bytes, bytes | None], bytes] | None" = None) -> Aare:
     """AARE, accepting every optional element. Raises MalformedReply for what breaks the
-    standard and UnsupportedFeature for a ciphered InitiateResponse (ciphering not supported yet)."""
+    standard and UnsupportedFeature for a ciphered InitiateResponse, unless `decipher` (the HLS
+    ciphering context: user-information and the meter's system title -> plain InitiateResponse) is given."""
     fields = _fields(_outer(apdu, AARE, "AARE"), _AARE_ELEMENTS, "AARE")
     for tag in (0xA1, 0xA2, 0xA3):
         if tag not in fields:
@@ -356,14 +360,21 @@ def parse_aare(apdu: bytes) -> Aare:
                                     names.MECHANISM_NAME, "AARE mechanism-name")
     if 0xA4 in fields:
         _one_of(fields[0xA4], (0x04,), "AARE responding-AP-title")
+        aare.responding_ap_title = _ber_items(fields[0xA4], 0, len(fields[0xA4]), "AARE responding-AP-title")[0][1]
     if 0xAA in fields:
         _one_of(fields[0xAA], (0x80, 0x81, 0xA2, 0xA3), "AARE responding-authentication-value")
+        value = _ber_items(fields[0xAA], 0, len(fields[0xAA]), "AARE responding-authentication-value")[0]
+        if value[0] == 0x80:
+            aare.responding_authentication_value = value[1]
     if 0xBE in fields:
         inner = _ber_items(fields[0xBE], 0, len(fields[0xBE]), "AARE user-information")
         if len(inner) != 1 or inner[0][0] != 0x04:
             raise MalformedReply("AARE user-information is not one OCTET STRING")
         aare.user_information = inner[0][1]
     ui = aare.user_information
+    if decipher is not None and aare.accepted and ui[:1] and ui[0] in CIPHERED_INITIATE:
+        aare.user_information = ui = decipher(ui, aare.responding_ap_title)
+        aare.ciphered_initiate = True
     if ui[:1] and ui[0] in CIPHERED_INITIATE:
         raise UnsupportedFeature(f"AARE ({names.context_label(aare.application_context)} context) carries a "
                                  f"{CIPHERED_INITIATE[ui[0]]} (0x{ui[0]:02X}): ciphering not supported yet")

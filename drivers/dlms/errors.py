@@ -160,3 +160,26 @@ __all__ = [
     "ObjectUnavailable", "TypeUnmatched", "OtherReason", "ExceptionResponse",
     "ConfirmedServiceFailure", "service_error_for", "result_name",
 ]
+
+
+# --- security (HLS-GMAC, ciphered APDUs) --------------------------------------
+
+class SecurityFailure(DlmsError):
+    """A ciphered exchange failed the bench's own checks (GCM tag, invocation counter,
+    ciphering policy, the meter's f(CtoS)); the reply's content was not used."""
+
+
+class TagMismatch(SecurityFailure):
+    """A ciphered reply's GCM tag does not verify: tampered, or keys that do not match."""
+
+
+class ReplayedReply(SecurityFailure):
+    """The meter's invocation counter did not strictly increase: a replayed or stale reply."""
+
+
+class UncipheredReply(SecurityFailure):
+    """The meter answered in clear in an association whose policy ciphers every APDU."""
+
+
+class MeterNotAuthenticated(SecurityFailure):
+    """HLS pass 4: the meter's f(CtoS) does not verify (it does not hold our keys)."""

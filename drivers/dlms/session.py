@@ -22,8 +22,10 @@ from gurux_dlms.enums import InterfaceType
 
 from ..secret import Secret
 from . import apdu as pdu
+from . import names
+from .security import CipheringContext, HlsKeys
 from ._gurux_quiet import gurux_to_log
-from .cosem_types import Typed, decode_exact, describe, encode_data
+from .cosem_types import DataType, Typed, decode_exact, describe, encode_data
 from .errors import (
     AssociationRejected,
     ConfirmedServiceFailure,
@@ -34,6 +36,7 @@ from .errors import (
     LinkError,
     LinkOutOfStep,
     MalformedReply,
+    SecurityFailure,
     UnsupportedFeature,
     result_name,
     service_error_for,
@@ -67,6 +70,7 @@ class SessionSettings:
     password: Secret | None = None
     timeout: float = 5.0
     max_pdu: int = 1024
+    keys: HlsKeys | None = None  # HLS-GMAC: authentication and encryption keys, system title, policy
 
     def __post_init__(self) -> None:
         if isinstance(self.password, (bytes, bytearray)):
@@ -76,6 +80,8 @@ class SessionSettings:
         object.__setattr__(self, "authentication", Authentication(self.authentication))
         if self.authentication == Authentication.LOW and self.password is None:
             raise ValueError("LOW authentication needs a password")
+        if self.authentication == Authentication.HIGH_GMAC and not isinstance(self.keys, HlsKeys):
+            raise ValueError("HIGH_GMAC authentication needs keys (smmc_bench.drivers.dlms.security.HlsKeys)")
         if not 0 <= self.client_sap <= 0xFFFF or not 0 <= self.server_logical <= 0xFFFF:
             raise ValueError("client_sap and server_logical must fit a 16-bit wPort")
         if self.timeout <= 0:
@@ -123,11 +129,51 @@ class _LowLevelSecurity(_Security):
 
 
 class _HighLevelGmac(_Security):
+    """HLS-GMAC, security suite 0: gurux builds the plain APDUs (as if without security), this
+    class builds the AARQ, ciphers and deciphers every APDU and runs pass 3/4 with our own checks."""
+
     def __init__(self, settings: SessionSettings) -> None:
-        # When this lands, the facade verifies GCM tags and frame counters itself:
-        # gurux does neither (domain notes, section 5).
-        raise UnsupportedFeature("HLS-GMAC association is not implemented in smmc_bench.drivers.dlms yet "
-                                 "(it needs our own GCM tag and frame-counter checks)")
+        super().__init__(settings)
+        self.context = CipheringContext(settings.keys)
+
+    def aarq(self, plain_aarq: bytes) -> bytes:
+        """Our AARQ: the LN-with-ciphering context, our system title, mechanism 5, CtoS, and the
+        InitiateRequest gurux proposed as a glo-InitiateRequest."""
+        initiate = None
+        for tag, content in pdu._outer(plain_aarq, 0x60, "AARQ"):
+            if tag == 0xBE:
+                inner = pdu._ber_items(content, 0, len(content), "AARQ user-information")
+                initiate = inner[0][1]
+        if initiate is None:
+            raise UnsupportedFeature("gurux built an AARQ without an InitiateRequest")
+        keys, ctx = self.settings.keys, self.context
+        body = (_ber(0xA1, _ber(0x06, names.encode_oid(names.APPLICATION_CONTEXT + (3,))))
+                + _ber(0xA6, _ber(0x04, keys.system_title))
+                + _ber(0x8A, b"\x07\x80")
+                + _ber(0x8B, names.encode_oid(names.MECHANISM_NAME + (5,)))
+                + _ber(0xAC, _ber(0x80, ctx.client_challenge))
+                + _ber(0xBE, _ber(0x04, ctx.glo_initiate_request(initiate))))
+        return _ber(0x60, body)
+
+    def decipher_aare(self, aare_apdu: bytes) -> bytes:
+        return aare_apdu  # parse_aare deciphers the user-information through self.context
+
+    def after_aare(self, session: "DlmsSession") -> None:
+        """Pass 3 (our f(StoC) to reply_to_HLS_authentication) and pass 4 (the meter's f(CtoS))."""
+        aare = session.last_aare
+        self.context.server_title = aare.responding_ap_title
+        self.context.server_challenge = aare.responding_authentication_value
+        f_stoc = self.context.f_stoc()
+        if session.tamper_f_stoc is not None:
+            f_stoc = session.tamper_f_stoc(f_stoc)
+        reply = session.action(15, ASSOCIATION_LN, 1, Typed(DataType.OCTET_STRING, f_stoc))
+        self.context.check_f_ctos(reply)
+
+
+def _ber(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    length = bytes((n,)) if n < 0x80 else (b"\x81" + bytes((n,)) if n < 0x100 else b"\x82" + n.to_bytes(2, "big"))
+    return bytes((tag,)) + length + content
 
 
 _SECURITY = {Authentication.NONE: _Security, Authentication.LOW: _LowLevelSecurity,
@@ -138,6 +184,13 @@ class DlmsSession:
     # Why the link may hold a stale reply (an exchange cut short, timed out or answered with
     # malformed bytes); the next request starts from a resynchronised link. None: in step.
     _out_of_step: str | None = None
+    # The association's ciphering (HLS-GMAC): every xDLMS APDU is protected and every reply checked.
+    _ciphering: CipheringContext | None = None
+    # The ciphering context of the last HLS-GMAC association attempt (kept when it failed: a
+    # security test asks whether the meter accepted the AARQ, `meter_accepted`).
+    last_hls: CipheringContext | None = None
+    # Security tests only: rewrites our f(StoC) before pass 3 (to present a wrong one).
+    tamper_f_stoc = None
     # Why the meter's side ended an association we did not release (it closed or reset the
     # connection); the next request associates afresh. None: nothing was lost.
     _lost: str | None = None
@@ -148,6 +201,9 @@ class DlmsSession:
         self.trace = trace if trace is not None else FrameTrace()
         if settings.password is not None:
             self._redact(settings.password.reveal())
+        if settings.keys is not None:
+            self._redact(settings.keys.authentication_key.reveal())
+            self._redact(settings.keys.encryption_key.reveal())
         self._lock = threading.RLock()
         self._client: GXDLMSClient | None = None
         self._associated = False
@@ -197,10 +253,15 @@ class DlmsSession:
                 summary = f"AARQ SAP{s.client_sap} {_AUTH_LABELS[s.authentication]}"
                 # The AARQ carries the password: it travels as a Secret, so no traceback shows it.
                 aarq = Secret(bytes(client.aarqRequest()[0]))
+                hls = security if isinstance(security, _HighLevelGmac) else None
+                self._ciphering = None
                 self.proposed_conformance = _proposed_conformance(aarq)
+                if hls is not None:  # our own AARQ around the InitiateRequest gurux proposed
+                    self.last_hls = hls.context
+                    aarq = Secret(hls.aarq(aarq.reveal()))
                 frame, reply = self._exchange(aarq, summary)
                 try:
-                    aare = pdu.parse_aare(reply)
+                    aare = pdu.parse_aare(reply, decipher=hls.context.initiate_response if hls else None)
                 except MalformedReply as exc:
                     raise self._malformed(exc, frame, summary)
                 except UnsupportedFeature as exc:
@@ -215,10 +276,16 @@ class DlmsSession:
                 _gurux_takes_aare(client, aare, frame, f"{summary} to {self.transport.peer}")
                 self.negotiated_max_pdu = aare.initiate.server_max_receive_pdu_size
                 self.negotiated_conformance = aare.initiate.conformance
+                if hls is not None:
+                    hls.context.server_title = aare.responding_ap_title
+                    self._ciphering = hls.context
+                    self._associated = True  # pass 3/4 are an ACTION within the association
                 security.after_aare(self)
                 self._associated = True
                 self._lost = None
             except BaseException:
+                self._associated = False
+                self._ciphering = None
                 self._client = None
                 self._out_of_step = None  # the link is closed: nothing stale can arrive
                 self.transport.close()
@@ -437,6 +504,9 @@ class DlmsSession:
         # Until a whole, well-formed reply is in, a reply to this request may still be on its way.
         self._out_of_step = f"the exchange '{summary}' was interrupted before its reply"
         try:
+            ciphering = self._ciphering
+            if ciphering is not None and not isinstance(request, Secret):
+                request = ciphering.protect(request)
             if not getattr(transport, "takes_secret_apdus", False) and isinstance(request, Secret):
                 frame = transport.send(request.reveal())
             else:
@@ -465,7 +535,33 @@ class DlmsSession:
             raise exc.with_context(summary) from None
         self._out_of_step = None
         self.last_round_trip = time.perf_counter() - sent
+        if ciphering is not None:
+            frame, apdu = reply
+            try:
+                reply = frame, ciphering.unprotect(apdu, summary)
+            except SecurityFailure as exc:
+                self.trace.record("rx", frame, f"refused by the bench: {exc.diagnosis}")
+                raise exc.with_context(f"{summary} to {self.transport.peer}") from None
+            except MalformedReply as exc:
+                raise self._malformed(exc, frame, summary) from None
         return reply
+
+    def exchange_raw(self, apdu: bytes, summary: str) -> bytes:
+        """Send `apdu` exactly as given, outside the association's ciphering, and return the
+        reply APDU as received (security tests: replayed, tampered or unciphered requests)."""
+        with self._lock:
+            saved, self._ciphering = self._ciphering, None
+            try:
+                frame, reply = self._exchange(apdu, summary)
+            finally:
+                self._ciphering = saved
+            self.trace.record("rx", frame, f"reply to a raw request ({len(reply)} bytes)")
+            return reply
+
+    @property
+    def ciphering(self) -> CipheringContext | None:
+        """The association's ciphering state (HLS-GMAC), None without ciphering."""
+        return self._ciphering
 
     def _malformed(self, exc: MalformedReply, frame: bytes, summary: str) -> MalformedReply:
         # Whatever followed the malformed bytes may still be on its way: resynchronise before the next request.

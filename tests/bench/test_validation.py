@@ -170,3 +170,18 @@ def test_validate_list_names_every_mutant_with_its_aspect_and_defect():
         assert mutant.name in flat
         assert " ".join(mutant.description.split()) in flat
     assert "(meter)" in flat and "(optical)" in flat  # meter mutants and link mutants alike
+
+
+def test_security_mutants_apply_only_where_the_emulated_meter_uses_hls_gmac():
+    import argparse
+    from pathlib import Path
+
+    from smmc_bench.cli.validate import selected_mutants
+    from smmc_bench.config import load_bench
+
+    root = Path(__file__).resolve().parents[2]
+    chosen = {bench: set(selected_mutants(argparse.Namespace(mutants=[], bench=bench), load_bench(root / bench)))
+              for bench in ("bench.toml", "examples/hls.toml")}
+    assert not {name for name in chosen["bench.toml"] if name.startswith("sec-")}
+    assert {name for name in chosen["examples/hls.toml"] if name.startswith("sec-")} == \
+        {name for name in known_mutants() if name.startswith("sec-")}

@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.smmc_aspect(1), pytest.mark.smmc_ntd("4-4")]
 HEAD_END = "Head-end (bench)"
 METER = "Meter"
 LN_REFERENCING = 1
+LN_WITH_CIPHERING = 3
 CONFORMANCE_BLOCK_TRANSFER_WITH_GET = 1 << 12   # bit 11 of the Green Book's conformance BIT STRING
 CONFORMANCE_GET = 1 << 4                        # bit 19
 # Small enough that the object list cannot come in one APDU: the meter must use blocks or refuse.
@@ -47,8 +48,10 @@ def test_association_is_accepted_as_proposed(meter, link_access, usecase):
     usecase.expect("AARE result", aare.result, 0, article="4-4")
     usecase.expect("AARE result-source-diagnostic", (aare.diagnostic_source, aare.diagnostic),
                    ("acse-service-user", 0), article="4-4")
+    # HLS-GMAC ciphers every APDU: its context is LN referencing with ciphering (3).
+    context = LN_WITH_CIPHERING if mechanism == Authentication.HIGH_GMAC else LN_REFERENCING
     usecase.expect("AARE application-context-name", context_label(aare.application_context),
-                   context_label(LN_REFERENCING), article="4-4")
+                   context_label(context), article="4-4")
     if aare.mechanism is not None:  # optional in the AARE; when given it must be the one asked for
         usecase.expect("AARE mechanism-name", mechanism_label(aare.mechanism), mechanism_label(mechanism),
                        article="4-4")

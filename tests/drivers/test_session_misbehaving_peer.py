@@ -225,13 +225,10 @@ def test_exit_tolerates_a_dead_link(scripted):
     assert not session.transport.is_open
 
 
-def test_hls_gmac_is_unsupported_before_any_io(scripted):
-    peer, _ = scripted([])
-    settings = SessionSettings(1, 1, Authentication.HIGH_GMAC, timeout=0.4)
-    session = DlmsSession(TcpWrapperTransport(peer.host, peer.port), settings)
-    with pytest.raises(UnsupportedFeature, match="HLS-GMAC"):
-        session.connect()
-    assert peer.received == []
+def test_hls_gmac_without_keys_is_refused_before_any_io():
+    # HLS-GMAC itself is tested in test_hls_security.py; without keys nothing is sent.
+    with pytest.raises(ValueError, match="HIGH_GMAC authentication needs keys"):
+        SessionSettings(1, 1, Authentication.HIGH_GMAC, timeout=0.4)
 
 
 def test_not_associated_is_link_closed(lls_settings):

@@ -1,0 +1,306 @@
+"""Aspect 1 (article as the profile's [security] says): DLMS security with HLS-GMAC.
+
+Use case: the management client associates with HLS-GMAC (mechanism 5, security suite 0)
+and every xDLMS APDU of its association is authenticated and encrypted. The meter must
+refuse whoever does not hold the keys and every request that is replayed, tampered with
+or sent in clear, log the security events the profile names, and keep serving the right
+client afterwards.
+
+The bench's own session verifies every GCM tag and the meter's invocation counter; here the
+bench plays the attacker: it presents wrong keys, resends a ciphered request it already
+sent (same and lower invocation counter), flips a byte of a ciphertext and of a tag, and
+sends a request in clear, each through `DlmsSession.exchange_raw` so nothing is repaired on
+the way. It also changes the global keys (IC 64 global_key_transfer, keys wrapped with the
+master key) and puts the original keys back, whatever happens. Deselected on benches whose
+management client does not use HLS-GMAC.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+from smmc_bench.drivers.dlms.errors import AssociationRejected, DlmsError
+from smmc_bench.drivers.dlms.security import HlsKeys
+from smmc_bench.drivers.secret import Secret
+
+log = logging.getLogger(__name__)
+
+# Only for meters whose management client the bench associates with HLS-GMAC: elsewhere these
+# tests do not exist (deselected, as a link test on a bench without that link).
+pytestmark = [pytest.mark.smmc_aspect(1), pytest.mark.smmc_ntd("4-4"), pytest.mark.smmc_feature("hls_gmac"),
+              pytest.mark.smmc_management_security("high-gmac")]
+
+HEAD_END = "Head-end (bench)"
+METER = "Meter"
+CLOCK_TIME_GET = bytes.fromhex("c001c1" "0008" "0000010000ff" "02" "00")  # GET 8/0.0.1.0.0.255/2
+GET_RESPONSE, GLO_GET_RESPONSE, GENERAL_GLO = 0xC4, 0xCC, 0xDB
+
+
+def _keys(meter) -> HlsKeys:
+    keys = meter.station_meter.keys
+    if keys is None or meter.session.settings.keys is None:
+        pytest.skip("the bench's management client does not associate with HLS-GMAC here")
+    return keys
+
+
+def _served(reply: bytes) -> bool:
+    """The meter answered the request with data (in clear or ciphered) rather than refusing it."""
+    if not reply:
+        return False
+    if reply[0] == GET_RESPONSE:
+        return len(reply) > 3 and reply[3] == 0
+    return reply[0] in (GLO_GET_RESPONSE, GENERAL_GLO)
+
+
+def _flip(data: bytes, index: int) -> bytes:
+    return data[:index] + bytes((data[index] ^ 0x5A,)) + data[index + 1:]
+
+
+def _event_log(meter):
+    from smmc_bench.cosem.event_log import EventLog
+    return EventLog(meter.session, meter.profile.security.event_log)
+
+
+def _right_client_works(meter, link_access, usecase, step: str, article: str) -> None:
+    with usecase.step(step, HEAD_END, METER, "the right client associates again (HLS-GMAC); GET clock.time"):
+        link_access.suspend()
+        link_access.resume()
+        meter.clock.read()
+    usecase.expect("the right client works after the refusals", meter.session.is_associated, True, article=article)
+
+
+def test_wrong_keys_refused_and_logged(meter, link_access, usecase):
+    keys = _keys(meter)
+    security = meter.profile.security
+    sap = meter.profile.clients.management_sap
+    log = _event_log(meter)
+    before = log.entries()
+    ak, ek = keys.authentication_key.reveal(), keys.encryption_key.reveal()
+    wrong = {
+        "a wrong authentication key": HlsKeys(Secret(_flip(ak, 3)), keys.encryption_key, keys.system_title,
+                                              keys.policy, keys.general),
+        "a wrong encryption key": HlsKeys(keys.authentication_key, Secret(_flip(ek, 7)), keys.system_title,
+                                          keys.policy, keys.general),
+    }
+    wrong["a wrong f(StoC) in pass 3"] = keys
+    outcomes: dict[str, str] = {}
+    for number, (label, presented) in enumerate(wrong.items(), start=1):
+        with usecase.step(f"1.{number}", HEAD_END, METER, f"AARQ management client (SAP {sap}), HLS-GMAC with "
+                                                          f"{label}; pass 3 if the AARE accepts"):
+            session = link_access.session(sap, keys=presented)
+            if presented is keys:
+                session.tamper_f_stoc = lambda f_stoc: _flip(f_stoc, len(f_stoc) - 1)
+            try:
+                session.connect()
+                outcomes[label] = "accepted"
+            except AssociationRejected:
+                outcomes[label] = "refused"
+            except DlmsError:
+                # Refused at pass 3 (the meter answers reply_to_HLS_authentication with an error), or
+                # accepted by the meter and then refused by the bench (its glo-InitiateResponse or
+                # f(CtoS) does not verify with the wrong key): the meter's AARE says which.
+                accepted = session.last_hls is not None and session.last_hls.meter_accepted and \
+                    presented is not keys
+                outcomes[label] = "accepted" if accepted else "refused"
+            finally:
+                session.close()
+    usecase.expect("associations with a wrong key", {k: v.split(" (")[0] for k, v in outcomes.items()},
+                   {label: "refused" for label in wrong}, article=security.article)
+    _right_client_works(meter, link_access, usecase, "2", security.article)
+    with usecase.step("3", HEAD_END, METER, f"GET the security event log {security.event_log}"):
+        codes = [event.code for event in _event_log(meter).new_since(before)]
+    expected = len(wrong) // security.failures_before_event
+    usecase.expect(f"association authentication failure events ({security.association_failure_event}) logged",
+                   codes.count(security.association_failure_event) >= expected, True, article=security.article)
+
+
+def test_replayed_request_refused_and_logged(meter, link_access, usecase):
+    _keys(meter)
+    security = meter.profile.security
+    link_access.resume()
+    before = _event_log(meter).entries()
+    ciphering = meter.session.ciphering
+    with usecase.step("1", HEAD_END, METER, "GET clock.time twice (ciphered), keeping both requests"):
+        meter.clock.read()
+        older = ciphering.last_protected
+        meter.clock.read()
+        latest = ciphering.last_protected
+    outcomes = {}
+    with usecase.step("2", HEAD_END, METER, "resend the latest ciphered request (same invocation counter)"):
+        outcomes["same invocation counter"] = _served(meter.session.exchange_raw(latest, "replayed GET (same IC)"))
+    with usecase.step("3", HEAD_END, METER, "resend the older ciphered request (lower invocation counter)"):
+        outcomes["lower invocation counter"] = _served(meter.session.exchange_raw(older, "replayed GET (lower IC)"))
+    usecase.expect("replayed requests served", outcomes, {label: False for label in outcomes},
+                   article=security.article)
+    _right_client_works(meter, link_access, usecase, "4", security.article)
+    with usecase.step("5", HEAD_END, METER, f"GET the security event log {security.event_log}"):
+        codes = [event.code for event in _event_log(meter).new_since(before)]
+    usecase.expect(f"replay attack events ({security.replay_event}) logged", codes.count(security.replay_event),
+                   len(outcomes), article=security.article)
+
+
+def test_tampered_ciphertext_and_tag_refused_and_logged(meter, link_access, usecase):
+    _keys(meter)
+    security = meter.profile.security
+    link_access.resume()
+    before = _event_log(meter).entries()
+    ciphering = meter.session.ciphering
+    outcomes = {}
+    for number, (label, index) in enumerate((("a ciphertext byte", -14), ("a tag byte", -1)), start=1):
+        with usecase.step(f"1.{number}", HEAD_END, METER, f"a fresh ciphered GET clock.time with {label} changed"):
+            tampered = _flip(ciphering.protect(CLOCK_TIME_GET), index)
+            outcomes[label] = _served(meter.session.exchange_raw(tampered, f"GET with {label} changed"))
+    usecase.expect("tampered requests served", outcomes, {label: False for label in outcomes},
+                   article=security.article)
+    _right_client_works(meter, link_access, usecase, "2", security.article)
+    with usecase.step("3", HEAD_END, METER, f"GET the security event log {security.event_log}"):
+        codes = [event.code for event in _event_log(meter).new_since(before)]
+    usecase.expect(f"decryption/authentication failure events ({security.decryption_failure_event}) logged",
+                   codes.count(security.decryption_failure_event), len(outcomes), article=security.article)
+
+
+def test_unciphered_request_in_a_ciphered_association_refused(meter, link_access, usecase):
+    _keys(meter)
+    security = meter.profile.security
+    link_access.resume()
+    with usecase.step("1", HEAD_END, METER, "GET clock.time in clear within the ciphered association"):
+        reply = meter.session.exchange_raw(CLOCK_TIME_GET, "GET clock.time in clear")
+    usecase.expect("an unciphered request served", _served(reply), False, article=security.article)
+    _right_client_works(meter, link_access, usecase, "2", security.article)
+
+
+def _association_outcome(link_access, sap: int, keys: HlsKeys):
+    """("accepted", the connected session) or ("refused", None). A meter that accepts the AARQ
+    but whose AARE the bench cannot decipher (it ciphers with other keys) accepted it."""
+    session = link_access.session(sap, keys=keys)
+    try:
+        session.connect()
+        return "accepted", session
+    except AssociationRejected:
+        session.close()
+        return "refused", None
+    except DlmsError:
+        session.close()
+        if session.last_hls is not None and session.last_hls.meter_accepted:
+            return "accepted", None
+        raise
+
+
+def _end(session) -> None:
+    try:
+        session.release()
+    except DlmsError:
+        pass
+    session.close()
+
+
+def _restore(link_access, sap: int, original: HlsKeys, changed: HlsKeys) -> str | None:
+    """Put the original keys back if the meter holds the changed ones; None, or what went wrong."""
+    from smmc_bench.cosem.security_setup import AUTHENTICATION_KEY, GLOBAL_UNICAST_ENCRYPTION_KEY, \
+        global_key_transfer
+
+    try:
+        outcome, session = _association_outcome(link_access, sap, changed)
+        if session is None:  # the meter does not hold the changed keys: nothing to put back
+            return None
+        try:
+            global_key_transfer(session, original.master_key, {GLOBAL_UNICAST_ENCRYPTION_KEY: original.encryption_key,
+                                                               AUTHENTICATION_KEY: original.authentication_key})
+        finally:
+            _end(session)
+    except DlmsError as exc:
+        log.warning("restoring the original HLS keys failed: %s", exc)
+        return f"restoring the original keys failed: {exc}"
+    return None
+
+
+def test_global_key_transfer_takes_effect(meter, link_access, usecase):
+    from smmc_bench.cosem.event_log import EventLog
+    from smmc_bench.cosem.security_setup import AUTHENTICATION_KEY, GLOBAL_UNICAST_ENCRYPTION_KEY, \
+        global_key_transfer
+
+    keys = _keys(meter)
+    if keys.master_key is None:
+        pytest.skip("no master key (KEK) configured ([meter.security] master_key_env or master_key_file): "
+                    "the bench cannot wrap new keys")
+    security = meter.profile.security
+    sap = meter.profile.clients.management_sap
+    link_access.resume()
+    before = _event_log(meter).entries()
+    changed = HlsKeys(Secret(os.urandom(16)), Secret(os.urandom(16)), keys.system_title, keys.policy, keys.general,
+                      master_key=keys.master_key)
+    restore_problem = None
+    try:
+        with usecase.step("1", HEAD_END, METER, f"associate (SAP {sap}, the configured keys); ACTION "
+                                                "global_key_transfer: new authentication and global unicast "
+                                                "encryption keys, wrapped with the master key (RFC 3394)"):
+            session = link_access.session(sap, keys=keys)
+            session.connect()
+            try:
+                global_key_transfer(session, keys.master_key, {GLOBAL_UNICAST_ENCRYPTION_KEY: changed.encryption_key,
+                                                               AUTHENTICATION_KEY: changed.authentication_key})
+            finally:
+                _end(session)
+        with usecase.step("2", HEAD_END, METER, "AARQ with the old keys"):
+            old_outcome, session = _association_outcome(link_access, sap, keys)
+            if session is not None:
+                _end(session)
+        usecase.expect("association with the old keys after the key change", old_outcome, "refused",
+                       article=security.article)
+        with usecase.step("3", HEAD_END, METER, "AARQ with the new keys; GET clock.time and the security event "
+                                                f"log {security.event_log}"):
+            new_outcome, session = _association_outcome(link_access, sap, changed)
+            codes = None
+            if session is not None:
+                try:
+                    session.get(8, "0.0.1.0.0.255", 2)
+                    codes = [event.code for event in EventLog(session, security.event_log).new_since(before)]
+                finally:
+                    _end(session)
+        usecase.expect("association with the new keys after the key change", new_outcome, "accepted",
+                       article=security.article)
+        usecase.expect(f"key change event ({security.key_changed_event}) logged",
+                       codes is not None and security.key_changed_event in codes, True, article=security.article)
+    finally:
+        with usecase.step("4", HEAD_END, METER, "with the new keys (if the meter holds them): ACTION "
+                                                "global_key_transfer back to the original keys"):
+            restore_problem = _restore(link_access, sap, keys, changed)
+    usecase.expect("original keys restored", restore_problem, None, article=security.article)
+    _right_client_works(meter, link_access, usecase, "5", security.article)
+
+
+def test_public_client_cannot_change_the_keys(meter, link_access, usecase):
+    from smmc_bench.cosem.security_setup import AUTHENTICATION_KEY, GLOBAL_UNICAST_ENCRYPTION_KEY, \
+        global_key_transfer
+    from smmc_bench.drivers.dlms.errors import ServiceError
+
+    keys = _keys(meter)
+    if keys.master_key is None:
+        pytest.skip("no master key (KEK) configured ([meter.security] master_key_env or master_key_file): "
+                    "the bench cannot wrap new keys")
+    security = meter.profile.security
+    clients = meter.profile.clients
+    changed = HlsKeys(Secret(os.urandom(16)), Secret(os.urandom(16)), keys.system_title, keys.policy, keys.general,
+                      master_key=keys.master_key)
+    try:
+        with usecase.step("1", HEAD_END, METER, f"associate as the public client (SAP {clients.public_sap}); "
+                                                "ACTION global_key_transfer with new keys wrapped with the "
+                                                "master key"):
+            session = link_access.session(clients.public_sap)
+            session.connect()
+            try:
+                global_key_transfer(session, keys.master_key, {GLOBAL_UNICAST_ENCRYPTION_KEY: changed.encryption_key,
+                                                               AUTHENTICATION_KEY: changed.authentication_key})
+                outcome = "accepted"
+            except ServiceError:
+                outcome = "refused"
+            finally:
+                _end(session)
+        usecase.expect("global_key_transfer by the public client", outcome, "refused", article=security.article)
+    finally:
+        with usecase.step("2", HEAD_END, METER, "with the new keys (if the meter took them): ACTION "
+                                                "global_key_transfer back to the original keys"):
+            restore_problem = _restore(link_access, clients.management_sap, keys, changed)
+    usecase.expect("original keys kept or restored", restore_problem, None, article=security.article)
+    _right_client_works(meter, link_access, usecase, "3", security.article)
