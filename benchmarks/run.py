@@ -27,9 +27,9 @@ def bench_run_wall_time() -> float:
     return elapsed
 
 
-# Each prints its own figures against its target (issues #2, #4, #3, #10, #12).
+# Each prints its own figures against its target (issues #2, #4, #3, #10, #12, #9).
 SCRIPTS = ("dlms_get_rate.py", "simulated_time.py", "hdlc_efficiency.py", "lp_over_hdlc.py", "firmware_image.py",
-           "hls_get_rate.py")
+           "hls_get_rate.py", "parallel_positions.py")
 
 
 def main() -> None:
