@@ -54,6 +54,8 @@ def _served(reply: bytes) -> bool:
 
 
 def _flip(data: bytes, index: int) -> bytes:
+    """`data` with the byte at `index` (negative counts from the end) XOR 0x5A, the rest unchanged."""
+    index %= len(data)
     return data[:index] + bytes((data[index] ^ 0x5A,)) + data[index + 1:]
 
 
