@@ -23,7 +23,7 @@ from gurux_dlms.enums import InterfaceType
 from ..secret import Secret
 from . import apdu as pdu
 from . import names
-from .security import CipheringContext, HlsKeys
+from .security import CipheringContext, HlsKeys, MeterCounterMemory
 from ._gurux_quiet import gurux_to_log
 from .cosem_types import DataType, Typed, decode_exact, describe, encode_data
 from .errors import (
@@ -71,6 +71,9 @@ class SessionSettings:
     timeout: float = 5.0
     max_pdu: int = 1024
     keys: HlsKeys | None = None  # HLS-GMAC: authentication and encryption keys, system title, policy
+    # HLS-GMAC: the meter's invocation counters across associations (a station meter's, shared by
+    # every session to it); None: the session keeps its own.
+    counter_memory: MeterCounterMemory | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.password, (bytes, bytearray)):
@@ -132,9 +135,9 @@ class _HighLevelGmac(_Security):
     """HLS-GMAC, security suite 0: gurux builds the plain APDUs (as if without security), this
     class builds the AARQ, ciphers and deciphers every APDU and runs pass 3/4 with our own checks."""
 
-    def __init__(self, settings: SessionSettings) -> None:
+    def __init__(self, settings: SessionSettings, memory: MeterCounterMemory | None = None) -> None:
         super().__init__(settings)
-        self.context = CipheringContext(settings.keys)
+        self.context = CipheringContext(settings.keys, memory)
 
     def aarq(self, plain_aarq: bytes) -> bytes:
         """Our AARQ: the LN-with-ciphering context, our system title, mechanism 5, CtoS, and the
@@ -205,6 +208,9 @@ class DlmsSession:
             self._redact(settings.keys.authentication_key.reveal())
             self._redact(settings.keys.encryption_key.reveal())
         self._lock = threading.RLock()
+        # The meter's invocation counters across this session's associations (HLS-GMAC).
+        self.counter_memory = settings.counter_memory if settings.counter_memory is not None \
+            else MeterCounterMemory()
         self._client: GXDLMSClient | None = None
         self._associated = False
         self.last_round_trip: float | None = None
@@ -243,6 +249,8 @@ class DlmsSession:
                 return
             s = self.settings
             security = _SECURITY[s.authentication](s)  # raises UnsupportedFeature before any I/O
+            if isinstance(security, _HighLevelGmac):
+                security.context.memory = self.counter_memory
             client = GXDLMSClient(True, s.client_sap, s.server_logical, security.gurux_mechanism,
                                   security.password(), InterfaceType.PDU)
             client.maxReceivePDUSize = s.max_pdu

@@ -162,6 +162,39 @@ def test_tampered_ciphertext_and_tag_refused_and_logged(meter, link_access, usec
                    codes.count(security.decryption_failure_event), len(outcomes), article=security.article)
 
 
+def test_meter_invocation_counter_rises_across_associations(meter, link_access, usecase):
+    """The meter's invocation counter must keep rising over every association with the same key: a
+    counter that restarts at an association reuses GCM IVs (system title || counter) under that
+    key, which exposes the keystream and the authentication key's hash key."""
+    from smmc_bench.drivers.dlms.errors import SecurityFailure
+
+    keys = _keys(meter)
+    security = meter.profile.security
+    sap = meter.profile.clients.management_sap
+    counters: list[tuple[int | None, int | None]] = []
+    problem = None
+    for number in (1, 2, 3):
+        with usecase.step(f"1.{number}", HEAD_END, METER, f"association {number} (SAP {sap}, HLS-GMAC, the same "
+                                                          "keys): GET clock.time, release; note the meter's first "
+                                                          "and last invocation counters"):
+            session = link_access.session(sap, keys=keys)
+            try:
+                session.connect()
+                session.get(8, "0.0.1.0.0.255", 2)
+                counters.append((session.ciphering.first_server_counter, session.ciphering.last_server_counter))
+            except SecurityFailure as exc:  # the bench's own check across associations refused a reply
+                problem = exc.diagnosis
+                break
+            finally:
+                _end(session)
+    log.info("meter invocation counters (first, last) per association: %s", counters)
+    rising = problem is None and all(later[0] is not None and earlier[1] is not None and later[0] > earlier[1]
+                                     for earlier, later in zip(counters, counters[1:]))
+    usecase.expect("each association's first meter invocation counter exceeds the previous association's last",
+                   problem or (rising, counters), (True, counters), article=security.article)
+    _right_client_works(meter, link_access, usecase, "2", security.article)
+
+
 def test_unciphered_request_in_a_ciphered_association_refused(meter, link_access, usecase):
     _keys(meter)
     security = meter.profile.security
