@@ -156,7 +156,8 @@ class _HighLevelGmac(_Security):
                 + _ber(0x8B, names.encode_oid(names.MECHANISM_NAME + (5,)))
                 + _ber(0xAC, _ber(0x80, ctx.client_challenge))
                 + _ber(0xBE, _ber(0x04, ctx.glo_initiate_request(initiate))))
-        return _ber(0x60, body)
+        ctx.aarq = _ber(0x60, body)
+        return ctx.aarq
 
     def decipher_aare(self, aare_apdu: bytes) -> bytes:
         return aare_apdu  # parse_aare deciphers the user-information through self.context
@@ -194,6 +195,8 @@ class DlmsSession:
     last_hls: CipheringContext | None = None
     # Security tests only: rewrites our f(StoC) before pass 3 (to present a wrong one).
     tamper_f_stoc = None
+    # Security tests only: rewrites our HLS-GMAC AARQ before it is sent (to replay a recorded one).
+    tamper_aarq = None
     # Why the meter's side ended an association we did not release (it closed or reset the
     # connection); the next request associates afresh. None: nothing was lost.
     _lost: str | None = None
@@ -267,6 +270,8 @@ class DlmsSession:
                 if hls is not None:  # our own AARQ around the InitiateRequest gurux proposed
                     self.last_hls = hls.context
                     aarq = Secret(hls.aarq(aarq.reveal()))
+                    if self.tamper_aarq is not None:
+                        aarq = Secret(self.tamper_aarq(aarq.reveal()))
                 frame, reply = self._exchange(aarq, summary)
                 try:
                     aare = pdu.parse_aare(reply, decipher=hls.context.initiate_response if hls else None)

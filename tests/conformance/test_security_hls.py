@@ -142,6 +142,53 @@ def test_replayed_request_refused_and_logged(meter, link_access, usecase):
                    len(outcomes), article=security.article)
 
 
+def test_replay_from_an_earlier_association_refused_and_logged(meter, link_access, usecase):
+    """The meter's replay check spans associations: a ciphered request and an AARQ recorded in an
+    earlier association must not be taken after a reconnect (the client's counter went on)."""
+    keys = _keys(meter)
+    security = meter.profile.security
+    sap = meter.profile.clients.management_sap
+    link_access.resume()
+    before = _event_log(meter).entries()
+    with usecase.step("1", HEAD_END, METER, f"association (SAP {sap}, HLS-GMAC): GET clock.time (ciphered), "
+                                            "keeping its AARQ and the request; release"):
+        session = link_access.session(sap, keys=keys)
+        try:
+            session.connect()
+            session.get(8, "0.0.1.0.0.255", 2)
+            recorded_aarq, recorded_request = session.ciphering.aarq, session.ciphering.last_protected
+        finally:
+            _end(session)
+    outcomes = {}
+    with usecase.step("2", HEAD_END, METER, "a new association (the right client); resend the recorded "
+                                            "ciphered request"):
+        link_access.resume()
+        meter.clock.read()
+        outcomes["request from the earlier association"] = \
+            "served" if _served(meter.session.exchange_raw(recorded_request, "replayed GET (earlier association)")) \
+            else "refused"
+    with usecase.step("3", HEAD_END, METER, "resend the recorded AARQ (the earlier association's)"):
+        session = link_access.session(sap, keys=keys)
+        session.tamper_aarq = lambda aarq: recorded_aarq
+        try:
+            session.connect()
+            outcomes["AARQ from the earlier association"] = "accepted"
+        except AssociationRejected:
+            outcomes["AARQ from the earlier association"] = "refused"
+        except DlmsError:  # the meter accepted it and the bench's pass 3/4 failed, or the meter refused pass 3
+            accepted = session.last_hls is not None and session.last_hls.meter_accepted
+            outcomes["AARQ from the earlier association"] = "accepted" if accepted else "refused"
+        finally:
+            _end(session)
+    usecase.expect("replays from an earlier association", outcomes, {label: "refused" for label in outcomes},
+                   article=security.article)
+    _right_client_works(meter, link_access, usecase, "4", security.article)
+    with usecase.step("5", HEAD_END, METER, f"GET the security event log {security.event_log}"):
+        codes = [event.code for event in _event_log(meter).new_since(before)]
+    usecase.expect(f"replay attack events ({security.replay_event}) logged", codes.count(security.replay_event),
+                   len(outcomes), article=security.article)
+
+
 def test_tampered_ciphertext_and_tag_refused_and_logged(meter, link_access, usecase):
     _keys(meter)
     security = meter.profile.security
