@@ -16,6 +16,7 @@ management client does not use HLS-GMAC.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -278,23 +279,33 @@ def _end(session) -> None:
 
 
 def _restore(link_access, sap: int, original: HlsKeys, changed: HlsKeys) -> str | None:
-    """Put the original keys back if the meter holds the changed ones; None, or what went wrong."""
+    """Put the original keys back if the meter holds the changed ones, or only one of them (a meter
+    that took part of a transfer); None, or what went wrong."""
     from smmc_bench.cosem.security_setup import AUTHENTICATION_KEY, GLOBAL_UNICAST_ENCRYPTION_KEY, \
         global_key_transfer
 
+    candidates = [changed,
+                  dataclasses.replace(original, encryption_key=changed.encryption_key),
+                  dataclasses.replace(original, authentication_key=changed.authentication_key)]
     try:
-        outcome, session = _association_outcome(link_access, sap, changed)
-        if session is None:  # the meter does not hold the changed keys: nothing to put back
+        for candidate in candidates:
+            if candidate.encryption_key.reveal() == original.encryption_key.reveal() and \
+                    candidate.authentication_key.reveal() == original.authentication_key.reveal():
+                continue
+            outcome, session = _association_outcome(link_access, sap, candidate)
+            if session is None:  # the meter does not hold these keys
+                continue
+            try:
+                global_key_transfer(session, original.master_key,
+                                    {GLOBAL_UNICAST_ENCRYPTION_KEY: original.encryption_key,
+                                     AUTHENTICATION_KEY: original.authentication_key})
+            finally:
+                _end(session)
             return None
-        try:
-            global_key_transfer(session, original.master_key, {GLOBAL_UNICAST_ENCRYPTION_KEY: original.encryption_key,
-                                                               AUTHENTICATION_KEY: original.authentication_key})
-        finally:
-            _end(session)
     except DlmsError as exc:
         log.warning("restoring the original HLS keys failed: %s", exc)
         return f"restoring the original keys failed: {exc}"
-    return None
+    return None  # the meter holds none of the changed keys: nothing to put back
 
 
 def test_global_key_transfer_takes_effect(meter, link_access, usecase):
@@ -350,6 +361,64 @@ def test_global_key_transfer_takes_effect(meter, link_access, usecase):
             restore_problem = _restore(link_access, sap, keys, changed)
     usecase.expect("original keys restored", restore_problem, None, article=security.article)
     _right_client_works(meter, link_access, usecase, "5", security.article)
+
+
+def test_refused_key_transfer_changes_no_key(meter, link_access, usecase):
+    """A global key transfer is all or nothing: one whose second entry does not unwrap with the master
+    key is refused and stores none of its keys (the first entry's key is not taken either)."""
+    from smmc_bench.cosem.security_setup import AUTHENTICATION_KEY, GLOBAL_KEY_TRANSFER, \
+        GLOBAL_UNICAST_ENCRYPTION_KEY, SECURITY_SETUP, SECURITY_SETUP_LN, wrapped_key_data
+    from smmc_bench.drivers.dlms import DataType, Typed
+    from smmc_bench.drivers.dlms.errors import ServiceError
+
+    keys = _keys(meter)
+    if keys.master_key is None:
+        pytest.skip("no master key (KEK) configured ([meter.security] master_key_env or master_key_file): "
+                    "the bench cannot wrap new keys")
+    security = meter.profile.security
+    sap = meter.profile.clients.management_sap
+    changed = HlsKeys(Secret(os.urandom(16)), Secret(os.urandom(16)), keys.system_title, keys.policy, keys.general,
+                      master_key=keys.master_key)
+    wrong_kek = Secret(_flip(keys.master_key.reveal(), 0))
+    good = wrapped_key_data(keys.master_key, {GLOBAL_UNICAST_ENCRYPTION_KEY: changed.encryption_key}).value[0]
+    bad = wrapped_key_data(wrong_kek, {AUTHENTICATION_KEY: changed.authentication_key}).value[0]
+    outcomes = {}
+    try:
+        with usecase.step("1", HEAD_END, METER, f"associate (SAP {sap}, the configured keys); ACTION "
+                                                "global_key_transfer: a new global unicast encryption key "
+                                                "wrapped with the master key, then a new authentication key "
+                                                "wrapped with another key (does not unwrap)"):
+            session = link_access.session(sap, keys=keys)
+            session.connect()
+            try:
+                session.action(SECURITY_SETUP, SECURITY_SETUP_LN, GLOBAL_KEY_TRANSFER,
+                               Typed(DataType.ARRAY, [good, bad]))
+                outcomes["transfer with a bad second entry"] = "accepted"
+            except ServiceError:
+                outcomes["transfer with a bad second entry"] = "refused"
+            finally:
+                _end(session)
+        with usecase.step("2", HEAD_END, METER, "AARQ with the configured keys; AARQ with the first entry's "
+                                                "encryption key and the configured authentication key"):
+            outcome, session = _association_outcome(link_access, sap, keys)
+            if session is not None:
+                _end(session)
+            outcomes["association with the configured keys"] = outcome
+            mixed = dataclasses.replace(keys, encryption_key=changed.encryption_key)
+            outcome, session = _association_outcome(link_access, sap, mixed)
+            if session is not None:
+                _end(session)
+            outcomes["association with the first entry's key"] = outcome
+        usecase.expect("a refused key transfer changes no key", outcomes,
+                       {"transfer with a bad second entry": "refused",
+                        "association with the configured keys": "accepted",
+                        "association with the first entry's key": "refused"}, article=security.article)
+    finally:
+        with usecase.step("3", HEAD_END, METER, "with any key the meter took: ACTION global_key_transfer back "
+                                                "to the original keys"):
+            restore_problem = _restore(link_access, sap, keys, changed)
+    usecase.expect("original keys kept or restored", restore_problem, None, article=security.article)
+    _right_client_works(meter, link_access, usecase, "4", security.article)
 
 
 def test_public_client_cannot_change_the_keys(meter, link_access, usecase):
