@@ -191,6 +191,7 @@ class CipheringContext:
         self.memory = memory if memory is not None else MeterCounterMemory()
         self.first_server_counter: int | None = None  # the meter's first counter in this association
         self.aarq: bytes | None = None  # the AARQ this association sent (a replay test resends it later)
+        self.f_stoc_sent: bytes | None = None  # the f(StoC) our pass 3 presented (a replay test resends it)
         self.client_challenge = os.urandom(16)  # CtoS
         self.server_title: bytes | None = None
         self.server_challenge: bytes | None = None

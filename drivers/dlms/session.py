@@ -170,6 +170,7 @@ class _HighLevelGmac(_Security):
         f_stoc = self.context.f_stoc()
         if session.tamper_f_stoc is not None:
             f_stoc = session.tamper_f_stoc(f_stoc)
+        self.context.f_stoc_sent = f_stoc
         reply = session.action(15, ASSOCIATION_LN, 1, Typed(DataType.OCTET_STRING, f_stoc))
         self.context.check_f_ctos(reply)
 
@@ -197,6 +198,8 @@ class DlmsSession:
     tamper_f_stoc = None
     # Security tests only: rewrites our HLS-GMAC AARQ before it is sent (to replay a recorded one).
     tamper_aarq = None
+    # Security tests only: the CtoS our HLS-GMAC AARQ carries instead of a random one.
+    client_challenge: bytes | None = None
     # Why the meter's side ended an association we did not release (it closed or reset the
     # connection); the next request associates afresh. None: nothing was lost.
     _lost: str | None = None
@@ -254,6 +257,8 @@ class DlmsSession:
             security = _SECURITY[s.authentication](s)  # raises UnsupportedFeature before any I/O
             if isinstance(security, _HighLevelGmac):
                 security.context.memory = self.counter_memory
+                if self.client_challenge is not None:
+                    security.context.client_challenge = bytes(self.client_challenge)
             client = GXDLMSClient(True, s.client_sap, s.server_logical, security.gurux_mechanism,
                                   security.password(), InterfaceType.PDU)
             client.maxReceivePDUSize = s.max_pdu

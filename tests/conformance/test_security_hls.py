@@ -21,7 +21,7 @@ import logging
 import os
 
 import pytest
-from smmc_bench.drivers.dlms.errors import AssociationRejected, DlmsError
+from smmc_bench.drivers.dlms.errors import AssociationRejected, DlmsError, MeterNotAuthenticated
 from smmc_bench.drivers.dlms.security import HlsKeys
 from smmc_bench.drivers.secret import Secret
 
@@ -116,6 +116,45 @@ def test_wrong_keys_refused_and_logged(meter, link_access, usecase):
     expected = len(wrong) // security.failures_before_event
     usecase.expect(f"association authentication failure events ({security.association_failure_event}) logged",
                    codes.count(security.association_failure_event) >= expected, True, article=security.article)
+
+
+def test_recorded_f_stoc_reflected_as_ctos_refused_and_logged(meter, link_access, usecase):
+    """Pass 3 must prove the client holds the keys now: a recorded f(StoC) replayed in a later
+    association whose AARQ carries the recorded StoC as its CtoS (reflection) must be refused."""
+    keys = _keys(meter)
+    security = meter.profile.security
+    sap = meter.profile.clients.management_sap
+    link_access.resume()
+    before = _event_log(meter).entries()
+    with usecase.step("1", HEAD_END, METER, f"association (SAP {sap}, HLS-GMAC), keeping the meter's StoC and "
+                                            "the f(StoC) presented in pass 3; release"):
+        session = link_access.session(sap, keys=keys)
+        try:
+            session.connect()
+            recorded_stoc, recorded_f_stoc = session.ciphering.server_challenge, session.ciphering.f_stoc_sent
+        finally:
+            _end(session)
+    with usecase.step("2", HEAD_END, METER, "AARQ with the recorded StoC as CtoS; pass 3 presents the recorded "
+                                            "f(StoC) instead of one over the new StoC"):
+        session = link_access.session(sap, keys=keys)
+        session.client_challenge = recorded_stoc
+        session.tamper_f_stoc = lambda f_stoc: recorded_f_stoc
+        try:
+            session.connect()
+            outcome = "accepted"
+        except MeterNotAuthenticated:  # the meter answered pass 3 with an f(CtoS) (that the bench refuses)
+            outcome = "accepted"
+        except DlmsError:  # the AARQ or pass 3 refused
+            outcome = "refused"
+        finally:
+            _end(session)
+    usecase.expect("a recorded f(StoC) reflected through CtoS", outcome, "refused", article=security.article)
+    _right_client_works(meter, link_access, usecase, "3", security.article)
+    with usecase.step("4", HEAD_END, METER, f"GET the security event log {security.event_log}"):
+        codes = [event.code for event in _event_log(meter).new_since(before)]
+    usecase.expect(f"association authentication failure event ({security.association_failure_event}) logged",
+                   security.association_failure_event in codes or security.failures_before_event > 1, True,
+                   article=security.article)
 
 
 def test_replayed_request_refused_and_logged(meter, link_access, usecase):
