@@ -282,6 +282,30 @@ def test_meter_invocation_counter_rises_across_associations(meter, link_access, 
     _right_client_works(meter, link_access, usecase, "2", security.article)
 
 
+def test_request_under_another_system_title_refused_and_logged(meter, link_access, usecase):
+    """general-glo-ciphering names the sender's system title: within the association, a request
+    ciphered (with the right keys) under another client's title must be refused, not deciphered
+    with the title it carries (another client's requests and counters would be served)."""
+    from smmc_bench.drivers.dlms.security import CipheringContext
+
+    keys = _keys(meter)
+    security = meter.profile.security
+    link_access.resume()
+    before = _event_log(meter).entries()
+    other_title = bytes(b ^ 0xFF for b in keys.system_title)
+    other = dataclasses.replace(keys, system_title=other_title, general=True)
+    with usecase.step("1", HEAD_END, METER, f"general-glo GET clock.time ciphered with the keys under system title "
+                                            f"{other_title.hex()} (not the association's)"):
+        request = CipheringContext(other).protect(CLOCK_TIME_GET)
+        served = _served(meter.session.exchange_raw(request, "general-glo GET under another system title"))
+    usecase.expect("a request under another system title served", served, False, article=security.article)
+    _right_client_works(meter, link_access, usecase, "2", security.article)
+    with usecase.step("3", HEAD_END, METER, f"GET the security event log {security.event_log}"):
+        codes = [event.code for event in _event_log(meter).new_since(before)]
+    usecase.expect(f"decryption/authentication failure event ({security.decryption_failure_event}) logged",
+                   security.decryption_failure_event in codes, True, article=security.article)
+
+
 def test_unciphered_request_in_a_ciphered_association_refused(meter, link_access, usecase):
     _keys(meter)
     security = meter.profile.security
