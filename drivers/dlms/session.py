@@ -135,9 +135,9 @@ class _HighLevelGmac(_Security):
     """HLS-GMAC, security suite 0: gurux builds the plain APDUs (as if without security), this
     class builds the AARQ, ciphers and deciphers every APDU and runs pass 3/4 with our own checks."""
 
-    def __init__(self, settings: SessionSettings, memory: MeterCounterMemory | None = None) -> None:
+    def __init__(self, settings: SessionSettings) -> None:
         super().__init__(settings)
-        self.context = CipheringContext(settings.keys, memory)
+        self.context = CipheringContext(settings.keys)
 
     def aarq(self, plain_aarq: bytes) -> bytes:
         """Our AARQ: the LN-with-ciphering context, our system title, mechanism 5, CtoS, and the
