@@ -17,6 +17,7 @@ from smmc_bench.cosem.event_log import EventLog
 from smmc_bench.cosem.register import Register
 from smmc_bench.drivers.dlms import Authentication as DlmsAuthentication
 from smmc_bench.drivers.dlms import DlmsSession, FrameTrace, SessionSettings
+from smmc_bench.drivers.dlms.security import MeterCounterMemory
 from smmc_bench.drivers.secret import Secret
 from smmc_bench.fixtures.clock import VirtualClock
 from smmc_bench.instruments import EmulatedInstruments, serve_emulated_instruments
@@ -89,6 +90,9 @@ class StationMeter:
     profile: MeterProfile
     password: Secret | None
     keys: "HlsKeys | None" = None  # HLS-GMAC keys (smmc_bench.drivers.dlms.security), when configured
+    # HLS-GMAC: the meter's invocation counters over every association the bench makes with it (they
+    # must keep rising across associations with the same keys), shared by every session to it.
+    counter_memory: MeterCounterMemory = field(default_factory=MeterCounterMemory, repr=False)
     # The links the bench dials (for an emulated meter, known once its servers run).
     links: list[Link] = field(default_factory=list)
     identity: dict[str, str] = field(default_factory=dict)
@@ -251,6 +255,7 @@ class Station:
             password=None if public else meter.password,
             keys=None if public else meter.keys,
             timeout=link.timeout,
+            counter_memory=meter.counter_memory,
         )
         return DlmsSession(open_transport(link, meter.profile.links), settings, trace=trace)
 

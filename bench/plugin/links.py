@@ -213,7 +213,7 @@ class LinkAccess:
         settings = SessionSettings(
             client_sap=client_sap, server_logical=self.link.server_logical,
             authentication=authentication, password=password, keys=keys, timeout=self.link.timeout,
-            max_pdu=max_pdu)
+            max_pdu=max_pdu, counter_memory=self.meter.station_meter.counter_memory)
         trace = FrameTrace()
         register_wire_trace(self.request, f"DLMS frames of client SAP {client_sap}", trace)
         session = DlmsSession(transport, settings, trace=trace)

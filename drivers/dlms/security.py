@@ -17,6 +17,7 @@ Keys travel as Secrets; nothing here formats a key into a message.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import struct
@@ -153,12 +154,44 @@ def _next_counter(title: bytes) -> int:
         return value
 
 
+class MeterCounterMemory:
+    """The highest invocation counter each meter (its system title) used under each key pair,
+    across associations: the meter's counter must keep rising over all of them, or it reuses an
+    IV (system title || counter) under the same key, which breaks GCM. A station meter holds one
+    for every session to it; a session without one keeps its own (its reconnects are checked).
+    Keys are held only as a salted digest."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[bytes, bytes], int] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _slot(title: bytes, keys: HlsKeys) -> tuple[bytes, bytes]:
+        digest = hashlib.sha256(b"smmc-bench meter invocation counter\0" + keys.encryption_key.reveal()
+                                + keys.authentication_key.reveal()).digest()
+        return bytes(title), digest
+
+    def last(self, title: bytes, keys: HlsKeys) -> int | None:
+        with self._lock:
+            return self._last.get(self._slot(title, keys))
+
+    def record(self, title: bytes, keys: HlsKeys, counter: int) -> None:
+        slot = self._slot(title, keys)
+        with self._lock:
+            self._last[slot] = max(counter, self._last.get(slot, counter))
+
+
 class CipheringContext:
     """One association's ciphering state: our counter goes up with every APDU we protect, the
-    meter's must go up with every APDU we accept."""
+    meter's must go up with every APDU we accept, within the association and (through `memory`)
+    across the associations with the same meter and keys."""
 
-    def __init__(self, keys: HlsKeys) -> None:
+    def __init__(self, keys: HlsKeys, memory: MeterCounterMemory | None = None) -> None:
         self.keys = keys
+        self.memory = memory if memory is not None else MeterCounterMemory()
+        self.first_server_counter: int | None = None  # the meter's first counter in this association
+        self.aarq: bytes | None = None  # the AARQ this association sent (a replay test resends it later)
+        self.f_stoc_sent: bytes | None = None  # the f(StoC) our pass 3 presented (a replay test resends it)
         self.client_challenge = os.urandom(16)  # CtoS
         self.server_title: bytes | None = None
         self.server_challenge: bytes | None = None
@@ -205,6 +238,7 @@ class CipheringContext:
         if floor is not None and counter <= floor:
             raise ReplayedReply(f"HLS pass 4 f(CtoS): the meter's invocation counter {counter} does not exceed "
                                 f"the glo-InitiateResponse's {floor}: a replayed f(CtoS)")
+        self._accept_across_associations(counter, "HLS pass 4 f(CtoS)")
         self.last_server_counter = max(counter, self.last_server_counter or 0)
 
     def _title(self) -> bytes:
@@ -217,7 +251,22 @@ class CipheringContext:
         if last is not None and counter <= last:
             raise ReplayedReply(f"{what}: the meter's invocation counter {counter} does not exceed the last "
                                 f"accepted {last}: a replayed or stale reply")
+        self._accept_across_associations(counter, what)
         self.last_server_counter = counter
+
+    def _accept_across_associations(self, counter: int, what: str) -> None:
+        """The meter's counter must also exceed every counter it used with these keys in an earlier
+        association (checked on the association's first counter; later ones rise from it)."""
+        title = self._title()
+        if self.first_server_counter is None:
+            earlier = self.memory.last(title, self.keys)
+            if earlier is not None and counter <= earlier:
+                raise ReplayedReply(f"{what}: the meter's invocation counter {counter} does not exceed {earlier}, "
+                                    f"the last it used with these keys in an earlier association: its counter "
+                                    f"restarted or went back, so it reuses GCM IVs (system title || counter) "
+                                    f"under the same key, or the reply was recorded earlier")
+            self.first_server_counter = counter
+        self.memory.record(title, self.keys, counter)
 
     # -- xDLMS -------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from gurux_dlms.enums import InterfaceType
 from ..secret import Secret
 from . import apdu as pdu
 from . import names
-from .security import CipheringContext, HlsKeys
+from .security import CipheringContext, HlsKeys, MeterCounterMemory
 from ._gurux_quiet import gurux_to_log
 from .cosem_types import DataType, Typed, decode_exact, describe, encode_data
 from .errors import (
@@ -71,6 +71,9 @@ class SessionSettings:
     timeout: float = 5.0
     max_pdu: int = 1024
     keys: HlsKeys | None = None  # HLS-GMAC: authentication and encryption keys, system title, policy
+    # HLS-GMAC: the meter's invocation counters across associations (a station meter's, shared by
+    # every session to it); None: the session keeps its own.
+    counter_memory: MeterCounterMemory | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.password, (bytes, bytearray)):
@@ -153,7 +156,8 @@ class _HighLevelGmac(_Security):
                 + _ber(0x8B, names.encode_oid(names.MECHANISM_NAME + (5,)))
                 + _ber(0xAC, _ber(0x80, ctx.client_challenge))
                 + _ber(0xBE, _ber(0x04, ctx.glo_initiate_request(initiate))))
-        return _ber(0x60, body)
+        ctx.aarq = _ber(0x60, body)
+        return ctx.aarq
 
     def decipher_aare(self, aare_apdu: bytes) -> bytes:
         return aare_apdu  # parse_aare deciphers the user-information through self.context
@@ -166,6 +170,7 @@ class _HighLevelGmac(_Security):
         f_stoc = self.context.f_stoc()
         if session.tamper_f_stoc is not None:
             f_stoc = session.tamper_f_stoc(f_stoc)
+        self.context.f_stoc_sent = f_stoc
         reply = session.action(15, ASSOCIATION_LN, 1, Typed(DataType.OCTET_STRING, f_stoc))
         self.context.check_f_ctos(reply)
 
@@ -191,6 +196,10 @@ class DlmsSession:
     last_hls: CipheringContext | None = None
     # Security tests only: rewrites our f(StoC) before pass 3 (to present a wrong one).
     tamper_f_stoc = None
+    # Security tests only: rewrites our HLS-GMAC AARQ before it is sent (to replay a recorded one).
+    tamper_aarq = None
+    # Security tests only: the CtoS our HLS-GMAC AARQ carries instead of a random one.
+    client_challenge: bytes | None = None
     # Why the meter's side ended an association we did not release (it closed or reset the
     # connection); the next request associates afresh. None: nothing was lost.
     _lost: str | None = None
@@ -205,6 +214,9 @@ class DlmsSession:
             self._redact(settings.keys.authentication_key.reveal())
             self._redact(settings.keys.encryption_key.reveal())
         self._lock = threading.RLock()
+        # The meter's invocation counters across this session's associations (HLS-GMAC).
+        self.counter_memory = settings.counter_memory if settings.counter_memory is not None \
+            else MeterCounterMemory()
         self._client: GXDLMSClient | None = None
         self._associated = False
         self.last_round_trip: float | None = None
@@ -243,6 +255,10 @@ class DlmsSession:
                 return
             s = self.settings
             security = _SECURITY[s.authentication](s)  # raises UnsupportedFeature before any I/O
+            if isinstance(security, _HighLevelGmac):
+                security.context.memory = self.counter_memory
+                if self.client_challenge is not None:
+                    security.context.client_challenge = bytes(self.client_challenge)
             client = GXDLMSClient(True, s.client_sap, s.server_logical, security.gurux_mechanism,
                                   security.password(), InterfaceType.PDU)
             client.maxReceivePDUSize = s.max_pdu
@@ -259,6 +275,8 @@ class DlmsSession:
                 if hls is not None:  # our own AARQ around the InitiateRequest gurux proposed
                     self.last_hls = hls.context
                     aarq = Secret(hls.aarq(aarq.reveal()))
+                    if self.tamper_aarq is not None:
+                        aarq = Secret(self.tamper_aarq(aarq.reveal()))
                 frame, reply = self._exchange(aarq, summary)
                 try:
                     aare = pdu.parse_aare(reply, decipher=hls.context.initiate_response if hls else None)

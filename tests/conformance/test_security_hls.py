@@ -16,11 +16,12 @@ management client does not use HLS-GMAC.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
 import pytest
-from smmc_bench.drivers.dlms.errors import AssociationRejected, DlmsError
+from smmc_bench.drivers.dlms.errors import AssociationRejected, DlmsError, MeterNotAuthenticated
 from smmc_bench.drivers.dlms.security import HlsKeys
 from smmc_bench.drivers.secret import Secret
 
@@ -54,6 +55,8 @@ def _served(reply: bytes) -> bool:
 
 
 def _flip(data: bytes, index: int) -> bytes:
+    """`data` with the byte at `index` (negative counts from the end) XOR 0x5A, the rest unchanged."""
+    index %= len(data)
     return data[:index] + bytes((data[index] ^ 0x5A,)) + data[index + 1:]
 
 
@@ -115,6 +118,45 @@ def test_wrong_keys_refused_and_logged(meter, link_access, usecase):
                    codes.count(security.association_failure_event) >= expected, True, article=security.article)
 
 
+def test_recorded_f_stoc_reflected_as_ctos_refused_and_logged(meter, link_access, usecase):
+    """Pass 3 must prove the client holds the keys now: a recorded f(StoC) replayed in a later
+    association whose AARQ carries the recorded StoC as its CtoS (reflection) must be refused."""
+    keys = _keys(meter)
+    security = meter.profile.security
+    sap = meter.profile.clients.management_sap
+    link_access.resume()
+    before = _event_log(meter).entries()
+    with usecase.step("1", HEAD_END, METER, f"association (SAP {sap}, HLS-GMAC), keeping the meter's StoC and "
+                                            "the f(StoC) presented in pass 3; release"):
+        session = link_access.session(sap, keys=keys)
+        try:
+            session.connect()
+            recorded_stoc, recorded_f_stoc = session.ciphering.server_challenge, session.ciphering.f_stoc_sent
+        finally:
+            _end(session)
+    with usecase.step("2", HEAD_END, METER, "AARQ with the recorded StoC as CtoS; pass 3 presents the recorded "
+                                            "f(StoC) instead of one over the new StoC"):
+        session = link_access.session(sap, keys=keys)
+        session.client_challenge = recorded_stoc
+        session.tamper_f_stoc = lambda f_stoc: recorded_f_stoc
+        try:
+            session.connect()
+            outcome = "accepted"
+        except MeterNotAuthenticated:  # the meter answered pass 3 with an f(CtoS) (that the bench refuses)
+            outcome = "accepted"
+        except DlmsError:  # the AARQ or pass 3 refused
+            outcome = "refused"
+        finally:
+            _end(session)
+    usecase.expect("a recorded f(StoC) reflected through CtoS", outcome, "refused", article=security.article)
+    _right_client_works(meter, link_access, usecase, "3", security.article)
+    with usecase.step("4", HEAD_END, METER, f"GET the security event log {security.event_log}"):
+        codes = [event.code for event in _event_log(meter).new_since(before)]
+    usecase.expect(f"association authentication failure event ({security.association_failure_event}) logged",
+                   security.association_failure_event in codes or security.failures_before_event > 1, True,
+                   article=security.article)
+
+
 def test_replayed_request_refused_and_logged(meter, link_access, usecase):
     _keys(meter)
     security = meter.profile.security
@@ -132,6 +174,53 @@ def test_replayed_request_refused_and_logged(meter, link_access, usecase):
     with usecase.step("3", HEAD_END, METER, "resend the older ciphered request (lower invocation counter)"):
         outcomes["lower invocation counter"] = _served(meter.session.exchange_raw(older, "replayed GET (lower IC)"))
     usecase.expect("replayed requests served", outcomes, {label: False for label in outcomes},
+                   article=security.article)
+    _right_client_works(meter, link_access, usecase, "4", security.article)
+    with usecase.step("5", HEAD_END, METER, f"GET the security event log {security.event_log}"):
+        codes = [event.code for event in _event_log(meter).new_since(before)]
+    usecase.expect(f"replay attack events ({security.replay_event}) logged", codes.count(security.replay_event),
+                   len(outcomes), article=security.article)
+
+
+def test_replay_from_an_earlier_association_refused_and_logged(meter, link_access, usecase):
+    """The meter's replay check spans associations: a ciphered request and an AARQ recorded in an
+    earlier association must not be taken after a reconnect (the client's counter went on)."""
+    keys = _keys(meter)
+    security = meter.profile.security
+    sap = meter.profile.clients.management_sap
+    link_access.resume()
+    before = _event_log(meter).entries()
+    with usecase.step("1", HEAD_END, METER, f"association (SAP {sap}, HLS-GMAC): GET clock.time (ciphered), "
+                                            "keeping its AARQ and the request; release"):
+        session = link_access.session(sap, keys=keys)
+        try:
+            session.connect()
+            session.get(8, "0.0.1.0.0.255", 2)
+            recorded_aarq, recorded_request = session.ciphering.aarq, session.ciphering.last_protected
+        finally:
+            _end(session)
+    outcomes = {}
+    with usecase.step("2", HEAD_END, METER, "a new association (the right client); resend the recorded "
+                                            "ciphered request"):
+        link_access.resume()
+        meter.clock.read()
+        outcomes["request from the earlier association"] = \
+            "served" if _served(meter.session.exchange_raw(recorded_request, "replayed GET (earlier association)")) \
+            else "refused"
+    with usecase.step("3", HEAD_END, METER, "resend the recorded AARQ (the earlier association's)"):
+        session = link_access.session(sap, keys=keys)
+        session.tamper_aarq = lambda aarq: recorded_aarq
+        try:
+            session.connect()
+            outcomes["AARQ from the earlier association"] = "accepted"
+        except AssociationRejected:
+            outcomes["AARQ from the earlier association"] = "refused"
+        except DlmsError:  # the meter accepted it and the bench's pass 3/4 failed, or the meter refused pass 3
+            accepted = session.last_hls is not None and session.last_hls.meter_accepted
+            outcomes["AARQ from the earlier association"] = "accepted" if accepted else "refused"
+        finally:
+            _end(session)
+    usecase.expect("replays from an earlier association", outcomes, {label: "refused" for label in outcomes},
                    article=security.article)
     _right_client_works(meter, link_access, usecase, "4", security.article)
     with usecase.step("5", HEAD_END, METER, f"GET the security event log {security.event_log}"):
@@ -158,6 +247,63 @@ def test_tampered_ciphertext_and_tag_refused_and_logged(meter, link_access, usec
         codes = [event.code for event in _event_log(meter).new_since(before)]
     usecase.expect(f"decryption/authentication failure events ({security.decryption_failure_event}) logged",
                    codes.count(security.decryption_failure_event), len(outcomes), article=security.article)
+
+
+def test_meter_invocation_counter_rises_across_associations(meter, link_access, usecase):
+    """The meter's invocation counter must keep rising over every association with the same key: a
+    counter that restarts at an association reuses GCM IVs (system title || counter) under that
+    key, which exposes the keystream and the authentication key's hash key."""
+    from smmc_bench.drivers.dlms.errors import SecurityFailure
+
+    keys = _keys(meter)
+    security = meter.profile.security
+    sap = meter.profile.clients.management_sap
+    counters: list[tuple[int | None, int | None]] = []
+    problem = None
+    for number in (1, 2, 3):
+        with usecase.step(f"1.{number}", HEAD_END, METER, f"association {number} (SAP {sap}, HLS-GMAC, the same "
+                                                          "keys): GET clock.time, release; note the meter's first "
+                                                          "and last invocation counters"):
+            session = link_access.session(sap, keys=keys)
+            try:
+                session.connect()
+                session.get(8, "0.0.1.0.0.255", 2)
+                counters.append((session.ciphering.first_server_counter, session.ciphering.last_server_counter))
+            except SecurityFailure as exc:  # the bench's own check across associations refused a reply
+                problem = exc.diagnosis
+                break
+            finally:
+                _end(session)
+    log.info("meter invocation counters (first, last) per association: %s", counters)
+    rising = problem is None and all(later[0] is not None and earlier[1] is not None and later[0] > earlier[1]
+                                     for earlier, later in zip(counters, counters[1:]))
+    usecase.expect("each association's first meter invocation counter exceeds the previous association's last",
+                   problem or (rising, counters), (True, counters), article=security.article)
+    _right_client_works(meter, link_access, usecase, "2", security.article)
+
+
+def test_request_under_another_system_title_refused_and_logged(meter, link_access, usecase):
+    """general-glo-ciphering names the sender's system title: within the association, a request
+    ciphered (with the right keys) under another client's title must be refused, not deciphered
+    with the title it carries (another client's requests and counters would be served)."""
+    from smmc_bench.drivers.dlms.security import CipheringContext
+
+    keys = _keys(meter)
+    security = meter.profile.security
+    link_access.resume()
+    before = _event_log(meter).entries()
+    other_title = bytes(b ^ 0xFF for b in keys.system_title)
+    other = dataclasses.replace(keys, system_title=other_title, general=True)
+    with usecase.step("1", HEAD_END, METER, f"general-glo GET clock.time ciphered with the keys under system title "
+                                            f"{other_title.hex()} (not the association's)"):
+        request = CipheringContext(other).protect(CLOCK_TIME_GET)
+        served = _served(meter.session.exchange_raw(request, "general-glo GET under another system title"))
+    usecase.expect("a request under another system title served", served, False, article=security.article)
+    _right_client_works(meter, link_access, usecase, "2", security.article)
+    with usecase.step("3", HEAD_END, METER, f"GET the security event log {security.event_log}"):
+        codes = [event.code for event in _event_log(meter).new_since(before)]
+    usecase.expect(f"decryption/authentication failure event ({security.decryption_failure_event}) logged",
+                   security.decryption_failure_event in codes, True, article=security.article)
 
 
 def test_unciphered_request_in_a_ciphered_association_refused(meter, link_access, usecase):
@@ -196,23 +342,33 @@ def _end(session) -> None:
 
 
 def _restore(link_access, sap: int, original: HlsKeys, changed: HlsKeys) -> str | None:
-    """Put the original keys back if the meter holds the changed ones; None, or what went wrong."""
+    """Put the original keys back if the meter holds the changed ones, or only one of them (a meter
+    that took part of a transfer); None, or what went wrong."""
     from smmc_bench.cosem.security_setup import AUTHENTICATION_KEY, GLOBAL_UNICAST_ENCRYPTION_KEY, \
         global_key_transfer
 
+    candidates = [changed,
+                  dataclasses.replace(original, encryption_key=changed.encryption_key),
+                  dataclasses.replace(original, authentication_key=changed.authentication_key)]
     try:
-        outcome, session = _association_outcome(link_access, sap, changed)
-        if session is None:  # the meter does not hold the changed keys: nothing to put back
+        for candidate in candidates:
+            if candidate.encryption_key.reveal() == original.encryption_key.reveal() and \
+                    candidate.authentication_key.reveal() == original.authentication_key.reveal():
+                continue
+            outcome, session = _association_outcome(link_access, sap, candidate)
+            if session is None:  # the meter does not hold these keys
+                continue
+            try:
+                global_key_transfer(session, original.master_key,
+                                    {GLOBAL_UNICAST_ENCRYPTION_KEY: original.encryption_key,
+                                     AUTHENTICATION_KEY: original.authentication_key})
+            finally:
+                _end(session)
             return None
-        try:
-            global_key_transfer(session, original.master_key, {GLOBAL_UNICAST_ENCRYPTION_KEY: original.encryption_key,
-                                                               AUTHENTICATION_KEY: original.authentication_key})
-        finally:
-            _end(session)
     except DlmsError as exc:
         log.warning("restoring the original HLS keys failed: %s", exc)
         return f"restoring the original keys failed: {exc}"
-    return None
+    return None  # the meter holds none of the changed keys: nothing to put back
 
 
 def test_global_key_transfer_takes_effect(meter, link_access, usecase):
@@ -268,6 +424,64 @@ def test_global_key_transfer_takes_effect(meter, link_access, usecase):
             restore_problem = _restore(link_access, sap, keys, changed)
     usecase.expect("original keys restored", restore_problem, None, article=security.article)
     _right_client_works(meter, link_access, usecase, "5", security.article)
+
+
+def test_refused_key_transfer_changes_no_key(meter, link_access, usecase):
+    """A global key transfer is all or nothing: one whose second entry does not unwrap with the master
+    key is refused and stores none of its keys (the first entry's key is not taken either)."""
+    from smmc_bench.cosem.security_setup import AUTHENTICATION_KEY, GLOBAL_KEY_TRANSFER, \
+        GLOBAL_UNICAST_ENCRYPTION_KEY, SECURITY_SETUP, SECURITY_SETUP_LN, wrapped_key_data
+    from smmc_bench.drivers.dlms import DataType, Typed
+    from smmc_bench.drivers.dlms.errors import ServiceError
+
+    keys = _keys(meter)
+    if keys.master_key is None:
+        pytest.skip("no master key (KEK) configured ([meter.security] master_key_env or master_key_file): "
+                    "the bench cannot wrap new keys")
+    security = meter.profile.security
+    sap = meter.profile.clients.management_sap
+    changed = HlsKeys(Secret(os.urandom(16)), Secret(os.urandom(16)), keys.system_title, keys.policy, keys.general,
+                      master_key=keys.master_key)
+    wrong_kek = Secret(_flip(keys.master_key.reveal(), 0))
+    good = wrapped_key_data(keys.master_key, {GLOBAL_UNICAST_ENCRYPTION_KEY: changed.encryption_key}).value[0]
+    bad = wrapped_key_data(wrong_kek, {AUTHENTICATION_KEY: changed.authentication_key}).value[0]
+    outcomes = {}
+    try:
+        with usecase.step("1", HEAD_END, METER, f"associate (SAP {sap}, the configured keys); ACTION "
+                                                "global_key_transfer: a new global unicast encryption key "
+                                                "wrapped with the master key, then a new authentication key "
+                                                "wrapped with another key (does not unwrap)"):
+            session = link_access.session(sap, keys=keys)
+            session.connect()
+            try:
+                session.action(SECURITY_SETUP, SECURITY_SETUP_LN, GLOBAL_KEY_TRANSFER,
+                               Typed(DataType.ARRAY, [good, bad]))
+                outcomes["transfer with a bad second entry"] = "accepted"
+            except ServiceError:
+                outcomes["transfer with a bad second entry"] = "refused"
+            finally:
+                _end(session)
+        with usecase.step("2", HEAD_END, METER, "AARQ with the configured keys; AARQ with the first entry's "
+                                                "encryption key and the configured authentication key"):
+            outcome, session = _association_outcome(link_access, sap, keys)
+            if session is not None:
+                _end(session)
+            outcomes["association with the configured keys"] = outcome
+            mixed = dataclasses.replace(keys, encryption_key=changed.encryption_key)
+            outcome, session = _association_outcome(link_access, sap, mixed)
+            if session is not None:
+                _end(session)
+            outcomes["association with the first entry's key"] = outcome
+        usecase.expect("a refused key transfer changes no key", outcomes,
+                       {"transfer with a bad second entry": "refused",
+                        "association with the configured keys": "accepted",
+                        "association with the first entry's key": "refused"}, article=security.article)
+    finally:
+        with usecase.step("3", HEAD_END, METER, "with any key the meter took: ACTION global_key_transfer back "
+                                                "to the original keys"):
+            restore_problem = _restore(link_access, sap, keys, changed)
+    usecase.expect("original keys kept or restored", restore_problem, None, article=security.article)
+    _right_client_works(meter, link_access, usecase, "4", security.article)
 
 
 def test_public_client_cannot_change_the_keys(meter, link_access, usecase):

@@ -72,8 +72,8 @@ def test_wrong_key_is_refused_by_the_meter(meter, wrong):
 
 # --- the bench's own checks, on replies made with dlms-cosem ---------------------------------
 
-def context() -> CipheringContext:
-    ctx = CipheringContext(keys())
+def context(memory=None) -> CipheringContext:
+    ctx = CipheringContext(keys(), memory)
     ctx.server_title = METER_TITLE
     return ctx
 
@@ -107,6 +107,35 @@ def test_a_counter_that_does_not_increase_is_refused():
         with pytest.raises(ReplayedReply):
             ctx.unprotect(glo_reply(counter), "GET")
     assert ctx.unprotect(glo_reply(8), "GET") == GET_RESPONSE
+
+
+def test_the_meters_counter_must_keep_rising_across_associations_with_the_same_keys():
+    from smmc_bench.drivers.dlms.security import MeterCounterMemory
+
+    memory = MeterCounterMemory()
+    first = context(memory)
+    first.unprotect(glo_reply(7), "GET")
+    first.unprotect(glo_reply(9), "GET")
+    for counter in (9, 1):  # the next association's first counter: not above the last one seen
+        with pytest.raises(ReplayedReply, match="earlier association"):
+            context(memory).unprotect(glo_reply(counter), "GET")
+    assert context(memory).unprotect(glo_reply(10), "GET") == GET_RESPONSE
+    other_keys = context(memory)
+    other_keys.keys = HlsKeys(Secret(AK), Secret(bytes(16)))  # a counter per key: new keys may start low
+    assert other_keys.unprotect(glo_reply(1, key=bytes(16)), "GET") == GET_RESPONSE
+    assert context().unprotect(glo_reply(1), "GET") == GET_RESPONSE  # no shared memory: nothing remembered
+
+
+def test_the_emulated_meters_counter_rises_across_a_sessions_associations(meter):
+    session = session_to(meter, keys())
+    firsts = []
+    for _ in range(3):  # each reconnect is checked against the counters of the earlier ones
+        session.connect()
+        session.get(8, "0.0.1.0.0.255", 2)
+        firsts.append(session.ciphering.first_server_counter)
+        session.release()
+        session.close()
+    assert firsts == sorted(set(firsts)) and len(firsts) == 3
 
 
 def test_a_reply_in_clear_is_refused_but_an_exception_response_passes():
