@@ -208,3 +208,4 @@ PROBED = ["reve-counter-checked-once", "reve-replay-after-reconnect", "reve-tag-
           "reve-f-stoc-over-ctos", "reve-transfer-first-key-only", "reve-failed-transfer-changes-key",
           "reve-public-may-redirect-push", "reve-server-counter-restarts", "reve-pass3-logged-49",
           "reve-events-capped", "reve-general-glo-any-title"]
+PROBED_MUTANTS = set(PROBED)  # what tests/fixtures_tests/test_mutants.py counts as probed in this module
