@@ -120,6 +120,20 @@ def judge_stamp(usecase, what: str, stamp: datetime | None, boundary: datetime) 
         usecase.measure(f"{what} - the boundary {boundary:%H:%M:%S}", seconds_between(stamp, boundary),
                         low=0.0, high=0.0, unit="s", article="4-17-6")
 
+def judge_new_period_from(usecase, demand, clock, end: datetime, new: int, settle: float, tolerance: float) -> None:
+    """The period written takes effect at the running period's end: a capture at `end`, none inside the
+    first new period, the next one new period later. Reads after `end`, just before and after the new period."""
+    clock.sleep_until(end + timedelta(seconds=settle))
+    at_end = demand.register.read()
+    clock.sleep_until(end + timedelta(seconds=new - 2 * tolerance))
+    inside = demand.register.read()
+    clock.sleep_until(end + timedelta(seconds=new + settle))
+    next_one = demand.register.read()
+    judge_stamp(usecase, "capture_time at the old period's end", at_end.capture_time, end)
+    judge_stamp(usecase, "capture_time inside the first new period", inside.capture_time, end)
+    judge_stamp(usecase, f"capture_time one new period ({new} s) later", next_one.capture_time,
+                end + timedelta(seconds=new))
+
 
 def judge_reset_stamp(usecase, meter, what: str, stamp: datetime | None, moment: datetime, *,
                       unspecified_allowed: bool) -> None:
@@ -235,16 +249,7 @@ def test_demand_period_written_takes_effect_at_the_next_boundary(meter, demand, 
     judge_stamp(usecase, "capture_time before the old period's end (no boundary of the new period yet)",
                 early.capture_time, begin)
     with usecase.step("3", HEAD_END, METER, "after the running period's end, then after one new period"):
-        clock.sleep_until(end + timedelta(seconds=settle))
-        at_end = demand.register.read()
-        clock.sleep_until(end + timedelta(seconds=new - 2 * tolerance))
-        inside = demand.register.read()
-        clock.sleep_until(end + timedelta(seconds=new + settle))
-        next_one = demand.register.read()
-    judge_stamp(usecase, "capture_time at the old period's end", at_end.capture_time, end)
-    judge_stamp(usecase, "capture_time inside the first new period", inside.capture_time, end)
-    judge_stamp(usecase, f"capture_time one new period ({new} s) later", next_one.capture_time,
-                end + timedelta(seconds=new))
+        judge_new_period_from(usecase, demand, clock, end, new, settle, tolerance)
 
 
 def test_out_of_range_demand_periods_are_refused(meter, demand, usecase):
@@ -436,16 +441,7 @@ def test_demand_period_written_survives_a_clock_set(meter, demand, bench_clock, 
         judge_stamp(usecase, "capture_time before the old period's end", early.capture_time, begin)
         with usecase.step("3", HEAD_END, METER, f"after the old period's end, just before and after one new period "
                                                 f"({new} s): GET demand register"):
-            clock.sleep_until(end + timedelta(seconds=settle))
-            at_end = demand.register.read()
-            clock.sleep_until(end + timedelta(seconds=new - 2 * tolerance))
-            inside = demand.register.read()
-            clock.sleep_until(end + timedelta(seconds=new + settle))
-            next_one = demand.register.read()
-        judge_stamp(usecase, "capture_time at the old period's end", at_end.capture_time, end)
-        judge_stamp(usecase, "capture_time inside the first new period", inside.capture_time, end)
-        judge_stamp(usecase, f"capture_time one new period ({new} s) later", next_one.capture_time,
-                    end + timedelta(seconds=new))
+            judge_new_period_from(usecase, demand, clock, end, new, settle, tolerance)
     finally:
         with usecase.step("4", HEAD_END, METER, "SET clock to the reference time (undo the step); GET clock"):
             meter.clock.write(bench_clock.now(), meter.clock.time_zone())
