@@ -148,6 +148,23 @@ def position_scheduler(config: pytest.Config, log, positions: dict[str, str], me
                 self._reschedule(other)
             return crashed
 
+        def add_node_collection(self, node, collection) -> None:
+            """Each worker collects only its own positions: collections differ by design (xdist's
+            check that they are equal would abort the run); a replacement collects its slot's again."""
+            self.registered_collections[node] = list(collection)
+
+        def schedule(self) -> None:
+            """The work queue is the union of the workers' collections, one unit per position."""
+            if self.collection is None:
+                self.collection = list(dict.fromkeys(
+                    nodeid for collection in self.registered_collections.values() for nodeid in collection))
+                for nodeid in self.collection:
+                    self.workqueue.setdefault(self._split_scope(nodeid), {})[nodeid] = False
+            for node in self.nodes:
+                self._reschedule(node)
+            for node in self.nodes:  # two units queued each where there are, as xdist's own scheduling
+                self._reschedule(node)
+
         def _mine(self, node) -> list[str]:
             return [scope for scope in self.workqueue
                     if scope not in index or owner(index[scope], self.numnodes) == self._node_index(node)]

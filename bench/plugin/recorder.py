@@ -22,7 +22,7 @@ from smmc_bench.drivers.dlms.errors import (
     ServiceError,
 )
 from smmc_bench.links import link_label
-from smmc_bench.plugin import bench_file, parallel
+from smmc_bench.plugin import bench_file, forkserver, parallel
 from smmc_bench.report import allure_results, junit, meter_data
 from smmc_bench.report.evidence import UseCase
 from smmc_bench.report.record import (
@@ -124,6 +124,9 @@ class BenchRecorder:
         self._bench: BenchConfig | None = None
         self._software: dict[str, str] | None = None
         self._worker_meters: dict[str, MeterRecord] = {}  # on the controller of a parallel run
+        self._forkserver: forkserver.ForkServer | None = None  # on the controller of a parallel run
+        self._stations_checked = False  # the bench's profiles and secrets were read without error
+        self._collected_ids: set[str] = set()  # on the controller of a parallel run: every worker's
         self._record_written_at = float("-inf")
         self._record_write_s = 0.0  # how long the last rewrite of record.json took
 
@@ -143,6 +146,7 @@ class BenchRecorder:
         try:
             config = load_bench(bench_path(self.config))
             Station(config)  # every profile and secret, nothing started
+            self._stations_checked = True
         except ConfigError as exc:
             pytest.exit(f"bench configuration error\n{exc}", returncode=2)
         if self.mutant and self.mutant not in known_mutants():
@@ -172,7 +176,11 @@ class BenchRecorder:
             try:
                 if self._bench is None:
                     self._bench = load_bench(bench_path(self.config))
-                ids = [test_id for m in self._bench.meter for test_id in target_ids(m)]
+                # A worker of a parallel run collects only the positions it serves: collecting the whole
+                # rack in each of N workers costs N^2 items, most of a 32-position rack's CPU.
+                owned = parallel.owned_positions(self.config, self._bench.meter)
+                ids = [test_id for m in self._bench.meter if owned is None or m.id in owned
+                       for test_id in target_ids(m)]
             except ConfigError as exc:
                 # An exit here would be a collection error per module: one usage error after collection.
                 self._config_error, ids = str(exc), []
@@ -191,9 +199,13 @@ class BenchRecorder:
                 # The CI ceiling is for the emulated bench: a real outage or emergency profile
                 # lasts as long as the profile says, and the drivers bound every wait themselves.
                 item.add_marker(pytest.mark.timeout(0))
+        if parallel.is_worker(self.config):
+            # A worker that serves no position gets pytest's empty-parameter placeholder: not a test.
+            items[:] = [item for item in items if "meter" not in getattr(item, "fixturenames", ())
+                        or isinstance(getattr(item, "callspec", None) and item.callspec.params.get("meter"), str)]
         # Stable: the suite's order otherwise; log-flooding tests last (a worker runs its items in this order).
         items.sort(key=lambda item: item.get_closest_marker("smmc_fills_logs") is not None)
-        if self._bench is not None and self._config_error is None:
+        if self._bench is not None and self._config_error is None and not self._stations_checked:
             try:
                 Station(self._bench)  # the profiles and secrets it names, before any test starts
             except ConfigError as exc:
@@ -361,12 +373,29 @@ class BenchRecorder:
         return parallel.position_scheduler(config, log, self._positions(), self.bench_config().meter)
 
     @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_setupnodes(self, config: pytest.Config, specs) -> None:
+        # Workers forked from one pre-imported process: a rack's start-up CPU once, not per worker.
+        self._forkserver = forkserver.start()
+        if self._forkserver is not None:
+            forkserver.use_for(specs, self._forkserver)
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:
         parallel.slots(self.config).take(node)  # which positions the worker serves
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
-        self.collected = max(self.collected or 0, len(ids))
+        # Each worker collects its own positions (and the tests of no position, which all collect).
+        self._collected_ids.update(ids)
+        self.collected = len(self._collected_ids)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session):
+        result = yield
+        if parallel.is_controller(self.config):
+            # xdist counts the last worker's collection only: one that serves no position has none.
+            session.testscollected = max(session.testscollected, len(self._collected_ids))
+        return result
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
@@ -593,6 +622,9 @@ class BenchRecorder:
             self.session.exitstatus = EXIT_INTERRUPTED
         if self._owns_signals:
             self.interrupt.uninstall()
+        if self._forkserver is not None:
+            self._forkserver.stop()
+            self._forkserver = None
 
 
 def interruption_summary(record: RunRecord) -> list[str]:

@@ -148,9 +148,20 @@ def profile_path(name_or_path: str, relative_to: Path) -> Path:
     return BUILTIN_PROFILES / f"{name_or_path}.toml"
 
 
+# (resolved path, mtime, size) -> the profile read from it. A rack names one profile for dozens of
+# positions and the bench reads it for each: parsing the TOML again each time was, on a 32-position
+# rack, a fifth of every worker's CPU. An edited file has another key, so it is read again.
+_PROFILES: dict[tuple[Path, int, int], MeterProfile] = {}
+
+
 def load_profile(name_or_path: str, relative_to: Path = Path(".")) -> MeterProfile:
     path = profile_path(name_or_path, relative_to)
-    if not path.exists():
+    try:
+        stat = path.stat()
+    except OSError:
         known = ", ".join(sorted(p.stem for p in BUILTIN_PROFILES.glob("*.toml")))
-        raise ConfigError(f"{path}: meter profile not found (built-in profiles: {known})")
-    return validate_document(MeterProfile, path, read_toml(path))
+        raise ConfigError(f"{path}: meter profile not found (built-in profiles: {known})") from None
+    key = (path.resolve(), stat.st_mtime_ns, stat.st_size)
+    if key not in _PROFILES:
+        _PROFILES[key] = validate_document(MeterProfile, path, read_toml(path))
+    return _PROFILES[key]  # frozen (StrictModel): the meters that name one file can share it

@@ -1,0 +1,69 @@
+"""Parallel workers forked from the bench's pre-imported fork server behave as fresh interpreters:
+the caller's environment and folder, assertion rewriting of the tests, no pytest warning, and no
+process left behind; SMMC_BENCH_FORKSERVER=0 turns it off."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smmc_bench.plugin import forkserver
+
+REPO = Path(__file__).resolve().parents[2]
+RACK = REPO / "examples" / "rack8.toml"
+
+pytestmark = pytest.mark.skipif(not forkserver.supported(), reason="the fork server is Linux-only")
+
+PROBE_SUITE = """
+import json, os, sys
+from pathlib import Path
+
+
+def test_where_the_worker_came_from(meter):
+    parent = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().replace(b"\\0", b" ").decode()
+    out = Path(os.environ["PROBE_OUT"]) / f"{meter.id}.json"
+    out.write_text(json.dumps({"parent": parent, "parent_pid": os.getppid(), "cwd": os.getcwd(),
+                               "probe": os.environ.get("PROBE_VALUE"), "main": sys.modules["__main__"].__name__}))
+
+
+def test_assertions_are_rewritten(meter):
+    answer = 41
+    assert answer == 42
+"""
+
+
+def run_probe(tmp_path: Path, switch: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    suite = tmp_path / "test_probe_suite.py"
+    suite.write_text(PROBE_SUITE)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "PROBE_OUT": str(out), "PROBE_VALUE": "from the caller", forkserver.SWITCH: switch}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+                             "-W", "error::pytest.PytestAssertRewriteWarning", "--smmc-bench", str(RACK),
+                             "--smmc-run-dir", str(tmp_path / "run"), str(suite)],
+                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    return result, [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+
+
+def test_workers_are_forked_with_the_callers_environment_and_folder(tmp_path):
+    result, probes = run_probe(tmp_path, "1")
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]  # the rewritten assert fails
+    assert "Warning" not in result.stdout + result.stderr, result.stdout[-3000:]
+    assert len(probes) == 8
+    assert all("smmc_bench.plugin.forkserver" in p["parent"] for p in probes), probes[0]
+    assert all(p["cwd"] == str(tmp_path) and p["probe"] == "from the caller" for p in probes), probes[0]
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    failed = [t for t in record["tests"] if t["name"] == "test_assertions_are_rewritten"]
+    assert len(failed) == 8 and all(t["verdict"] == "FAIL" and "41 == 42" in t["diagnosis"] for t in failed), failed[0]
+    server = probes[0]["parent_pid"]
+    assert not Path(f"/proc/{server}").exists() or b"forkserver" not in Path(f"/proc/{server}/cmdline").read_bytes()
+
+
+def test_switched_off_each_worker_is_a_fresh_interpreter(tmp_path):
+    result, probes = run_probe(tmp_path, "0")
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert len(probes) == 8 and not any("forkserver" in p["parent"] for p in probes), probes[0]
