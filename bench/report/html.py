@@ -10,7 +10,6 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from smmc_bench.report import plots
 from smmc_bench.report.labels import LABELS
 from smmc_bench.report.record import RunRecord
 
@@ -47,6 +46,8 @@ def _by_aspect(record: RunRecord) -> list[dict]:
 
 
 def _plots(record: RunRecord, words: dict[str, str]) -> list[tuple[str, str]]:
+    from smmc_bench.report import plots  # matplotlib: only when a report is drawn, not at every CLI start
+
     found: list[tuple[str, str]] = []
     for test in record.tests:
         if test.name == "test_clock_sync_within_tolerance":

@@ -5,7 +5,7 @@ import json
 import math
 from pathlib import Path
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, insert, select
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session
 
@@ -61,25 +61,13 @@ def append_run(engine: Engine, record: RunRecord) -> None:
             meter_id=meter.id, model=meter.profile, profile_sha256=meter.profile_sha256, emulated=meter.emulated,
             serial_number=meter.identity.get("serial_number"), firmware=meter.identity.get("firmware_id"),
             logical_device_name=meter.identity.get("logical_device_name")))
+    rows = []
     for test in record.tests:
         row = TestResult(test_id=test.id, name=test.name, aspect=test.aspect, article=test.article,
                          meter_id=test.meter, link=test.link, verdict=test.verdict.value,
                          duration=test.duration, diagnosis=test.diagnosis)
-        for m in test.measurements:
-            numeric = _number(m.get("value"))
-            row.measurements.append(MeasurementRow(
-                name=str(m.get("name", "")), value=numeric,
-                value_text=None if numeric is not None else json.dumps(m.get("value"), default=str),
-                unit=m.get("unit") or "", article=m.get("article") or "", passed=bool(m.get("passed")),
-                low=_number(m.get("low")), high=_number(m.get("high")),
-                expected=None if m.get("expected") is None else json.dumps(m.get("expected"), default=str),
-                provisional=bool(m.get("provisional"))))
-        for data in test.meter_data:
-            row.meter_data.append(MeterDataRow(
-                run_id=record.run_id, meter_id=test.meter, obis=str(data.get("obis", "")),
-                kind=str(data.get("kind", "")), stamp=data.get("stamp"),
-                values=json.dumps(data.get("values", {}), sort_keys=True, default=str)))
         run.tests.append(row)
+        rows.append((row, test))
     try:
         with Session(engine) as session, session.begin():
             old = session.scalar(select(Run).where(Run.run_id == record.run_id))
@@ -87,6 +75,28 @@ def append_run(engine: Engine, record: RunRecord) -> None:
                 session.delete(old)
                 session.flush()
             session.add(run)
+            session.flush()  # the test rows' ids, which their measurements and meter data point at
+            # Measurements and meter data as bulk inserts: a rack's run holds tens of thousands of
+            # load-profile rows, and one ORM object each took seconds at the end of every run.
+            measurements = [_measurement(row.id, m) for row, test in rows for m in test.measurements]
+            data = [{"test_result_id": row.id, "run_id": record.run_id, "meter_id": test.meter,
+                     "obis": str(d.get("obis", "")), "kind": str(d.get("kind", "")), "stamp": d.get("stamp"),
+                     "values": json.dumps(d.get("values", {}), sort_keys=True, default=str)}
+                    for row, test in rows for d in test.meter_data]
+            if measurements:
+                session.execute(insert(MeasurementRow), measurements)
+            if data:
+                session.execute(insert(MeterDataRow), data)
     except Exception as exc:
         raise StoreError(f"cannot store run {record.run_id} in {engine.url.render_as_string(hide_password=True)}: "
                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+
+def _measurement(test_result_id: int, m: dict) -> dict:
+    numeric = _number(m.get("value"))
+    return {"test_result_id": test_result_id, "name": str(m.get("name", "")), "value": numeric,
+            "value_text": None if numeric is not None else json.dumps(m.get("value"), default=str),
+            "unit": m.get("unit") or "", "article": m.get("article") or "", "passed": bool(m.get("passed")),
+            "low": _number(m.get("low")), "high": _number(m.get("high")),
+            "expected": None if m.get("expected") is None else json.dumps(m.get("expected"), default=str),
+            "provisional": bool(m.get("provisional"))}

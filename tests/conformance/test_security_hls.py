@@ -73,6 +73,21 @@ def _right_client_works(meter, link_access, usecase, step: str, article: str) ->
     usecase.expect("the right client works after the refusals", meter.session.is_associated, True, article=article)
 
 
+def _security_log_now(meter, link_access):
+    """The meter's own session back on the line, and the security event log as it stands."""
+    link_access.resume()
+    return _event_log(meter).entries()
+
+
+def _served_again_then_logged(meter, link_access, usecase, step: int, before) -> list[int]:
+    """After the refusals: the right client is served again (step N), then the codes the security
+    event log gained since `before` (step N+1), for the test to judge."""
+    security = meter.profile.security
+    _right_client_works(meter, link_access, usecase, str(step), security.article)
+    with usecase.step(str(step + 1), HEAD_END, METER, f"GET the security event log {security.event_log}"):
+        return [event.code for event in _event_log(meter).new_since(before)]
+
+
 def test_wrong_keys_refused_and_logged(meter, link_access, usecase):
     keys = _keys(meter)
     security = meter.profile.security
@@ -110,9 +125,7 @@ def test_wrong_keys_refused_and_logged(meter, link_access, usecase):
                 session.close()
     usecase.expect("associations with a wrong key", {k: v.split(" (")[0] for k, v in outcomes.items()},
                    {label: "refused" for label in wrong}, article=security.article)
-    _right_client_works(meter, link_access, usecase, "2", security.article)
-    with usecase.step("3", HEAD_END, METER, f"GET the security event log {security.event_log}"):
-        codes = [event.code for event in _event_log(meter).new_since(before)]
+    codes = _served_again_then_logged(meter, link_access, usecase, 2, before)
     expected = len(wrong) // security.failures_before_event
     usecase.expect(f"association authentication failure events ({security.association_failure_event}) logged",
                    codes.count(security.association_failure_event) >= expected, True, article=security.article)
@@ -124,8 +137,7 @@ def test_recorded_f_stoc_reflected_as_ctos_refused_and_logged(meter, link_access
     keys = _keys(meter)
     security = meter.profile.security
     sap = meter.profile.clients.management_sap
-    link_access.resume()
-    before = _event_log(meter).entries()
+    before = _security_log_now(meter, link_access)
     with usecase.step("1", HEAD_END, METER, f"association (SAP {sap}, HLS-GMAC), keeping the meter's StoC and "
                                             "the f(StoC) presented in pass 3; release"):
         session = link_access.session(sap, keys=keys)
@@ -149,9 +161,7 @@ def test_recorded_f_stoc_reflected_as_ctos_refused_and_logged(meter, link_access
         finally:
             _end(session)
     usecase.expect("a recorded f(StoC) reflected through CtoS", outcome, "refused", article=security.article)
-    _right_client_works(meter, link_access, usecase, "3", security.article)
-    with usecase.step("4", HEAD_END, METER, f"GET the security event log {security.event_log}"):
-        codes = [event.code for event in _event_log(meter).new_since(before)]
+    codes = _served_again_then_logged(meter, link_access, usecase, 3, before)
     usecase.expect(f"association authentication failure event ({security.association_failure_event}) logged",
                    security.association_failure_event in codes or security.failures_before_event > 1, True,
                    article=security.article)
@@ -160,8 +170,7 @@ def test_recorded_f_stoc_reflected_as_ctos_refused_and_logged(meter, link_access
 def test_replayed_request_refused_and_logged(meter, link_access, usecase):
     _keys(meter)
     security = meter.profile.security
-    link_access.resume()
-    before = _event_log(meter).entries()
+    before = _security_log_now(meter, link_access)
     ciphering = meter.session.ciphering
     with usecase.step("1", HEAD_END, METER, "GET clock.time twice (ciphered), keeping both requests"):
         meter.clock.read()
@@ -175,9 +184,7 @@ def test_replayed_request_refused_and_logged(meter, link_access, usecase):
         outcomes["lower invocation counter"] = _served(meter.session.exchange_raw(older, "replayed GET (lower IC)"))
     usecase.expect("replayed requests served", outcomes, {label: False for label in outcomes},
                    article=security.article)
-    _right_client_works(meter, link_access, usecase, "4", security.article)
-    with usecase.step("5", HEAD_END, METER, f"GET the security event log {security.event_log}"):
-        codes = [event.code for event in _event_log(meter).new_since(before)]
+    codes = _served_again_then_logged(meter, link_access, usecase, 4, before)
     usecase.expect(f"replay attack events ({security.replay_event}) logged", codes.count(security.replay_event),
                    len(outcomes), article=security.article)
 
@@ -188,8 +195,7 @@ def test_replay_from_an_earlier_association_refused_and_logged(meter, link_acces
     keys = _keys(meter)
     security = meter.profile.security
     sap = meter.profile.clients.management_sap
-    link_access.resume()
-    before = _event_log(meter).entries()
+    before = _security_log_now(meter, link_access)
     with usecase.step("1", HEAD_END, METER, f"association (SAP {sap}, HLS-GMAC): GET clock.time (ciphered), "
                                             "keeping its AARQ and the request; release"):
         session = link_access.session(sap, keys=keys)
@@ -222,9 +228,7 @@ def test_replay_from_an_earlier_association_refused_and_logged(meter, link_acces
             _end(session)
     usecase.expect("replays from an earlier association", outcomes, {label: "refused" for label in outcomes},
                    article=security.article)
-    _right_client_works(meter, link_access, usecase, "4", security.article)
-    with usecase.step("5", HEAD_END, METER, f"GET the security event log {security.event_log}"):
-        codes = [event.code for event in _event_log(meter).new_since(before)]
+    codes = _served_again_then_logged(meter, link_access, usecase, 4, before)
     usecase.expect(f"replay attack events ({security.replay_event}) logged", codes.count(security.replay_event),
                    len(outcomes), article=security.article)
 
@@ -232,8 +236,7 @@ def test_replay_from_an_earlier_association_refused_and_logged(meter, link_acces
 def test_tampered_ciphertext_and_tag_refused_and_logged(meter, link_access, usecase):
     _keys(meter)
     security = meter.profile.security
-    link_access.resume()
-    before = _event_log(meter).entries()
+    before = _security_log_now(meter, link_access)
     ciphering = meter.session.ciphering
     outcomes = {}
     for number, (label, index) in enumerate((("a ciphertext byte", -14), ("a tag byte", -1)), start=1):
@@ -242,9 +245,7 @@ def test_tampered_ciphertext_and_tag_refused_and_logged(meter, link_access, usec
             outcomes[label] = _served(meter.session.exchange_raw(tampered, f"GET with {label} changed"))
     usecase.expect("tampered requests served", outcomes, {label: False for label in outcomes},
                    article=security.article)
-    _right_client_works(meter, link_access, usecase, "2", security.article)
-    with usecase.step("3", HEAD_END, METER, f"GET the security event log {security.event_log}"):
-        codes = [event.code for event in _event_log(meter).new_since(before)]
+    codes = _served_again_then_logged(meter, link_access, usecase, 2, before)
     usecase.expect(f"decryption/authentication failure events ({security.decryption_failure_event}) logged",
                    codes.count(security.decryption_failure_event), len(outcomes), article=security.article)
 
@@ -290,8 +291,7 @@ def test_request_under_another_system_title_refused_and_logged(meter, link_acces
 
     keys = _keys(meter)
     security = meter.profile.security
-    link_access.resume()
-    before = _event_log(meter).entries()
+    before = _security_log_now(meter, link_access)
     other_title = bytes(b ^ 0xFF for b in keys.system_title)
     other = dataclasses.replace(keys, system_title=other_title, general=True)
     with usecase.step("1", HEAD_END, METER, f"general-glo GET clock.time ciphered with the keys under system title "
@@ -299,9 +299,7 @@ def test_request_under_another_system_title_refused_and_logged(meter, link_acces
         request = CipheringContext(other).protect(CLOCK_TIME_GET)
         served = _served(meter.session.exchange_raw(request, "general-glo GET under another system title"))
     usecase.expect("a request under another system title served", served, False, article=security.article)
-    _right_client_works(meter, link_access, usecase, "2", security.article)
-    with usecase.step("3", HEAD_END, METER, f"GET the security event log {security.event_log}"):
-        codes = [event.code for event in _event_log(meter).new_since(before)]
+    codes = _served_again_then_logged(meter, link_access, usecase, 2, before)
     usecase.expect(f"decryption/authentication failure event ({security.decryption_failure_event}) logged",
                    security.decryption_failure_event in codes, True, article=security.article)
 
@@ -382,8 +380,7 @@ def test_global_key_transfer_takes_effect(meter, link_access, usecase):
                     "the bench cannot wrap new keys")
     security = meter.profile.security
     sap = meter.profile.clients.management_sap
-    link_access.resume()
-    before = _event_log(meter).entries()
+    before = _security_log_now(meter, link_access)
     changed = HlsKeys(Secret(os.urandom(16)), Secret(os.urandom(16)), keys.system_title, keys.policy, keys.general,
                       master_key=keys.master_key)
     restore_problem = None
