@@ -95,11 +95,14 @@ def test_run_with_no_matching_test_exits_5(tmp_path):
 
 
 @pytest.mark.timeout(900)  # a validation is dozens of suite runs
-def test_validate_kills_a_mutant_with_every_test(tmp_path):
-    result = bench("validate", "--bench", str(REPO / "bench.toml"), "--reports", str(tmp_path), cwd=REPO, timeout=600)
-    summary = json.loads(next(tmp_path.glob("validate-*/validation.json")).read_text())
+# CPU-bound for minutes: started when collection ends (tests/conftest.py), at a lower priority than the
+# real-time tests that run meanwhile.
+@pytest.mark.background_command("validate", "--bench", str(REPO / "bench.toml"), nice=10)
+def test_validate_kills_a_mutant_with_every_test(background):
+    result = background.result(timeout=840)
+    summary = json.loads(next(background.reports.glob("validate-*/validation.json")).read_text())
     # Each mutant's run is a run of its own: its folder, its record, naming it.
-    folder = next(tmp_path.glob("validate-*"))
+    folder = next(background.reports.glob("validate-*"))
     for name in summary["mutants"]:
         assert json.loads((folder / name / "record.json").read_text())["mutant"] == name
     assert json.loads((folder / "conforming" / "record.json").read_text())["mutant"] is None
@@ -282,17 +285,17 @@ def test_misbehaving_meter_gives_error_verdicts_with_a_diagnosis(tmp_path, behav
 
 
 @pytest.mark.timeout(900)  # a validation is dozens of suite runs
-def test_validate_kills_every_hdlc_and_optical_mutant(tmp_path):
+# Mostly waiting on the optical head's 300 Bd sign-on, paced in real time: many workers, in the background.
+@pytest.mark.background_command(
+    "validate", "--bench", str(REPO / "examples" / "optical.toml"), "-k", "datalink or aspect01 or aspect05 or aspect15",
+    "--mutants", "hdlc-*", "--mutants", "optical-*", "--mutants", "mode-e-*", "--mutants", "management-*",
+    "--mutants", "limiter-*", "--mutants", "breaker-*", "--mutants", "aare-*", "--mutants", "rlre-*",
+    "--mutants", "lls-*", "--mutants", "fw-optical-*", "--workers", "12")
+def test_validate_kills_every_hdlc_and_optical_mutant(background):
     """The link-level and optical-only tests (aspects 5, 15) over an optical head, against the
     mutants that live there. (The full links bench, examples/links.toml, takes too long for CI.)"""
-    result = bench("validate", "--bench", str(REPO / "examples" / "optical.toml"),
-                   "-k", "datalink or aspect01 or aspect05 or aspect15",
-                   "--mutants", "hdlc-*", "--mutants", "optical-*", "--mutants", "mode-e-*",
-                   "--mutants", "management-*", "--mutants", "limiter-*", "--mutants", "breaker-*",
-                   "--mutants", "aare-*", "--mutants", "rlre-*", "--mutants", "lls-*",
-                   "--mutants", "fw-optical-*",
-                   "--reports", str(tmp_path), cwd=REPO, timeout=900)
-    summary = json.loads(next(tmp_path.glob("validate-*/validation.json")).read_text())
+    result = background.result(timeout=840)
+    summary = json.loads(next(background.reports.glob("validate-*/validation.json")).read_text())
     assert "hdlc-bad-fcs-every-5th" in summary["mutants"] and "optical-drops-writes" in summary["mutants"]
     # Only limiter mutants (aspect 14, whose tests are not selected here) may go unkilled: not exercised.
     unkilled = {name: m["status"] for name, m in summary["mutants"].items() if not m["status"].startswith("killed")}

@@ -55,3 +55,9 @@ def usage_error(message: str) -> NoReturn:
     first, _, rest = message.partition("\n")
     error_console.print(f"[bold red]{escape(first)}[/]" + (f"\n{escape(rest)}" if rest else ""), soft_wrap=True)
     raise SystemExit(EXIT_USAGE)
+
+
+def suite_folder(suite: str) -> Path:
+    """The folder of a suite given as a folder or a test file: pytest loads no conftest above it."""
+    path = Path(suite).resolve()
+    return path if path.is_dir() else path.parent

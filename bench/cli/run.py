@@ -24,6 +24,7 @@ from smmc_bench.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     SUITE_ROOT,
+    suite_folder,
     VERDICT_STYLE,
     checked_bench,
     console,
@@ -96,7 +97,9 @@ def command_run(args: argparse.Namespace) -> int:
         usage_error(f"unknown mutant {args.mutant!r}; `bench validate --list` lists them")
     run_dir = Path(args.reports) / new_run_id()
     pytest_args = [
-        args.suite, f"--rootdir={SUITE_ROOT}", "-p", "no:terminal", "-p", "no:cacheprovider",
+        # No conftest above the suite: a clone judges exactly as an installed bench (whose suite has none).
+        args.suite, f"--rootdir={SUITE_ROOT}", f"--confcutdir={suite_folder(args.suite)}",
+        "-p", "no:terminal", "-p", "no:cacheprovider",
         "-p", "no:hypothesispytest",  # the suite has no property tests: 0.2 s less start-up for every worker
         "--smmc-bench", args.bench, "--smmc-run-dir", str(run_dir),
         f"--junitxml={run_dir / 'junit.xml'}", f"--alluredir={run_dir / 'allure-results'}",

@@ -27,7 +27,10 @@ def run_folder(out: Path, name: str) -> Path:
 
 
 def pytest_args(args: argparse.Namespace, name: str, run_dir: Path) -> list[str]:
-    command = [args.suite, f"--rootdir={args.rootdir}", "-q", "-p", "no:cacheprovider",
+    from smmc_bench.cli.common import suite_folder
+
+    command = [args.suite, f"--rootdir={args.rootdir}", f"--confcutdir={suite_folder(args.suite)}", "-q",
+               "-p", "no:cacheprovider",
                "--smmc-bench", args.bench, "--smmc-run-dir", str(run_dir)]
     if args.k:
         command += ["-k", args.k]
