@@ -62,6 +62,31 @@ def test_run_from_an_empty_folder_passes_the_packaged_bench(installed, tmp_path)
     assert run(script, "--version", cwd=tmp_path).stdout.startswith("smmc-bench ")
 
 
+TWO_POSITIONS = """
+[bench]
+station_id = "WHEEL-J2"
+[emulator]
+enabled = true
+""" + "".join(f"""
+[[meter]]
+id = "pos-{n}"
+profile = "emulated-idis"
+emulated = true
+[meter.link]
+kind = "tcp"
+""" for n in (1, 2))
+
+
+def test_installed_parallel_run_forks_its_workers_without_pytest_warnings(installed, tmp_path):
+    """Installed, pytest marks the whole `smmc_bench` package for assertion rewriting; the fork server
+    imports it before pytest starts in each worker, which must not make pytest warn (or fail under -W error)."""
+    (tmp_path / "bench.toml").write_text(TWO_POSITIONS)
+    result = run(installed, "-m", "pytest", "-n", "2", "-W", "error::pytest.PytestAssertRewriteWarning",
+                 "-p", "no:cacheprovider", "--smmc-bench", "bench.toml", "--pyargs", "smmc_bench.conformance",
+                 "-k", "aspect13 and reports_valid_time", cwd=tmp_path)
+    assert "2 passed" in result.stdout and "arning" not in result.stdout, result.stdout[-3000:]
+
+
 def test_uninstalling_pypi_fixtures_leaves_the_bench_whole(installed, tmp_path):
     run(installed, "-m", "pip", "uninstall", "--yes", "--quiet", "fixtures", cwd=tmp_path)
     run(installed, "-c", "import smmc_bench.fixtures.meter, smmc_bench.drivers.dlms, drivers.drivers", cwd=tmp_path)
