@@ -67,3 +67,16 @@ def test_switched_off_each_worker_is_a_fresh_interpreter(tmp_path):
     result, probes = run_probe(tmp_path, "0")
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
     assert len(probes) == 8 and not any("forkserver" in p["parent"] for p in probes), probes[0]
+
+
+def test_the_server_forks_from_one_thread_and_ends_when_asked():
+    """fork() copies only the calling thread: a module imported before forking that started a thread
+    (a lock held by it) would leave every worker with a lock nobody releases."""
+    server = forkserver.start()
+    assert server is not None
+    pid = server.process.pid
+    try:
+        assert len(list(Path(f"/proc/{pid}/task").iterdir())) == 1
+    finally:
+        server.stop()
+    assert server.process.returncode is not None and not Path(f"/proc/{pid}/task").exists()
