@@ -455,3 +455,27 @@ def test_record_names_an_instrument_past_its_calibration_due_date(tmp_path):
     assert record["instrument_calibration_overdue"] is True
     source = next(i for i in record["instruments"] if i["name"] == "AC source")
     assert (source["certificate"], source["overdue"], source["identification"] != "") == ("CAL-OLD-1", True, True)
+
+
+@pytest.mark.timeout(900)
+# HLS-GMAC end to end: the bench's session and the emulator's, every security mutant (and the review's);
+# the public client redirecting the push destination is caught by the aspect-10 push test.
+@pytest.mark.background_command("validate", "--bench", str(REPO / "examples" / "hls.toml"),
+                                "-k", "security or invalid_push_destinations",
+                                "--mutants", "sec-*", "--mutants", "reve-*")
+def test_validate_kills_every_security_mutant_under_hls_gmac(background):
+    result = background.result(timeout=840)
+    summary = json.loads(next(background.reports.glob("validate-*/validation.json")).read_text())
+    assert len(summary["mutants"]) >= 20
+    assert {name: m["status"] for name, m in summary["mutants"].items() if not m["status"].startswith("killed")} == {}
+    assert summary["problems"] == [] and result.returncode == 0, result.stdout[-3000:] + result.stderr
+
+
+def test_security_tests_pass_with_general_glo_ciphering(tmp_path):
+    result = bench("run", "--bench", str(REPO / "examples" / "hls-general-glo.toml"), "-k", "security",
+                   "--reports", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    record = json.loads(next(tmp_path.glob("*/record.json")).read_text())
+    assert len(record["tests"]) >= 20 and {t["verdict"] for t in record["tests"]} == {"PASS"}
+    traces = "".join(p.read_text() for p in tmp_path.glob("*/traces/*/*.txt"))
+    assert " tx GET 8/0.0.1.0.0.255/2 " in traces and "db08" in traces  # general-glo-ciphering (tag 219)
