@@ -51,6 +51,12 @@ class LiveProgress:
         self.collected = len(session.items)
         self.progress.update(self.task, total=self.collected, description="running")
 
+    @pytest.hookimpl(optionalhook=True, trylast=True)  # after the recorder counted this worker's tests
+    def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
+        # A parallel run's controller collects nothing itself: the total is the workers' union so far.
+        self.collected = recorder_of(self.config).collected or len(ids)
+        self.progress.update(self.task, total=self.collected, description="running")
+
     def pytest_runtest_logstart(self, nodeid: str, location: tuple) -> None:
         self.progress.update(self.task, description=escape(nodeid.split("::")[-1]))
 
