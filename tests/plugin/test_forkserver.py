@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,23 @@ def test_the_server_forks_from_one_thread_and_ends_when_asked():
     finally:
         server.stop()
     assert server.process.returncode is not None and not Path(f"/proc/{pid}/task").exists()
+
+
+def test_a_terminated_server_waits_for_its_workers_and_reports_their_status():
+    """SIGTERM to the process group (a CI runner stopping a job) reaches the server too: it must not
+    die before the workers it forked, leaving them unreaped (zombies under a PID 1 that reaps none)
+    and their clients without a status."""
+    import signal
+    import time
+
+    server = forkserver.start()
+    assert server is not None
+    try:
+        client = subprocess.Popen([*shlex.split(server.python()), "-u", "-c",
+                                   "import sys, time; time.sleep(1.5); sys.exit(7)"])
+        time.sleep(0.7)  # the worker is forked and sleeping
+        server.process.send_signal(signal.SIGTERM)
+        assert client.wait(timeout=30) == 7
+        assert server.process.wait(timeout=30) is not None
+    finally:
+        server.stop()
