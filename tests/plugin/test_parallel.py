@@ -243,3 +243,19 @@ def test_a_worker_crashing_after_collection_loses_no_other_workers_positions(tmp
     record = json.loads((tmp_path / "run" / "record.json").read_text())
     assert sorted(t["meter"] for t in record["tests"]) == [f"pos-{n}" for n in range(1, 9)]
     assert record["collected"] == 8
+
+
+def test_a_parallel_record_counts_the_tests_of_a_meter_as_a_sequential_one(tmp_path):
+    """A test without a meter is no verdict of the record: counted as collected, every parallel run
+    of a suite that has one would read as incomplete (`bench run`: "8 of 9 tests judged")."""
+    suite = tmp_path / "test_mixed_suite.py"
+    suite.write_text("def test_plain():\n    pass\n\n\ndef test_one(meter):\n    pass\n")
+    records = []
+    for workers in ("0", "2"):
+        run = tmp_path / f"run-{workers}"
+        result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", workers,
+                                 "--rootdir", str(tmp_path), "--smmc-bench", str(RACK), "--smmc-run-dir", str(run),
+                                 str(suite)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        records.append(json.loads((run / "record.json").read_text()))
+    assert [(r["collected"], len(r["tests"])) for r in records] == [(8, 8), (8, 8)]
