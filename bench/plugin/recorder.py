@@ -403,7 +403,8 @@ class BenchRecorder:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
-        parallel.slots(self.config).release(node)
+        if error is not None:  # crashed: its replacement takes its slot (a finished worker's stays taken)
+            parallel.slots(self.config).release(node)
         meters, instruments = parallel.received_session(node)
         for meter in meters:
             # Every worker lists every meter; the one that served it has read its identity.

@@ -259,3 +259,35 @@ def test_a_parallel_record_counts_the_tests_of_a_meter_as_a_sequential_one(tmp_p
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
         records.append(json.loads((run / "record.json").read_text()))
     assert [(r["collected"], len(r["tests"])) for r in records] == [(8, 8), (8, 8)]
+
+
+IDLE_SLOT_SUITE = """
+import os, time
+
+
+def test_first(meter):
+    if meter.id == "pos-2":
+        time.sleep(3)  # gw0, whose positions -k deselected, has finished and left meanwhile
+        os._exit(3)
+
+
+def test_second(meter):
+    pass
+"""
+
+
+def test_a_crashed_workers_replacement_takes_its_slot_not_a_finished_workers(tmp_path):
+    """-k leaves slot 0 no position: gw0 finishes at once. gw1 (slot 1) crashes: its replacement must
+    serve slot 1, not the lowest slot no live worker holds (slot 0: the run was an INTERNALERROR, the
+    position's other tests unrun)."""
+    suite = tmp_path / "test_idle_slot_suite.py"
+    suite.write_text(IDLE_SLOT_SUITE)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+                             "--max-worker-restart", "2", "--rootdir", str(tmp_path), "--smmc-bench", str(RACK),
+                             "--smmc-run-dir", str(tmp_path / "run"), "-k", "pos-2 or pos-4", str(suite)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 1 and "INTERNALERROR" not in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    verdicts = {t["id"].rsplit("::", 1)[-1]: t["verdict"] for t in record["tests"]}
+    assert verdicts == {"test_first[pos-2]": "ERROR", "test_second[pos-2]": "PASS",
+                        "test_first[pos-4]": "PASS", "test_second[pos-4]": "PASS"}
