@@ -147,6 +147,37 @@ def serve(address: str) -> None:
     sys.stdout.buffer.write(READY)
     sys.stdout.flush()
     workers: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, the client's connection)
+    # SIGTERM (to the process group, as a CI runner stops a job) ends the server as the controller's
+    # stop does: after its workers, so none is left unreaped (a zombie under a PID 1 that reaps none).
+    signal.signal(signal.SIGTERM, _terminated)
+    server = os.getpid()
+    try:
+        _serve(listener, selector, workers)
+    finally:
+        if os.getpid() == server:  # not a worker's end unwinding through here
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            _reap(workers)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _reap(workers: dict[int, tuple[int, socket.socket]]) -> None:
+    """Wait for the workers still running, and tell each client its worker's status."""
+    for pidfd, (pid, connection) in list(workers.items()):
+        try:
+            _, status = os.waitpid(pid, 0)
+            connection.sendall(EXIT.pack(os.waitstatus_to_exitcode(status)))
+        except (OSError, ChildProcessError):
+            pass
+        os.close(pidfd)
+        connection.close()
+    workers.clear()
+
+
+def _serve(listener: socket.socket, selector: selectors.BaseSelector,
+           workers: dict[int, tuple[int, socket.socket]]) -> None:
     while True:
         for key, _ in selector.select():
             if key.data == "controller":
@@ -169,6 +200,7 @@ def serve(address: str) -> None:
                     for pidfd, (_, other) in workers.items():
                         os.close(pidfd)
                         other.close()
+                    workers.clear()  # the server's to reap, not this worker's
                     _become_worker(request, fds)
                 for fd in fds:
                     os.close(fd)

@@ -20,13 +20,19 @@ def main() -> int:
     # Ctrl-C reaches the worker itself (same process group): this stand-in waits for its status.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    server.connect(address)
     request = {"args": interpreter_args, "cwd": os.getcwd(), "env": dict(os.environ)}
-    socket.send_fds(server, [json.dumps(request).encode()], [0, 1, 2])
-    reply = server.recv(EXIT.size)
+    try:
+        server.connect(address)
+        socket.send_fds(server, [json.dumps(request).encode()], [0, 1, 2])
+        reply = server.recv(EXIT.size)
+    except OSError:
+        reply = b""
     if len(reply) != EXIT.size:
-        print("smmc-bench fork server: no worker started", file=sys.stderr)
-        return 1
+        # The server is gone (killed mid-run) or refused: the worker starts as a fresh interpreter,
+        # as without the server (a crashed worker's replacement must still start).
+        server.close()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.execv(sys.executable, [sys.executable, *interpreter_args])
     (worker,) = EXIT.unpack(reply)
     # A stop asked of this process (execnet terminating its gateway) is the worker's to act on.
     signal.signal(signal.SIGTERM, lambda *_: os.kill(worker, signal.SIGTERM))

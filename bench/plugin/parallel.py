@@ -153,13 +153,28 @@ def position_scheduler(config: pytest.Config, log, positions: dict[str, str], me
             check that they are equal would abort the run); a replacement collects its slot's again."""
             self.registered_collections[node] = list(collection)
 
+        @property
+        def collection_is_completed(self) -> bool:
+            """Every slot has collected in a live worker. xdist counts collections, a crashed worker's
+            too: its and its replacement's would start the run while a slow worker still collects, and
+            that worker, given nothing, would be shut down with its positions never run."""
+            if self.collection is not None:
+                return True
+            live = {slot_of(node.workerinput) for node in self.registered_collections if node in self.assigned_work}
+            return live >= set(range(self.numnodes))
+
         def schedule(self) -> None:
-            """The work queue is the union of the workers' collections, one unit per position."""
+            """The work queue is the union of the workers' collections, one unit per position (a
+            collection that arrives later adds the tests no worker had collected yet)."""
             if self.collection is None:
-                self.collection = list(dict.fromkeys(
-                    nodeid for collection in self.registered_collections.values() for nodeid in collection))
-                for nodeid in self.collection:
-                    self.workqueue.setdefault(self._split_scope(nodeid), {})[nodeid] = False
+                self.collection = []
+            known = set(self.collection)
+            for collection in list(self.registered_collections.values()):
+                for nodeid in collection:
+                    if nodeid not in known:
+                        known.add(nodeid)
+                        self.collection.append(nodeid)
+                        self.workqueue.setdefault(self._split_scope(nodeid), {})[nodeid] = False
             for node in self.nodes:
                 self._reschedule(node)
             for node in self.nodes:  # two units queued each where there are, as xdist's own scheduling

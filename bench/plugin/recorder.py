@@ -386,8 +386,12 @@ class BenchRecorder:
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
         # Each worker collects its own positions (and the tests of no position, which all collect).
-        self._collected_ids.update(ids)
-        self.collected = len(self._collected_ids)
+        new = set(ids) - self._collected_ids
+        self._collected_ids.update(new)
+        # As a sequential run counts them: the tests of a meter (pytest counts the others too).
+        positions = self._positions()
+        self.collected = (self.collected or 0) + sum(parallel.position_of(nodeid, positions) is not None
+                                                     for nodeid in new)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session):
@@ -399,7 +403,8 @@ class BenchRecorder:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
-        parallel.slots(self.config).release(node)
+        if error is not None:  # crashed: its replacement takes its slot (a finished worker's stays taken)
+            parallel.slots(self.config).release(node)
         meters, instruments = parallel.received_session(node)
         for meter in meters:
             # Every worker lists every meter; the one that served it has read its identity.

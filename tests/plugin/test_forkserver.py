@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,59 @@ def test_the_server_forks_from_one_thread_and_ends_when_asked():
     finally:
         server.stop()
     assert server.process.returncode is not None and not Path(f"/proc/{pid}/task").exists()
+
+
+def test_a_terminated_server_waits_for_its_workers_and_reports_their_status():
+    """SIGTERM to the process group (a CI runner stopping a job) reaches the server too: it must not
+    die before the workers it forked, leaving them unreaped (zombies under a PID 1 that reaps none)
+    and their clients without a status."""
+    import signal
+    import time
+
+    server = forkserver.start()
+    assert server is not None
+    try:
+        client = subprocess.Popen([*shlex.split(server.python()), "-u", "-c",
+                                   "import sys, time; time.sleep(1.5); sys.exit(7)"])
+        time.sleep(0.7)  # the worker is forked and sleeping
+        server.process.send_signal(signal.SIGTERM)
+        assert client.wait(timeout=30) == 7
+        assert server.process.wait(timeout=30) is not None
+    finally:
+        server.stop()
+
+
+SERVER_KILLED_SUITE = """
+import os, signal, time
+
+
+def test_before(meter):
+    pass
+
+
+def test_kills_the_server_then_crashes(meter):
+    if meter.id == "pos-2":
+        os.kill(os.getppid(), signal.SIGKILL)  # the fork server (this worker's parent) dies mid-run
+        time.sleep(0.5)
+        os._exit(3)
+
+
+def test_after(meter):
+    pass
+"""
+
+
+def test_a_replacement_worker_starts_fresh_when_the_server_is_gone(tmp_path):
+    """The fork server killed mid-run, then a worker crashes: its replacement cannot be forked and
+    must start as a fresh interpreter (it was an INTERNALERROR, the positions' other tests unrun)."""
+    suite = tmp_path / "test_server_killed_suite.py"
+    suite.write_text(SERVER_KILLED_SUITE)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+                             "--max-worker-restart", "2", "--rootdir", str(tmp_path), "--smmc-bench", str(RACK),
+                             "--smmc-run-dir", str(tmp_path / "run"), str(suite)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 1 and "INTERNALERROR" not in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    verdicts = {t["id"].rsplit("::", 1)[-1]: t["verdict"] for t in record["tests"]}
+    assert len(verdicts) == 24 and verdicts.pop("test_kills_the_server_then_crashes[pos-2]") == "ERROR"
+    assert set(verdicts.values()) == {"PASS"}

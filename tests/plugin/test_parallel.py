@@ -203,3 +203,91 @@ def test_one_instrument_gets_one_lock_name_however_the_bench_file_spells_it(tmp_
     assert named(serial_port=str(tmp_path / "usb-FTDI_FT232R-if00-port0")) == named(serial_port=str(device))
     assert named(resource=f"ASRL{tmp_path}/usb-FTDI_FT232R-if00-port0::INSTR") == named(resource=f"ASRL{device}")
     assert named(host="Relay.lab", port=502) == named(host="relay.lab", port=502)
+
+
+LATE_COLLECTION_CONFTEST = """
+import os, time
+from pathlib import Path
+import pytest
+
+MARKER = Path(__file__).with_name("crashed-once")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_finish(session):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker == "gw0":
+        time.sleep(6)  # the first worker collects slowly
+    result = yield  # xdist's worker sends its collection to the controller here
+    if worker == "gw1" and not MARKER.exists():
+        MARKER.touch()
+        time.sleep(0.5)
+        os._exit(3)  # the second worker dies once, right after its collection reached the controller
+    return result
+"""
+
+
+def test_a_worker_crashing_after_collection_loses_no_other_workers_positions(tmp_path):
+    """gw1 collects, dies, its replacement collects: two collections of two workers, while gw0 still
+    collects. The run must wait for gw0 (xdist alone would start, shut gw0 down idle, and its four
+    positions would vanish from a run that passed)."""
+    (tmp_path / "conftest.py").write_text(LATE_COLLECTION_CONFTEST)
+    suite = tmp_path / "test_late_suite.py"
+    suite.write_text("def test_one(meter):\n    assert meter.session.is_associated\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-n", "2",
+                             "--rootdir", str(tmp_path), "--max-worker-restart", "2", "--smmc-bench", str(RACK),
+                             "--smmc-run-dir", str(tmp_path / "run"), str(suite)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert "replacing crashed worker gw1" in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    assert sorted(t["meter"] for t in record["tests"]) == [f"pos-{n}" for n in range(1, 9)]
+    assert record["collected"] == 8
+
+
+def test_a_parallel_record_counts_the_tests_of_a_meter_as_a_sequential_one(tmp_path):
+    """A test without a meter is no verdict of the record: counted as collected, every parallel run
+    of a suite that has one would read as incomplete (`bench run`: "8 of 9 tests judged")."""
+    suite = tmp_path / "test_mixed_suite.py"
+    suite.write_text("def test_plain():\n    pass\n\n\ndef test_one(meter):\n    pass\n")
+    records = []
+    for workers in ("0", "2"):
+        run = tmp_path / f"run-{workers}"
+        result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", workers,
+                                 "--rootdir", str(tmp_path), "--smmc-bench", str(RACK), "--smmc-run-dir", str(run),
+                                 str(suite)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        records.append(json.loads((run / "record.json").read_text()))
+    assert [(r["collected"], len(r["tests"])) for r in records] == [(8, 8), (8, 8)]
+
+
+IDLE_SLOT_SUITE = """
+import os, time
+
+
+def test_first(meter):
+    if meter.id == "pos-2":
+        time.sleep(3)  # gw0, whose positions -k deselected, has finished and left meanwhile
+        os._exit(3)
+
+
+def test_second(meter):
+    pass
+"""
+
+
+def test_a_crashed_workers_replacement_takes_its_slot_not_a_finished_workers(tmp_path):
+    """-k leaves slot 0 no position: gw0 finishes at once. gw1 (slot 1) crashes: its replacement must
+    serve slot 1, not the lowest slot no live worker holds (slot 0: the run was an INTERNALERROR, the
+    position's other tests unrun)."""
+    suite = tmp_path / "test_idle_slot_suite.py"
+    suite.write_text(IDLE_SLOT_SUITE)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+                             "--max-worker-restart", "2", "--rootdir", str(tmp_path), "--smmc-bench", str(RACK),
+                             "--smmc-run-dir", str(tmp_path / "run"), "-k", "pos-2 or pos-4", str(suite)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 1 and "INTERNALERROR" not in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    verdicts = {t["id"].rsplit("::", 1)[-1]: t["verdict"] for t in record["tests"]}
+    assert verdicts == {"test_first[pos-2]": "ERROR", "test_second[pos-2]": "PASS",
+                        "test_first[pos-4]": "PASS", "test_second[pos-4]": "PASS"}
