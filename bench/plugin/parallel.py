@@ -235,12 +235,52 @@ def crashed_test(report: pytest.TestReport, positions: dict[str, str]) -> TestRe
                                 f"the position's other tests went on in a new worker")
 
 
-def ship_session(config: pytest.Config, meters: list[MeterRecord], instrument_ids: dict[str, str]) -> None:
+def ship_session(config: pytest.Config, meters: list[MeterRecord], instrument_ids: dict[str, str],
+                 safe_state: list[str]) -> None:
     config.workeroutput["smmc_meters"] = json.dumps([m.model_dump(mode="json") for m in meters])
     config.workeroutput["smmc_instruments"] = json.dumps(instrument_ids)
+    config.workeroutput["smmc_safe_state"] = json.dumps(safe_state)
 
 
-def received_session(node) -> tuple[list[MeterRecord], dict[str, str]]:
+def received_session(node) -> tuple[list[MeterRecord], dict[str, str], list[str]]:
     output = getattr(node, "workeroutput", None) or {}
     meters = [MeterRecord.model_validate(m) for m in json.loads(output.get("smmc_meters", "[]"))]
-    return meters, json.loads(output.get("smmc_instruments", "{}"))
+    return meters, json.loads(output.get("smmc_instruments", "{}")), json.loads(output.get("smmc_safe_state", "[]"))
+
+
+def drain_after_interrupt(config: pytest.Config, on_report, on_node_down) -> None:
+    """The workers' last words after an interrupt. xdist's controller stops reading its workers'
+    events when the interrupt reaches it, then tears them down; meanwhile each worker judged its
+    interrupted test ERROR, put its meters back and read back their safe state, and sent all that:
+    the events wait, unread, in the controller's queue (xdist internals: `DSession.queue`, events
+    `testreport` and `workerfinished`; tests/plugin/test_parallel.py pins them)."""
+    import queue
+
+    events = getattr(config.pluginmanager.get_plugin("dsession"), "queue", None)
+    while events is not None:
+        try:
+            name, kwargs = events.get_nowait()
+        except queue.Empty:
+            return
+        if name == "testreport":
+            on_report(kwargs["rep"])
+        elif name == "workerfinished":  # the node holds its workeroutput already
+            on_node_down(kwargs["node"])
+
+
+def interrupted_on_worker(nodeid: str, positions: dict[str, str], signal_name: str | None) -> TestRecord:
+    """A test a worker had started when the run was interrupted and whose own record never reached
+    the controller (the worker was stopped first): an ERROR, not a test missing from the record."""
+    name = nodeid.rsplit("::", 1)[-1]
+    return TestRecord(id=nodeid, name=name.split("[", 1)[0], meter=position_of(nodeid, positions),
+                      verdict=Verdict.ERROR,
+                      diagnosis=f"interrupted ({signal_name or 'signal'}) while running on a worker; the "
+                                f"worker's own record of it did not reach the controller")
+
+
+def merged_safe_state(held: list[str], received: list[str]) -> list[str]:
+    """The safe state lines of every worker, once each; a position one worker did not serve ("meter
+    pos-2: not started") is said by the worker that served it."""
+    lines = held + [line for line in received if line not in held]
+    said = {line.split(":", 1)[0] for line in lines if not line.endswith(": not started")}
+    return [line for line in lines if not (line.endswith(": not started") and line.split(":", 1)[0] in said)]

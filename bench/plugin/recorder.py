@@ -126,7 +126,8 @@ class BenchRecorder:
         self._worker_meters: dict[str, MeterRecord] = {}  # on the controller of a parallel run
         self._forkserver: forkserver.ForkServer | None = None  # on the controller of a parallel run
         self._stations_checked = False  # the bench's profiles and secrets were read without error
-        self._collected_ids: set[str] = set()  # on the controller of a parallel run: every worker's
+        self._collected_ids: set[str] = set()
+        self._running: set[str] = set()  # on the controller of a parallel run: tests a worker has started  # on the controller of a parallel run: every worker's
         self._record_written_at = float("-inf")
         self._record_write_s = 0.0  # how long the last rewrite of record.json took
 
@@ -352,6 +353,10 @@ class BenchRecorder:
                 junit.mark_error(self.config, report)
 
     # -- parallel positions: the controller's side -----------------------------------
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple) -> None:
+        if parallel.is_controller(self.config):
+            self._running.add(nodeid)  # on a worker now: an ERROR if the run is interrupted before its record comes
+
     @pytest.hookimpl(tryfirst=True)  # before junit closes the test's XML node
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not parallel.is_controller(self.config):
@@ -359,6 +364,7 @@ class BenchRecorder:
         record = parallel.received_test(report) or parallel.crashed_test(report, self._positions())
         if record is None:
             return
+        self._running.discard(record.id)
         self.tests[record.id] = record
         if record.verdict is Verdict.ERROR:
             junit.mark_error(self.config, report)
@@ -405,7 +411,8 @@ class BenchRecorder:
     def pytest_testnodedown(self, node, error) -> None:
         if error is not None:  # crashed: its replacement takes its slot (a finished worker's stays taken)
             parallel.slots(self.config).release(node)
-        meters, instruments = parallel.received_session(node)
+        meters, instruments, safe_state = parallel.received_session(node)
+        self.safe_state = parallel.merged_safe_state(self.safe_state, safe_state)
         for meter in meters:
             # Every worker lists every meter; the one that served it has read its identity.
             if meter.identity or meter.id not in self._worker_meters:
@@ -553,7 +560,7 @@ class BenchRecorder:
         self.interrupt.stop()  # the run is ending: a signal now must not cut the teardown short
         try:
             if parallel.is_worker(self.config):
-                parallel.ship_session(self.config, self.record().meters, self.instrument_ids)
+                parallel.ship_session(self.config, self.record().meters, self.instrument_ids, self.safe_state)
             elif self._bench is not None:
                 identity = self.identity_properties()
                 junit.add_suite_properties(self.config, identity)
@@ -566,10 +573,24 @@ class BenchRecorder:
                 session.exitstatus = EXIT_INTERRUPTED
             if parallel.is_worker(self.config):
                 pass  # the controller writes the one record
+            if parallel.is_controller(self.config) and self.interrupt.interrupted:
+                self._workers_last_words()
+            if parallel.is_worker(self.config):
+                pass
             elif self.tests or (self.interrupt.interrupted and self.bench_run):
                 record = self.record()
                 record.write(self.run_dir / "record.json")
                 self._store(record)
+
+    def _workers_last_words(self) -> None:
+        """An interrupted parallel run: what the workers sent after the controller stopped reading
+        (their interrupted tests, safe state, meters), and an ERROR for any test still unaccounted for."""
+        parallel.drain_after_interrupt(self.config, self.pytest_runtest_logreport,
+                                       lambda node: self.pytest_testnodedown(node, None))
+        positions = self._positions()
+        for nodeid in self._running:
+            if nodeid not in self.tests:
+                self.tests[nodeid] = parallel.interrupted_on_worker(nodeid, positions, self.interrupt.received)
 
     def _allure_categories_and_history(self) -> None:
         folder = allure_results.results_dir(self.config)

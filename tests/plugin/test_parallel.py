@@ -291,3 +291,47 @@ def test_a_crashed_workers_replacement_takes_its_slot_not_a_finished_workers(tmp
     verdicts = {t["id"].rsplit("::", 1)[-1]: t["verdict"] for t in record["tests"]}
     assert verdicts == {"test_first[pos-2]": "ERROR", "test_second[pos-2]": "PASS",
                         "test_first[pos-4]": "PASS", "test_second[pos-4]": "PASS"}
+
+
+SLEEPY_SUITE = """
+import os, time
+from pathlib import Path
+import pytest
+
+pytestmark = [pytest.mark.smmc_aspect(13)]
+
+
+def test_sleeps(meter):
+    (Path(os.environ["STARTED"]) / meter.id).touch()
+    time.sleep(60)
+"""
+
+
+def test_an_interrupted_parallel_run_records_each_workers_test_and_safe_state(tmp_path):
+    """Ctrl-C during `bench run -j 2`: the test each worker was running is an ERROR "interrupted" in the
+    one record, and the safe state each worker read back of its own positions is listed (xdist's
+    controller stops reading its workers at the interrupt: smmc_bench.plugin.parallel.drain_after_interrupt)."""
+    import signal
+    import time
+
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "test_sleepy.py").write_text(SLEEPY_SUITE)
+    started = tmp_path / "started"
+    started.mkdir()
+    run = subprocess.Popen([sys.executable, "-m", "smmc_bench.cli", "run", "--bench", str(RACK), "-j", "2",
+                            "--suite", str(tmp_path / "suite"), "--reports", str(tmp_path / "reports")],
+                           cwd=tmp_path, env={**os.environ, "STARTED": str(started)}, start_new_session=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while len(list(started.iterdir())) < 2 and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGINT)  # as Ctrl-C at the terminal: the whole process group
+    out, _ = run.communicate(timeout=120)
+    assert run.returncode == 130, out[-3000:]
+    (record_file,) = (tmp_path / "reports").glob("*/record.json")
+    record = json.loads(record_file.read_text())
+    assert record["interrupted"] and len(record["tests"]) == 2, record["tests"]
+    assert all(t["verdict"] == "ERROR" and t["diagnosis"].startswith("interrupted (SIGINT)") for t in record["tests"])
+    assert {t["meter"] for t in record["tests"]} == {p.name for p in started.iterdir()}
+    meters = [line for line in record["safe_state"] if line.startswith("meter ")]
+    assert sorted(meters) == sorted(f"meter pos-{n}: connected (read back)" for n in range(1, 9)), meters
