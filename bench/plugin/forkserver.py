@@ -89,8 +89,12 @@ def start() -> ForkServer | None:
     if not supported():
         return None
     server = ForkServer()
-    if server.wait_ready():
-        return server
+    try:
+        if server.wait_ready():
+            return server
+    except BaseException:  # Ctrl-C while it starts: no server left behind
+        server.stop()
+        raise
     server.stop()
     return None
 
@@ -139,7 +143,10 @@ def serve(address: str) -> None:
     gc.disable()  # no collection in here: the pages the workers share stay unwritten
     preimport()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    listener.bind(address)
+    try:
+        listener.bind(address)
+    except OSError:  # the controller gave up on us first (interrupted as we started) and removed the folder
+        return
     listener.listen(64)
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, "listener")
