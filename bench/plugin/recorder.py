@@ -356,6 +356,8 @@ class BenchRecorder:
     def pytest_runtest_logstart(self, nodeid: str, location: tuple) -> None:
         if parallel.is_controller(self.config):
             self._running.add(nodeid)  # on a worker now: an ERROR if the run is interrupted before its record comes
+            if self.session is not None:  # pytest's progress counts xdist's last collection: the union instead
+                self.session.testscollected = max(self.session.testscollected, len(self._collected_ids))
 
     @pytest.hookimpl(tryfirst=True)  # before junit closes the test's XML node
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
