@@ -248,22 +248,28 @@ def received_session(node) -> tuple[list[MeterRecord], dict[str, str], list[str]
     return meters, json.loads(output.get("smmc_instruments", "{}")), json.loads(output.get("smmc_safe_state", "[]"))
 
 
-def drain_after_interrupt(config: pytest.Config, on_report, on_node_down) -> None:
+def drain_after_interrupt(config: pytest.Config, on_node_down) -> None:
     """The workers' last words after an interrupt. xdist's controller stops reading its workers'
     events when the interrupt reaches it, then tears them down; meanwhile each worker judged its
     interrupted test ERROR, put its meters back and read back their safe state, and sent all that:
-    the events wait, unread, in the controller's queue (xdist internals: `DSession.queue`, events
-    `testreport` and `workerfinished`; tests/plugin/test_parallel.py pins them)."""
+    the events wait, unread, in the controller's queue. The workers are torn down here and their
+    reports handed on as xdist would (every plugin sees them: junit, the record, the console), before
+    junit writes its file (xdist internals: `DSession.queue`, `.nodemanager`, its `worker_*` event
+    handlers; tests/plugin/test_parallel.py pins them)."""
     import queue
 
-    events = getattr(config.pluginmanager.get_plugin("dsession"), "queue", None)
+    dsession = config.pluginmanager.get_plugin("dsession")
+    nodes = getattr(dsession, "nodemanager", None)
+    if nodes is not None:
+        nodes.teardown_nodes()  # now, not at xdist's own session end (after junit wrote its file)
+    events = getattr(dsession, "queue", None)
     while events is not None:
         try:
             name, kwargs = events.get_nowait()
         except queue.Empty:
             return
-        if name == "testreport":
-            on_report(kwargs["rep"])
+        if name in ("testreport", "logstart", "logfinish"):
+            getattr(dsession, f"worker_{name}")(**kwargs)
         elif name == "workerfinished":  # the node holds its workeroutput already
             on_node_down(kwargs["node"])
 

@@ -564,6 +564,8 @@ class BenchRecorder:
             if parallel.is_worker(self.config):
                 parallel.ship_session(self.config, self.record().meters, self.instrument_ids, self.safe_state)
             elif self._bench is not None:
+                if parallel.is_controller(self.config) and self.interrupt.interrupted:
+                    self._workers_last_words()  # before junit writes its file: their reports reach it too
                 identity = self.identity_properties()
                 junit.add_suite_properties(self.config, identity)
                 write_allure_environment(self.config, identity)
@@ -575,10 +577,6 @@ class BenchRecorder:
                 session.exitstatus = EXIT_INTERRUPTED
             if parallel.is_worker(self.config):
                 pass  # the controller writes the one record
-            if parallel.is_controller(self.config) and self.interrupt.interrupted:
-                self._workers_last_words()
-            if parallel.is_worker(self.config):
-                pass
             elif self.tests or (self.interrupt.interrupted and self.bench_run):
                 record = self.record()
                 record.write(self.run_dir / "record.json")
@@ -587,8 +585,7 @@ class BenchRecorder:
     def _workers_last_words(self) -> None:
         """An interrupted parallel run: what the workers sent after the controller stopped reading
         (their interrupted tests, safe state, meters), and an ERROR for any test still unaccounted for."""
-        parallel.drain_after_interrupt(self.config, self.pytest_runtest_logreport,
-                                       lambda node: self.pytest_testnodedown(node, None))
+        parallel.drain_after_interrupt(self.config, lambda node: self.pytest_testnodedown(node, None))
         positions = self._positions()
         for nodeid in self._running:
             if nodeid not in self.tests:

@@ -335,3 +335,5 @@ def test_an_interrupted_parallel_run_records_each_workers_test_and_safe_state(tm
     assert {t["meter"] for t in record["tests"]} == {p.name for p in started.iterdir()}
     meters = [line for line in record["safe_state"] if line.startswith("meter ")]
     assert sorted(meters) == sorted(f"meter pos-{n}: connected (read back)" for n in range(1, 9)), meters
+    cases = list(ET.parse(record_file.parent / "junit.xml").getroot().iter("testcase"))
+    assert len(cases) == 2 and all(case.get("name") and case.find("error") is not None for case in cases)
