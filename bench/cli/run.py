@@ -146,10 +146,8 @@ def command_run(args: argparse.Namespace) -> int:
                             f"[red]the run stopped before any verdict (pytest exit {int(code)})[/]")
         return EXIT_NO_TESTS if code in (0, 5) else EXIT_FAILED
     console.print(verdict_table(record))
-    # In a parallel run only the workers collect: the record has their count.
-    collected = max(live.collected, record.collected or 0)
-    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or len(record.tests) < collected:
-        error_console.print(f"[bold red]run incomplete[/]: {len(record.tests)} of {collected} tests judged "
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or len(record.tests) < live.collected:
+        error_console.print(f"[bold red]run incomplete[/]: {len(record.tests)} of {live.collected} tests judged "
                             f"(pytest exit {int(code)}); see {run_dir}")
         return EXIT_FAILED
     aspects = sorted({t.aspect for t in record.tests if t.aspect})
