@@ -61,14 +61,18 @@ def bare_rate(host: str, port: int, password: bytes, n: int) -> float:
     return n / elapsed
 
 
-def facade_rate(host: str, port: int, password: Secret, n: int) -> float:
-    settings = SessionSettings(1, 1, Authentication.LOW, password, timeout=5.0)
+def session_rate(host: str, port: int, settings: SessionSettings, n: int) -> float:
+    """GETs of the clock time per second through the bench's session (also benchmarks/hls_get_rate.py)."""
     with DlmsSession(TcpWrapperTransport(host, port), settings) as session:
         started = time.perf_counter()
         for _ in range(n):
             assert len(session.get(8, CLOCK_LN, 2)) == 12
         elapsed = time.perf_counter() - started
     return n / elapsed
+
+
+def facade_rate(host: str, port: int, password: Secret, n: int) -> float:
+    return session_rate(host, port, SessionSettings(1, 1, Authentication.LOW, password, timeout=5.0), n)
 
 
 def main(n: int = 3000) -> float:

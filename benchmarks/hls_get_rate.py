@@ -19,29 +19,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import dlms_get_rate  # noqa: E402  (beside this script)
+
 from gurux_dlms.AesGcmParameter import AesGcmParameter  # noqa: E402
 from gurux_dlms.enums import Security  # noqa: E402
 from gurux_dlms.GXDLMSChippering import GXDLMSChippering  # noqa: E402
-from smmc_bench.drivers.dlms import Authentication, DlmsSession, SessionSettings, TcpWrapperTransport  # noqa: E402
-from smmc_bench.drivers.dlms.security import HlsKeys, _gcm_encrypt, _length  # noqa: E402
+from smmc_bench.drivers.dlms import Authentication, SessionSettings  # noqa: E402
+from smmc_bench.drivers.dlms.cosem_types import encode_length  # noqa: E402
+from smmc_bench.drivers.dlms.security import HlsKeys, _gcm_encrypt  # noqa: E402
 from smmc_bench.drivers.secret import Secret  # noqa: E402
 from smmc_bench.fixtures.clock import VirtualClock  # noqa: E402
 from smmc_bench.fixtures.meter import EmulatedMeter, default_hls_keys, default_lls_password  # noqa: E402
 
-CLOCK_LN = "0.0.1.0.0.255"
 SESSION_TARGET, GCM_TARGET = 0.5, 10.0
 TITLE = b"SMMCBENC"
 SC = 0x30  # authenticated and encrypted, suite 0
 
 
 def session_rate(meter: EmulatedMeter, settings: SessionSettings, n: int) -> float:
-    host, port = meter.address
-    with DlmsSession(TcpWrapperTransport(host, port), settings) as session:
-        started = time.perf_counter()
-        for _ in range(n):
-            assert len(session.get(8, CLOCK_LN, 2)) == 12
-        elapsed = time.perf_counter() - started
-    return n / elapsed
+    return dlms_get_rate.session_rate(*meter.address, settings, n)
 
 
 def get_rates(n: int) -> tuple[float, float]:
@@ -70,7 +66,7 @@ def bench_glo(glo: int, ek: bytes, ak: bytes, counter: int, plain: bytes) -> byt
     """The glo APDU as the bench's CipheringContext builds it (drivers/dlms/security.py)."""
     body = bytes((SC,)) + counter.to_bytes(4, "big") + _gcm_encrypt(SC, ek, ak, TITLE + counter.to_bytes(4, "big"),
                                                                     plain)
-    return bytes((glo,)) + _length(len(body)) + body
+    return bytes((glo,)) + encode_length(len(body)) + body
 
 
 def gurux_glo(glo: int, ek: bytes, ak: bytes, counter: int, plain: bytes) -> bytes:

@@ -9,7 +9,6 @@ jobs of its own tests when they run.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys

@@ -29,6 +29,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ..secret import Secret
+from .cosem_types import encode_length
 from .errors import MalformedReply, MeterNotAuthenticated, ReplayedReply, TagMismatch, UncipheredReply
 
 SC_AUTHENTICATED, SC_ENCRYPTED = 0x10, 0x20
@@ -119,12 +120,6 @@ def gmac(ek: bytes, ak: bytes, title: bytes, counter: int, challenge: bytes) -> 
     return header + _gcm_encrypt(SC_AUTHENTICATED, ek, ak, title + _U32.pack(counter), challenge)[len(challenge):]
 
 
-def _length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    return b"\x81" + bytes((n,)) if n < 0x100 else b"\x82" + n.to_bytes(2, "big")
-
-
 def _read_length(buf: bytes, pos: int, what: str) -> tuple[int, int]:
     if pos >= len(buf):
         raise MalformedReply(f"{what}: truncated before its length")
@@ -211,7 +206,7 @@ class CipheringContext:
 
     def glo_initiate_request(self, initiate: bytes) -> bytes:
         _, body = self._cipher(initiate)
-        return bytes((GLO_INITIATE_REQUEST,)) + _length(len(body)) + body
+        return bytes((GLO_INITIATE_REQUEST,)) + encode_length(len(body)) + body
 
     def f_stoc(self) -> bytes:
         if self.server_challenge is None:
@@ -280,9 +275,9 @@ class CipheringContext:
         _, body = self._cipher(plain)
         if self.keys.general:
             apdu = (bytes((GENERAL_GLO, len(self.keys.system_title))) + self.keys.system_title
-                    + _length(len(body)) + body)
+                    + encode_length(len(body)) + body)
         else:
-            apdu = bytes((glo,)) + _length(len(body)) + body
+            apdu = bytes((glo,)) + encode_length(len(body)) + body
         self.last_protected = apdu
         return apdu
 
