@@ -314,6 +314,18 @@ def test_unciphered_request_in_a_ciphered_association_refused(meter, link_access
     _right_client_works(meter, link_access, usecase, "2", security.article)
 
 
+def _keys_and_new_ones(meter) -> tuple[HlsKeys, HlsKeys]:
+    """The configured keys, and fresh random ones to transfer (wrapped with the master key, which the
+    test skips without)."""
+    keys = _keys(meter)
+    if keys.master_key is None:
+        pytest.skip("no master key (KEK) configured ([meter.security] master_key_env or master_key_file): "
+                    "the bench cannot wrap new keys")
+    changed = HlsKeys(Secret(os.urandom(16)), Secret(os.urandom(16)), keys.system_title, keys.policy, keys.general,
+                      master_key=keys.master_key)
+    return keys, changed
+
+
 def _association_outcome(link_access, sap: int, keys: HlsKeys):
     """("accepted", the connected session) or ("refused", None). A meter that accepts the AARQ
     but whose AARE the bench cannot decipher (it ciphers with other keys) accepted it."""
@@ -374,15 +386,10 @@ def test_global_key_transfer_takes_effect(meter, link_access, usecase):
     from smmc_bench.cosem.security_setup import AUTHENTICATION_KEY, GLOBAL_UNICAST_ENCRYPTION_KEY, \
         global_key_transfer
 
-    keys = _keys(meter)
-    if keys.master_key is None:
-        pytest.skip("no master key (KEK) configured ([meter.security] master_key_env or master_key_file): "
-                    "the bench cannot wrap new keys")
+    keys, changed = _keys_and_new_ones(meter)
     security = meter.profile.security
     sap = meter.profile.clients.management_sap
     before = _security_log_now(meter, link_access)
-    changed = HlsKeys(Secret(os.urandom(16)), Secret(os.urandom(16)), keys.system_title, keys.policy, keys.general,
-                      master_key=keys.master_key)
     restore_problem = None
     try:
         with usecase.step("1", HEAD_END, METER, f"associate (SAP {sap}, the configured keys); ACTION "
@@ -431,14 +438,9 @@ def test_refused_key_transfer_changes_no_key(meter, link_access, usecase):
     from smmc_bench.drivers.dlms import DataType, Typed
     from smmc_bench.drivers.dlms.errors import ServiceError
 
-    keys = _keys(meter)
-    if keys.master_key is None:
-        pytest.skip("no master key (KEK) configured ([meter.security] master_key_env or master_key_file): "
-                    "the bench cannot wrap new keys")
+    keys, changed = _keys_and_new_ones(meter)
     security = meter.profile.security
     sap = meter.profile.clients.management_sap
-    changed = HlsKeys(Secret(os.urandom(16)), Secret(os.urandom(16)), keys.system_title, keys.policy, keys.general,
-                      master_key=keys.master_key)
     wrong_kek = Secret(_flip(keys.master_key.reveal(), 0))
     good = wrapped_key_data(keys.master_key, {GLOBAL_UNICAST_ENCRYPTION_KEY: changed.encryption_key}).value[0]
     bad = wrapped_key_data(wrong_kek, {AUTHENTICATION_KEY: changed.authentication_key}).value[0]
@@ -486,14 +488,9 @@ def test_public_client_cannot_change_the_keys(meter, link_access, usecase):
         global_key_transfer
     from smmc_bench.drivers.dlms.errors import ServiceError
 
-    keys = _keys(meter)
-    if keys.master_key is None:
-        pytest.skip("no master key (KEK) configured ([meter.security] master_key_env or master_key_file): "
-                    "the bench cannot wrap new keys")
+    keys, changed = _keys_and_new_ones(meter)
     security = meter.profile.security
     clients = meter.profile.clients
-    changed = HlsKeys(Secret(os.urandom(16)), Secret(os.urandom(16)), keys.system_title, keys.policy, keys.general,
-                      master_key=keys.master_key)
     try:
         with usecase.step("1", HEAD_END, METER, f"associate as the public client (SAP {clients.public_sap}); "
                                                 "ACTION global_key_transfer with new keys wrapped with the "
